@@ -1,0 +1,265 @@
+/// The answer to "may I call now?" from one breaker.
+struct Admission {
+    var allowed: Bool
+    var probe: Bool
+    var retryIn: Duration?
+}
+
+/// One circuit breaker's state machine. Not thread-safe on its own: the
+/// `Engine` owns every breaker and mutates it under its lock.
+///
+/// The state is computed lazily from `(state, openUntil, now)` as in gobreaker,
+/// and `generation` bumps on every transition so that a report for a permit
+/// issued before the latest transition can update statistics but never drive a
+/// transition.
+struct Breaker: Sendable {
+    let name: String
+    private(set) var policy: BreakerPolicy
+    private var rules: TripRules
+
+    private(set) var state: BreakerState = .closed
+    private(set) var generation: UInt64 = 0
+    private(set) var openUntil: Timestamp?
+    private(set) var stateSince: Timestamp
+
+    private(set) var consecutiveFailures = 0
+    private var health: HealthWindow
+    /// Probes that failed in a row: the backoff exponent.
+    private(set) var failedProbes = 0
+
+    private(set) var probesInFlight = 0
+    private var probeSuccesses = 0
+    /// Since when a probe has been outstanding without an answer.
+    private var probeSilentSince: Timestamp?
+
+    private(set) var lastError: String?
+    private(set) var lastStatus: Int?
+
+    /// Permits of this breaker not yet reported, oldest first (slots in the
+    /// engine's `PermitSlab`); lets expiry look at the oldest one only.
+    var leaseHead: Int32 = -1
+    var leaseTail: Int32 = -1
+    var permitsInFlight = 0
+
+    init(name: String, policy: BreakerPolicy, now: Timestamp) {
+        self.name = name
+        self.policy = policy
+        self.rules = TripRules(policy: policy.trip)
+        self.health = HealthWindow(policy.trip.window)
+        self.stateSince = now
+    }
+
+    // MARK: Decisions
+
+    mutating func admit(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) -> Admission {
+        switch state {
+        case .closed, .disabled, .metricsOnly:
+            return Admission(allowed: true, probe: false, retryIn: nil)
+        case .forcedOpen:
+            return Admission(allowed: false, probe: false, retryIn: nil)
+        case .open:
+            guard let until = openUntil, now < until else {
+                emit(transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random))
+                return admitProbe(at: now)
+            }
+            return Admission(allowed: false, probe: false, retryIn: until - now)
+        case .halfOpen:
+            return admitProbe(at: now)
+        }
+    }
+
+    private mutating func admitProbe(at now: Timestamp) -> Admission {
+        guard probesInFlight < policy.halfOpen.probes else {
+            let retry = probeSilentSince.map { max(.zero, ($0 + policy.halfOpen.maxWait) - now) }
+            return Admission(allowed: false, probe: false, retryIn: retry)
+        }
+        probesInFlight += 1
+        if probeSilentSince == nil { probeSilentSince = now }
+        return Admission(allowed: true, probe: true, retryIn: nil)
+    }
+
+    /// Records one call's result. `generation` is the one the permit was issued
+    /// in (the current one for permit-less `record`); `probe` whether it held a
+    /// half-open slot; `expired` when the lease ran out rather than a report.
+    mutating func record(
+        _ outcome: Outcome, report: CallReport, slow: Bool = false, generation permitGeneration: UInt64,
+        probe: Bool, expired: Bool = false, at now: Timestamp, random: inout SplitMix64,
+        emit: (Transition) -> Void
+    ) {
+        let fresh = permitGeneration == generation
+        if outcome.isFailure {
+            if let error = report.error { lastError = error }
+            if let status = report.status { lastStatus = status }
+        }
+        if state == .disabled { return }
+
+        // A provider's Retry-After is information whatever the generation: it
+        // may lengthen an open period, but only a fresh report opens.
+        let retryAfter = policy.open.honorRetryAfter && outcome.isFailure ? report.retryAfter : nil
+        if state == .open, let retryAfter, let until = openUntil, now + retryAfter > until {
+            openUntil = now + retryAfter
+        }
+
+        guard outcome == .success || outcome.isFailure else {
+            // Ignored or cancelled: counted nowhere, but a probe's slot frees.
+            if state == .halfOpen, fresh, probe { releaseProbe(at: now) }
+            return
+        }
+
+        switch state {
+        case .closed, .metricsOnly:
+            health.record(failure: outcome.isFailure, slow: slow, at: now)
+            guard fresh else { return }
+            consecutiveFailures = outcome.isFailure ? consecutiveFailures + 1 : 0
+            guard state == .closed else { return }
+            let reason = outcome.isFailure || slow
+                ? rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now))
+                : nil
+            if let reason {
+                emit(transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter))
+            } else if let retryAfter {
+                emit(transition(to: .open, reason: .retryAfter, at: now, random: &random, retryAfter: retryAfter))
+            }
+        case .halfOpen:
+            // Permit-less `record` calls act as probes: an app that only reports
+            // would otherwise leave the breaker half-open for ever.
+            guard fresh else { return }
+            if probe { probesInFlight = max(0, probesInFlight - 1) }
+            if outcome.isFailure {
+                failedProbes += 1
+                let reason: TransitionReason = expired ? .probeTimeout : .probeFailed
+                emit(transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter))
+            } else {
+                probeSuccesses += 1
+                if probeSuccesses >= policy.halfOpen.successesToClose {
+                    emit(transition(to: .closed, reason: .probeSucceeded, at: now, random: &random))
+                } else {
+                    probeSilentSince = probesInFlight > 0 ? now : nil
+                }
+            }
+        case .open, .forcedOpen, .disabled:
+            return
+        }
+    }
+
+    /// Frees a half-open slot without counting anything (abandoned, cancelled).
+    mutating func release(generation permitGeneration: UInt64, probe: Bool, at now: Timestamp) {
+        if state == .halfOpen, probe, permitGeneration == generation { releaseProbe(at: now) }
+    }
+
+    private mutating func releaseProbe(at now: Timestamp) {
+        probesInFlight = max(0, probesInFlight - 1)
+        if probesInFlight == 0 { probeSilentSince = nil }
+    }
+
+    /// Time-driven transitions, so they happen (and are logged) without traffic.
+    mutating func tick(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+        switch state {
+        case .open:
+            if let until = openUntil, now >= until {
+                emit(transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random))
+            }
+        case .halfOpen:
+            if let since = probeSilentSince, now >= since + policy.halfOpen.maxWait {
+                failedProbes += 1
+                emit(transition(to: .open, reason: .probeTimeout, at: now, random: &random))
+            }
+        case .closed, .forcedOpen, .disabled, .metricsOnly:
+            return
+        }
+    }
+
+    // MARK: Operators
+
+    mutating func force(_ mode: ForcedMode, at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+        let target: BreakerState
+        switch mode {
+        case .open: target = .forcedOpen
+        case .closed: target = .closed
+        case .disabled: target = .disabled
+        case .metricsOnly: target = .metricsOnly
+        case .auto:
+            guard [.forcedOpen, .disabled, .metricsOnly].contains(state) else { return }
+            target = .closed
+        }
+        guard target != state else { return }
+        emit(transition(to: target, reason: .forced, at: now, random: &random))
+    }
+
+    mutating func reset(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+        failedProbes = 0
+        if state == .closed {
+            clearStatistics()
+        } else {
+            emit(transition(to: .closed, reason: .reset, at: now, random: &random))
+        }
+    }
+
+    /// Takes a new policy (config reload) keeping state and statistics where
+    /// they still fit. A new window shape cannot keep the old window's counts;
+    /// a half-open breaker with fewer probe slots than probes out keeps them
+    /// until they report.
+    mutating func adopt(_ newPolicy: BreakerPolicy) -> (windowReset: Bool, changed: Bool) {
+        guard newPolicy != policy else { return (false, false) }
+        let windowReset = newPolicy.trip.window != policy.trip.window
+        policy = newPolicy
+        rules = TripRules(policy: newPolicy.trip)
+        if windowReset { health = HealthWindow(newPolicy.trip.window) }
+        return (windowReset, true)
+    }
+
+    /// After a reload: a closed breaker whose new rules already hold opens.
+    mutating func reevaluate(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+        guard state == .closed,
+              rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now)) != nil
+        else { return }
+        emit(transition(to: .open, reason: .configReload, at: now, random: &random))
+    }
+
+    // MARK: Reading
+
+    mutating func window(at now: Timestamp) -> HealthTotals { health.read(at: now) }
+
+    // MARK: Transitions
+
+    /// Moves to `to`, snapshotting the statistics first. Entering `open` picks
+    /// the backed-off period, at least `retryAfter` when one was given.
+    private mutating func transition(
+        to: BreakerState, reason: TransitionReason, at now: Timestamp, random: inout SplitMix64,
+        retryAfter: Duration? = nil
+    ) -> Transition {
+        let totals = health.read(at: now)
+        var event = Transition(
+            breaker: name, from: state, to: to, at: now, reason: reason, generation: generation &+ 1,
+            failureCount: consecutiveFailures, callsInWindow: totals.calls, failuresInWindow: totals.failures,
+            failureRate: totals.failureRate, slowCallRate: totals.slowCallRate,
+            lastError: lastError, lastStatus: lastStatus
+        )
+        state = to
+        generation &+= 1
+        stateSince = now
+        openUntil = nil
+        probesInFlight = 0
+        probeSuccesses = 0
+        probeSilentSince = nil
+        switch to {
+        case .open:
+            var period = policy.open.openPeriod(failedProbes: failedProbes, random: &random)
+            if let retryAfter { period = max(period, retryAfter) }
+            if reason == .retryAfter, let retryAfter { period = retryAfter }
+            openUntil = now + period
+            event.openUntil = openUntil
+        case .closed:
+            failedProbes = 0
+            clearStatistics()
+        case .halfOpen, .forcedOpen, .disabled, .metricsOnly:
+            break
+        }
+        return event
+    }
+
+    private mutating func clearStatistics() {
+        consecutiveFailures = 0
+        health.reset()
+    }
+}

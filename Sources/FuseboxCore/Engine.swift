@@ -1,0 +1,153 @@
+import Synchronization
+
+/// The registry of breakers and chains, the permit table with its leases, and
+/// the sink for everything decided. Synchronous and lock-protected: a decision
+/// takes the lock, does constant work, tells the observer, and returns.
+public final class Engine: Sendable {
+    private let clock: any BreakerClock
+    private let observer: any EngineObserver
+    private let registry: Mutex<Registry>
+
+    /// - Parameter seed: seeds the jitter generator; fix it for reproducible runs.
+    public init(
+        configuration: EngineConfiguration,
+        clock: any BreakerClock = SystemClock(),
+        observer: any EngineObserver = NoObserver(),
+        seed: UInt64 = UInt64.random(in: .min ... .max)
+    ) throws(EngineError) {
+        try configuration.validate()
+        self.clock = clock
+        self.observer = observer
+        self.registry = Mutex(Registry(configuration: configuration, now: clock.now(), seed: seed))
+    }
+
+    public var now: Timestamp { clock.now() }
+
+    // MARK: Decisions
+
+    /// May the app call `breaker` now? When allowed, the permit must be
+    /// reported (or released) before its deadline.
+    public func acquire(_ breaker: String) throws(EngineError) -> Decision {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> Decision in
+            try registry.acquire(registry.index(of: breaker), at: clock.now(), observer: observer)
+        }
+    }
+
+    /// Walks `chain` in order and takes the first breaker that grants a permit,
+    /// passing over those in `exclude` (the app already tried them).
+    public func route(_ chain: String, exclude: [String] = []) throws(EngineError) -> RouteDecision {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> RouteDecision in
+            guard let members = registry.chains[chain] else { throw .unknownChain(chain) }
+            let now = clock.now()
+            var skipped: [SkippedBreaker] = []
+            for index in members {
+                let name = registry.breakers[index].name
+                if exclude.contains(name) { continue }
+                let decision = try registry.acquire(index, at: now, observer: observer)
+                if decision.allowed {
+                    let primary = registry.breakers[members[0]].name
+                    if index != members[0] { observer.fellBack(chain: chain, from: primary, to: name, at: now) }
+                    return RouteDecision(allowed: true, breaker: name, permit: decision.permit, skipped: skipped)
+                }
+                skipped.append(SkippedBreaker(breaker: name, state: decision.state, retryIn: decision.retryIn))
+            }
+            observer.exhausted(chain: chain, at: now)
+            return RouteDecision(allowed: false, breaker: nil, permit: nil, skipped: skipped)
+        }
+    }
+
+    /// Reports how a permitted call went; returns the breaker's state after it.
+    @discardableResult
+    public func report(_ permit: PermitID, _ report: CallReport) throws(EngineError) -> BreakerState {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+            try registry.report(permit, report, at: clock.now(), observer: observer)
+        }
+    }
+
+    /// Reports a call made without a permit (apps that only report).
+    @discardableResult
+    public func record(_ breaker: String, _ report: CallReport) throws(EngineError) -> BreakerState {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+            let index = try registry.index(of: breaker)
+            let outcome = registry.breakers[index].policy.classify.outcome(of: report)
+            registry.record(
+                index, outcome, report, generation: registry.breakers[index].generation, probe: false,
+                expired: false, at: clock.now(), observer: observer
+            )
+            return registry.breakers[index].state
+        }
+    }
+
+    /// Ends a permit without a result: it frees its slot and counts nothing
+    /// against the provider.
+    public func release(_ permit: PermitID, _ reason: ReleaseReason) throws(EngineError) {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) in
+            try registry.release(permit, reason, at: clock.now(), observer: observer)
+        }
+    }
+
+    /// Expires overdue leases and moves time-driven transitions along (open →
+    /// half-open, a silent probe past `max_wait`). The server calls it from a
+    /// timer so transitions are seen even without traffic.
+    public func tick() {
+        registry.withLock { registry in registry.tick(at: clock.now(), observer: observer) }
+    }
+
+    // MARK: Operators
+
+    @discardableResult
+    public func force(_ breaker: String, _ mode: ForcedMode) throws(EngineError) -> BreakerState {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+            let index = try registry.index(of: breaker)
+            registry.breakers[index].force(mode, at: clock.now(), random: &registry.random, emit: observer.transitioned)
+            return registry.breakers[index].state
+        }
+    }
+
+    @discardableResult
+    public func reset(_ breaker: String) throws(EngineError) -> BreakerState {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+            let index = try registry.index(of: breaker)
+            registry.breakers[index].reset(at: clock.now(), random: &registry.random, emit: observer.transitioned)
+            return registry.breakers[index].state
+        }
+    }
+
+    /// Replaces the configuration (SIGHUP): kept breakers keep their state.
+    public func apply(_ configuration: EngineConfiguration) throws(EngineError) -> ReloadSummary {
+        try configuration.validate()
+        return registry.withLock { registry in registry.apply(configuration, at: clock.now(), observer: observer) }
+    }
+
+    // MARK: Reading
+
+    public var breakerNames: [String] { registry.withLock { $0.breakers.map(\.name) } }
+    public var chainNames: [String] { registry.withLock { $0.chainNames } }
+
+    public func chain(_ name: String) -> [String]? {
+        registry.withLock { registry in registry.chains[name].map { $0.map { registry.breakers[$0].name } } }
+    }
+
+    public var permitsInFlight: Int { registry.withLock { $0.permits.inFlight } }
+
+    public func isOutstanding(_ permit: PermitID) -> Bool { registry.withLock { $0.permits.find(permit) != nil } }
+
+    /// One breaker, or all of them in configured order.
+    public func snapshot(_ breaker: String? = nil) throws(EngineError) -> [BreakerSnapshot] {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> [BreakerSnapshot] in
+            let now = clock.now()
+            let indices = try breaker.map { name throws(EngineError) in [try registry.index(of: name)] }
+                ?? Array(registry.breakers.indices)
+            return indices.map { index in
+                let b = registry.breakers[index]
+                return BreakerSnapshot(
+                    name: b.name, state: b.state, generation: b.generation, stateSince: b.stateSince,
+                    openUntil: b.openUntil, consecutiveFailures: b.consecutiveFailures,
+                    window: registry.breakers[index].window(at: now), failedProbes: b.failedProbes,
+                    probesInFlight: b.probesInFlight, permitsInFlight: b.permitsInFlight,
+                    lastError: b.lastError, lastStatus: b.lastStatus, policy: b.policy
+                )
+            }
+        }
+    }
+}

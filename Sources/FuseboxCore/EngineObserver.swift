@@ -1,0 +1,50 @@
+/// A call's result as the engine counted it, for metrics and the store.
+public struct RecordedCall: Sendable {
+    public var breaker: String
+    public var outcome: Outcome
+    public var status: Int?
+    public var latency: Duration?
+    public var error: String?
+    public var slow: Bool
+    /// The permit was issued before the breaker's latest transition.
+    public var stale: Bool
+    public var at: Timestamp
+}
+
+/// Receives everything the engine decides. Called while the engine's lock is
+/// held, in decision order: implementations must only count or enqueue, never
+/// block, and never call back into the engine.
+public protocol EngineObserver: Sendable {
+    func transitioned(_ transition: Transition)
+    func recorded(_ call: RecordedCall)
+    /// An acquire (or a route step) was refused.
+    func rejected(breaker: String, state: BreakerState, at: Timestamp)
+    /// A route served `chain` from `to` although `from` was first in line.
+    func fellBack(chain: String, from: String, to: String, at: Timestamp)
+    /// No breaker of `chain` granted a permit.
+    func exhausted(chain: String, at: Timestamp)
+    func permitIssued(breaker: String)
+    func permitEnded(breaker: String, how: PermitEnd)
+}
+
+public enum PermitEnd: String, Sendable {
+    case reported
+    case expired
+    case abandoned
+    case cancelled
+}
+
+extension EngineObserver {
+    public func transitioned(_ transition: Transition) {}
+    public func recorded(_ call: RecordedCall) {}
+    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {}
+    public func fellBack(chain: String, from: String, to: String, at: Timestamp) {}
+    public func exhausted(chain: String, at: Timestamp) {}
+    public func permitIssued(breaker: String) {}
+    public func permitEnded(breaker: String, how: PermitEnd) {}
+}
+
+/// Observes nothing.
+public struct NoObserver: EngineObserver {
+    public init() {}
+}

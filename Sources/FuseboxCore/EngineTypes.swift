@@ -1,0 +1,125 @@
+/// A named breaker and its policy.
+public struct BreakerDefinition: Sendable, Equatable {
+    public var name: String
+    public var policy: BreakerPolicy
+
+    public init(name: String, policy: BreakerPolicy = .default) {
+        self.name = name
+        self.policy = policy
+    }
+}
+
+/// A fallback chain: breakers tried in order.
+public struct ChainDefinition: Sendable, Equatable {
+    public var name: String
+    public var breakers: [String]
+
+    public init(name: String, breakers: [String]) {
+        self.name = name
+        self.breakers = breakers
+    }
+}
+
+/// What the engine runs: its breakers and chains, in the order configured.
+public struct EngineConfiguration: Sendable, Equatable {
+    public var breakers: [BreakerDefinition]
+    public var chains: [ChainDefinition]
+
+    public init(breakers: [BreakerDefinition], chains: [ChainDefinition] = []) {
+        self.breakers = breakers
+        self.chains = chains
+    }
+
+    /// Structural checks the engine relies on; the YAML loader reports the same
+    /// problems earlier, with file and line.
+    public func validate() throws(EngineError) {
+        var seen = Set<String>()
+        for breaker in breakers where !seen.insert(breaker.name).inserted {
+            throw .invalidConfiguration("breaker \"\(breaker.name)\" is defined twice")
+        }
+        var chainNames = Set<String>()
+        for chain in chains {
+            guard chainNames.insert(chain.name).inserted else {
+                throw .invalidConfiguration("chain \"\(chain.name)\" is defined twice")
+            }
+            guard !chain.breakers.isEmpty else { throw .invalidConfiguration("chain \"\(chain.name)\" is empty") }
+            for member in chain.breakers where !seen.contains(member) {
+                throw .invalidConfiguration("chain \"\(chain.name)\" names unknown breaker \"\(member)\"")
+            }
+            guard Set(chain.breakers).count == chain.breakers.count else {
+                throw .invalidConfiguration("chain \"\(chain.name)\" names a breaker twice")
+            }
+        }
+    }
+}
+
+public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
+    case unknownBreaker(String)
+    case unknownChain(String)
+    /// Never issued, already reported, released or expired.
+    case unknownPermit(String)
+    /// Every permit slot is in use (16,777,216 outstanding).
+    case tooManyPermits
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .unknownBreaker(let name): return "no breaker named \"\(name)\""
+        case .unknownChain(let name): return "no chain named \"\(name)\""
+        case .unknownPermit(let id): return "permit \"\(id)\" is not outstanding (never issued, already reported, or expired)"
+        case .tooManyPermits: return "too many permits outstanding"
+        case .invalidConfiguration(let message): return message
+        }
+    }
+}
+
+/// The answer to `acquire`.
+public struct Decision: Sendable, Equatable {
+    public var allowed: Bool
+    /// The breaker's state after the decision.
+    public var state: BreakerState
+    public var permit: Permit?
+    /// When refused: how long until the breaker may admit again, when known.
+    public var retryIn: Duration?
+}
+
+/// A breaker `route` passed over, and why.
+public struct SkippedBreaker: Sendable, Equatable {
+    public var breaker: String
+    public var state: BreakerState
+    public var retryIn: Duration?
+}
+
+/// The answer to `route`.
+public struct RouteDecision: Sendable, Equatable {
+    public var allowed: Bool
+    public var breaker: String?
+    public var permit: Permit?
+    public var skipped: [SkippedBreaker]
+}
+
+/// One breaker as `status` shows it.
+public struct BreakerSnapshot: Sendable, Equatable {
+    public var name: String
+    public var state: BreakerState
+    public var generation: UInt64
+    public var stateSince: Timestamp
+    public var openUntil: Timestamp?
+    public var consecutiveFailures: Int
+    public var window: HealthTotals
+    public var failedProbes: Int
+    public var probesInFlight: Int
+    public var permitsInFlight: Int
+    public var lastError: String?
+    public var lastStatus: Int?
+    public var policy: BreakerPolicy
+}
+
+/// What a reload changed.
+public struct ReloadSummary: Sendable, Equatable {
+    public var added: [String] = []
+    public var removed: [String] = []
+    public var changed: [String] = []
+    /// Changed breakers whose window shape changed, so their statistics restarted.
+    public var windowsReset: [String] = []
+}

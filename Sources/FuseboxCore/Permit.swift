@@ -1,0 +1,109 @@
+/// A permit's identity: a slot in the engine's permit table and a serial that
+/// tells a reused slot from its previous holder. Opaque to clients.
+public struct PermitID: Hashable, Sendable, CustomStringConvertible {
+    public let rawValue: UInt64
+
+    public init(rawValue: UInt64) { self.rawValue = rawValue }
+
+    static let slotBits: UInt64 = 24
+    static let slotMask: UInt64 = (1 << slotBits) - 1
+
+    var slot: Int { Int(rawValue & Self.slotMask) }
+
+    /// Lower-case hexadecimal: how permits travel on the wire.
+    public var description: String { String(rawValue, radix: 16) }
+
+    public init?(_ text: some StringProtocol) {
+        guard !text.isEmpty, text.count <= 16, let value = UInt64(text, radix: 16), value != 0 else { return nil }
+        rawValue = value
+    }
+}
+
+/// A granted call: the lease the app holds until it reports.
+public struct Permit: Sendable, Equatable {
+    public var id: PermitID
+    public var breaker: String
+    /// The breaker's generation when the permit was issued.
+    public var generation: UInt64
+    /// Whether this permit holds one of the half-open probe slots.
+    public var probe: Bool
+    /// After this the permit counts as a timeout.
+    public var deadline: Timestamp
+}
+
+/// Why a permit ends without a report of the call's result.
+public enum ReleaseReason: String, Sendable {
+    /// The client went away (disconnect): counted in metrics, not against the provider.
+    case abandoned
+    /// The app gave up on the call itself.
+    case cancelled
+}
+
+/// The table of outstanding permits: a slab of slots reused through a free
+/// list, each slot linked into its breaker's list in issue order, so issuing,
+/// finding, reporting and expiring a permit are all O(1) without hashing or
+/// allocating (once the slab has grown to the peak in flight).
+struct PermitSlab: Sendable {
+    struct Slot: Sendable {
+        var id: UInt64 = 0          // 0: free
+        var breaker: Int32 = -1
+        var probe = false
+        var generation: UInt64 = 0
+        var issuedAt = Timestamp(nanoseconds: 0)
+        var deadline = Timestamp(nanoseconds: 0)
+        var previous: Int32 = -1    // in the breaker's lease list
+        var next: Int32 = -1        // in the lease list, or the free list
+    }
+
+    static let capacity = Int(PermitID.slotMask) + 1
+
+    private(set) var slots: [Slot] = []
+    private var freeHead: Int32 = -1
+    private var serial: UInt64 = 0
+    private(set) var inFlight = 0
+
+    subscript(slot: Int32) -> Slot {
+        get { slots[Int(slot)] }
+        set { slots[Int(slot)] = newValue }
+    }
+
+    /// The slot holding `id`, if that permit is still outstanding.
+    func find(_ id: PermitID) -> Int32? {
+        let slot = id.slot
+        guard slot < slots.count, slots[slot].id == id.rawValue else { return nil }
+        return Int32(slot)
+    }
+
+    /// Takes a free slot and stamps a fresh id on it; `nil` when all
+    /// `capacity` slots are in use.
+    mutating func allocate() -> (Int32, PermitID)? {
+        let slot: Int32
+        if freeHead >= 0 {
+            slot = freeHead
+            freeHead = slots[Int(slot)].next
+        } else {
+            guard slots.count < Self.capacity else { return nil }
+            slots.append(Slot())
+            slot = Int32(slots.count - 1)
+        }
+        serial &+= 1
+        if serial >= (1 << (64 - PermitID.slotBits)) { serial = 1 }
+        let id = PermitID(rawValue: (serial << PermitID.slotBits) | UInt64(slot))
+        slots[Int(slot)].id = id.rawValue
+        inFlight += 1
+        return (slot, id)
+    }
+
+    mutating func free(_ slot: Int32) {
+        slots[Int(slot)] = Slot(next: freeHead)
+        freeHead = slot
+        inFlight -= 1
+    }
+}
+
+extension PermitSlab.Slot {
+    init(next: Int32) {
+        self.init()
+        self.next = next
+    }
+}

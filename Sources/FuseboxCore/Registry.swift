@@ -1,0 +1,205 @@
+/// Everything the engine's lock protects: breakers, chains, the permit table
+/// and the jitter generator. Each method is one decision's worth of O(1) work.
+struct Registry: Sendable {
+    var breakers: [Breaker] = []
+    var byName: [String: Int] = [:]
+    var chains: [String: [Int]] = [:]
+    var chainNames: [String] = []
+    var permits = PermitSlab()
+    var random: SplitMix64
+
+    init(configuration: EngineConfiguration, now: Timestamp, seed: UInt64) {
+        random = SplitMix64(seed: seed)
+        for definition in configuration.breakers {
+            byName[definition.name] = breakers.count
+            breakers.append(Breaker(name: definition.name, policy: definition.policy, now: now))
+        }
+        setChains(configuration.chains)
+    }
+
+    mutating func setChains(_ definitions: [ChainDefinition]) {
+        chains = [:]
+        chainNames = definitions.map(\.name)
+        for chain in definitions {
+            chains[chain.name] = chain.breakers.compactMap { byName[$0] }
+        }
+    }
+
+    func index(of name: String) throws(EngineError) -> Int {
+        guard let index = byName[name] else { throw .unknownBreaker(name) }
+        return index
+    }
+
+    // MARK: Permits
+
+    mutating func acquire(_ index: Int, at now: Timestamp, observer: some EngineObserver) throws(EngineError) -> Decision {
+        let admission = breakers[index].admit(at: now, random: &random, emit: observer.transitioned)
+        guard admission.allowed else {
+            observer.rejected(breaker: breakers[index].name, state: breakers[index].state, at: now)
+            return Decision(allowed: false, state: breakers[index].state, permit: nil, retryIn: admission.retryIn)
+        }
+        let generation = breakers[index].generation
+        guard let (slot, id) = permits.allocate() else {
+            breakers[index].release(generation: generation, probe: admission.probe, at: now)
+            throw .tooManyPermits
+        }
+        let deadline = now + breakers[index].policy.permitTTL
+        permits[slot].breaker = Int32(index)
+        permits[slot].probe = admission.probe
+        permits[slot].generation = generation
+        permits[slot].issuedAt = now
+        permits[slot].deadline = deadline
+        linkLease(slot, to: index)
+        observer.permitIssued(breaker: breakers[index].name)
+        let permit = Permit(
+            id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline
+        )
+        return Decision(allowed: true, state: breakers[index].state, permit: permit, retryIn: nil)
+    }
+
+    /// Ends a permit with a reported result.
+    mutating func report(_ id: PermitID, _ report: CallReport, at now: Timestamp, observer: some EngineObserver)
+        throws(EngineError) -> BreakerState
+    {
+        guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
+        let held = permits[slot]
+        let index = Int(held.breaker)
+        unlinkLease(slot)
+        permits.free(slot)
+        var report = report
+        if report.latency == nil { report.latency = now - held.issuedAt }
+        let outcome = breakers[index].policy.classify.outcome(of: report)
+        if outcome == .cancelled {
+            breakers[index].release(generation: held.generation, probe: held.probe, at: now)
+            observer.permitEnded(breaker: breakers[index].name, how: .cancelled)
+        } else {
+            observer.permitEnded(breaker: breakers[index].name, how: .reported)
+        }
+        record(index, outcome, report, generation: held.generation, probe: held.probe, expired: false, at: now, observer: observer)
+        return breakers[index].state
+    }
+
+    /// Ends a permit without a result (the client went away, or gave up).
+    mutating func release(_ id: PermitID, _ reason: ReleaseReason, at now: Timestamp, observer: some EngineObserver)
+        throws(EngineError)
+    {
+        guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
+        let held = permits[slot]
+        let index = Int(held.breaker)
+        unlinkLease(slot)
+        permits.free(slot)
+        breakers[index].release(generation: held.generation, probe: held.probe, at: now)
+        observer.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled)
+    }
+
+    /// Counts one result and lets the breaker act on it.
+    mutating func record(
+        _ index: Int, _ outcome: Outcome, _ report: CallReport, generation: UInt64, probe: Bool, expired: Bool,
+        at now: Timestamp, observer: some EngineObserver
+    ) {
+        let slow = breakers[index].policy.trip.slowCall.map { policy in
+            report.latency.map { $0 >= policy.threshold } ?? false
+        } ?? false
+        if outcome != .cancelled {
+            observer.recorded(RecordedCall(
+                breaker: breakers[index].name, outcome: outcome, status: report.status, latency: report.latency,
+                error: report.error, slow: slow, stale: generation != breakers[index].generation, at: now
+            ))
+        }
+        breakers[index].record(
+            outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,
+            random: &random, emit: observer.transitioned
+        )
+    }
+
+    /// Expires the leases that ran out, oldest first, and moves timers on.
+    mutating func tick(at now: Timestamp, observer: some EngineObserver) {
+        for index in breakers.indices {
+            while breakers[index].leaseHead >= 0 {
+                let slot = breakers[index].leaseHead
+                let held = permits[slot]
+                guard held.deadline <= now else { break }
+                unlinkLease(slot)
+                permits.free(slot)
+                observer.permitEnded(breaker: breakers[index].name, how: .expired)
+                let ttl = breakers[index].policy.permitTTL
+                record(
+                    index, .timeout, CallReport(outcome: .timeout, latency: ttl, error: "permit expired unreported"),
+                    generation: held.generation, probe: held.probe, expired: true, at: now, observer: observer
+                )
+            }
+            breakers[index].tick(at: now, random: &random, emit: observer.transitioned)
+        }
+    }
+
+    // MARK: Lease lists
+
+    private mutating func linkLease(_ slot: Int32, to index: Int) {
+        let tail = breakers[index].leaseTail
+        permits[slot].previous = tail
+        permits[slot].next = -1
+        if tail >= 0 { permits[tail].next = slot } else { breakers[index].leaseHead = slot }
+        breakers[index].leaseTail = slot
+        breakers[index].permitsInFlight += 1
+    }
+
+    private mutating func unlinkLease(_ slot: Int32) {
+        let held = permits[slot]
+        let index = Int(held.breaker)
+        if held.previous >= 0 { permits[held.previous].next = held.next } else { breakers[index].leaseHead = held.next }
+        if held.next >= 0 { permits[held.next].previous = held.previous } else { breakers[index].leaseTail = held.previous }
+        breakers[index].permitsInFlight -= 1
+    }
+
+    /// The slots in breaker `index`'s lease list, oldest first.
+    func leases(of index: Int) -> [Int32] {
+        var result: [Int32] = []
+        var slot = breakers[index].leaseHead
+        while slot >= 0 {
+            result.append(slot)
+            slot = permits[slot].next
+        }
+        return result
+    }
+
+    // MARK: Reload
+
+    /// Swaps in a new configuration. Kept breakers keep state and statistics;
+    /// permits of removed breakers are released as abandoned.
+    mutating func apply(_ configuration: EngineConfiguration, at now: Timestamp, observer: some EngineObserver)
+        -> ReloadSummary
+    {
+        var summary = ReloadSummary()
+        let wanted = Set(configuration.breakers.map(\.name))
+        for index in breakers.indices where !wanted.contains(breakers[index].name) {
+            summary.removed.append(breakers[index].name)
+            for slot in leases(of: index) {
+                unlinkLease(slot)
+                permits.free(slot)
+                observer.permitEnded(breaker: breakers[index].name, how: .abandoned)
+            }
+        }
+        var next: [Breaker] = []
+        var nextByName: [String: Int] = [:]
+        for definition in configuration.breakers {
+            let newIndex = next.count
+            nextByName[definition.name] = newIndex
+            guard let old = byName[definition.name] else {
+                summary.added.append(definition.name)
+                next.append(Breaker(name: definition.name, policy: definition.policy, now: now))
+                continue
+            }
+            var breaker = breakers[old]
+            let change = breaker.adopt(definition.policy)
+            if change.changed { summary.changed.append(definition.name) }
+            if change.windowReset { summary.windowsReset.append(definition.name) }
+            for slot in leases(of: old) { permits[slot].breaker = Int32(newIndex) }
+            breaker.reevaluate(at: now, random: &random, emit: observer.transitioned)
+            next.append(breaker)
+        }
+        breakers = next
+        byName = nextByName
+        setChains(configuration.chains)
+        return summary
+    }
+}
