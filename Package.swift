@@ -29,6 +29,8 @@ let package = Package(
         .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
+        // Runs the real binaries; depending on them makes `swift test` build them first.
+        .testTarget(name: "EndToEndTests", dependencies: ["fusebox"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -51,20 +51,22 @@ struct Breaker: Sendable {
 
     // MARK: Decisions
 
-    mutating func admit(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) -> Admission {
+    /// Decides one acquire; an open breaker whose time is up turns half-open
+    /// first (the returned transition).
+    mutating func admit(at now: Timestamp, random: inout SplitMix64) -> (Admission, Transition?) {
         switch state {
         case .closed, .disabled, .metricsOnly:
-            return Admission(allowed: true, probe: false, retryIn: nil)
+            return (Admission(allowed: true, probe: false, retryIn: nil), nil)
         case .forcedOpen:
-            return Admission(allowed: false, probe: false, retryIn: nil)
+            return (Admission(allowed: false, probe: false, retryIn: nil), nil)
         case .open:
             guard let until = openUntil, now < until else {
-                emit(transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random))
-                return admitProbe(at: now)
+                let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
+                return (admitProbe(at: now), change)
             }
-            return Admission(allowed: false, probe: false, retryIn: until - now)
+            return (Admission(allowed: false, probe: false, retryIn: until - now), nil)
         case .halfOpen:
-            return admitProbe(at: now)
+            return (admitProbe(at: now), nil)
         }
     }
 
@@ -83,15 +85,14 @@ struct Breaker: Sendable {
     /// half-open slot; `expired` when the lease ran out rather than a report.
     mutating func record(
         _ outcome: Outcome, report: CallReport, slow: Bool = false, generation permitGeneration: UInt64,
-        probe: Bool, expired: Bool = false, at now: Timestamp, random: inout SplitMix64,
-        emit: (Transition) -> Void
-    ) {
+        probe: Bool, expired: Bool = false, at now: Timestamp, random: inout SplitMix64
+    ) -> Transition? {
         let fresh = permitGeneration == generation
         if outcome.isFailure {
             if let error = report.error { lastError = error }
             if let status = report.status { lastStatus = status }
         }
-        if state == .disabled { return }
+        if state == .disabled { return nil }
 
         // A provider's Retry-After is information whatever the generation: it
         // may lengthen an open period, but only a fresh report opens.
@@ -103,43 +104,44 @@ struct Breaker: Sendable {
         guard outcome == .success || outcome.isFailure else {
             // Ignored or cancelled: counted nowhere, but a probe's slot frees.
             if state == .halfOpen, fresh, probe { releaseProbe(at: now) }
-            return
+            return nil
         }
 
         switch state {
         case .closed, .metricsOnly:
             health.record(failure: outcome.isFailure, slow: slow, at: now)
-            guard fresh else { return }
+            guard fresh else { return nil }
             consecutiveFailures = outcome.isFailure ? consecutiveFailures + 1 : 0
-            guard state == .closed else { return }
+            guard state == .closed else { return nil }
             let reason = outcome.isFailure || slow
                 ? rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now))
                 : nil
             if let reason {
-                emit(transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter))
+                return transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter)
             } else if let retryAfter {
-                emit(transition(to: .open, reason: .retryAfter, at: now, random: &random, retryAfter: retryAfter))
+                return transition(to: .open, reason: .retryAfter, at: now, random: &random, retryAfter: retryAfter)
             }
         case .halfOpen:
             // Permit-less `record` calls act as probes: an app that only reports
             // would otherwise leave the breaker half-open for ever.
-            guard fresh else { return }
+            guard fresh else { return nil }
             if probe { probesInFlight = max(0, probesInFlight - 1) }
             if outcome.isFailure {
                 failedProbes += 1
                 let reason: TransitionReason = expired ? .probeTimeout : .probeFailed
-                emit(transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter))
+                return transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter)
             } else {
                 probeSuccesses += 1
                 if probeSuccesses >= policy.halfOpen.successesToClose {
-                    emit(transition(to: .closed, reason: .probeSucceeded, at: now, random: &random))
+                    return transition(to: .closed, reason: .probeSucceeded, at: now, random: &random)
                 } else {
                     probeSilentSince = probesInFlight > 0 ? now : nil
                 }
             }
         case .open, .forcedOpen, .disabled:
-            return
+            return nil
         }
+        return nil
     }
 
     /// Frees a half-open slot without counting anything (abandoned, cancelled).
@@ -153,25 +155,26 @@ struct Breaker: Sendable {
     }
 
     /// Time-driven transitions, so they happen (and are logged) without traffic.
-    mutating func tick(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+    mutating func tick(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
         case .open:
             if let until = openUntil, now >= until {
-                emit(transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random))
+                return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             }
         case .halfOpen:
             if let since = probeSilentSince, now >= since + policy.halfOpen.maxWait {
                 failedProbes += 1
-                emit(transition(to: .open, reason: .probeTimeout, at: now, random: &random))
+                return transition(to: .open, reason: .probeTimeout, at: now, random: &random)
             }
         case .closed, .forcedOpen, .disabled, .metricsOnly:
-            return
+            return nil
         }
+        return nil
     }
 
     // MARK: Operators
 
-    mutating func force(_ mode: ForcedMode, at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+    mutating func force(_ mode: ForcedMode, at now: Timestamp, random: inout SplitMix64) -> Transition? {
         let target: BreakerState
         switch mode {
         case .open: target = .forcedOpen
@@ -179,20 +182,20 @@ struct Breaker: Sendable {
         case .disabled: target = .disabled
         case .metricsOnly: target = .metricsOnly
         case .auto:
-            guard [.forcedOpen, .disabled, .metricsOnly].contains(state) else { return }
+            guard [.forcedOpen, .disabled, .metricsOnly].contains(state) else { return nil }
             target = .closed
         }
-        guard target != state else { return }
-        emit(transition(to: target, reason: .forced, at: now, random: &random))
+        guard target != state else { return nil }
+        return transition(to: target, reason: .forced, at: now, random: &random)
     }
 
-    mutating func reset(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+    mutating func reset(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         failedProbes = 0
-        if state == .closed {
+        guard state != .closed else {
             clearStatistics()
-        } else {
-            emit(transition(to: .closed, reason: .reset, at: now, random: &random))
+            return nil
         }
+        return transition(to: .closed, reason: .reset, at: now, random: &random)
     }
 
     /// Takes a new policy (config reload) keeping state and statistics where
@@ -209,11 +212,11 @@ struct Breaker: Sendable {
     }
 
     /// After a reload: a closed breaker whose new rules already hold opens.
-    mutating func reevaluate(at now: Timestamp, random: inout SplitMix64, emit: (Transition) -> Void) {
+    mutating func reevaluate(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         guard state == .closed,
               rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now)) != nil
-        else { return }
-        emit(transition(to: .open, reason: .configReload, at: now, random: &random))
+        else { return nil }
+        return transition(to: .open, reason: .configReload, at: now, random: &random)
     }
 
     // MARK: Reading

@@ -99,7 +99,8 @@ public final class Engine: Sendable {
     public func force(_ breaker: String, _ mode: ForcedMode) throws(EngineError) -> BreakerState {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
-            registry.breakers[index].force(mode, at: clock.now(), random: &registry.random, emit: observer.transitioned)
+            let change = registry.breakers[index].force(mode, at: clock.now(), random: &registry.random)
+            if let change { observer.transitioned(change) }
             return registry.breakers[index].state
         }
     }
@@ -108,7 +109,8 @@ public final class Engine: Sendable {
     public func reset(_ breaker: String) throws(EngineError) -> BreakerState {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
-            registry.breakers[index].reset(at: clock.now(), random: &registry.random, emit: observer.transitioned)
+            let change = registry.breakers[index].reset(at: clock.now(), random: &registry.random)
+            if let change { observer.transitioned(change) }
             return registry.breakers[index].state
         }
     }

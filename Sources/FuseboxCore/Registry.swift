@@ -33,7 +33,8 @@ struct Registry: Sendable {
     // MARK: Permits
 
     mutating func acquire(_ index: Int, at now: Timestamp, observer: some EngineObserver) throws(EngineError) -> Decision {
-        let admission = breakers[index].admit(at: now, random: &random, emit: observer.transitioned)
+        let (admission, change) = breakers[index].admit(at: now, random: &random)
+        if let change { observer.transitioned(change) }
         guard admission.allowed else {
             observer.rejected(breaker: breakers[index].name, state: breakers[index].state, at: now)
             return Decision(allowed: false, state: breakers[index].state, permit: nil, retryIn: admission.retryIn)
@@ -106,10 +107,11 @@ struct Registry: Sendable {
                 error: report.error, slow: slow, stale: generation != breakers[index].generation, at: now
             ))
         }
-        breakers[index].record(
+        let change = breakers[index].record(
             outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,
-            random: &random, emit: observer.transitioned
+            random: &random
         )
+        if let change { observer.transitioned(change) }
     }
 
     /// Expires the leases that ran out, oldest first, and moves timers on.
@@ -128,7 +130,7 @@ struct Registry: Sendable {
                     generation: held.generation, probe: held.probe, expired: true, at: now, observer: observer
                 )
             }
-            breakers[index].tick(at: now, random: &random, emit: observer.transitioned)
+            if let change = breakers[index].tick(at: now, random: &random) { observer.transitioned(change) }
         }
     }
 
@@ -194,7 +196,7 @@ struct Registry: Sendable {
             if change.changed { summary.changed.append(definition.name) }
             if change.windowReset { summary.windowsReset.append(definition.name) }
             for slot in leases(of: old) { permits[slot].breaker = Int32(newIndex) }
-            breaker.reevaluate(at: now, random: &random, emit: observer.transitioned)
+            if let change = breaker.reevaluate(at: now, random: &random) { observer.transitioned(change) }
             next.append(breaker)
         }
         breakers = next

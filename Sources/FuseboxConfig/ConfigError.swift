@@ -1,0 +1,24 @@
+/// A configuration problem, located: which file, which line and column, which
+/// key (as a dotted path), and what was wrong and what is allowed.
+public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var file: String
+    public var line: Int?
+    public var column: Int?
+    public var key: String
+    public var message: String
+
+    public init(file: String, line: Int?, column: Int?, key: String, message: String) {
+        self.file = file
+        self.line = line
+        self.column = column
+        self.key = key
+        self.message = message
+    }
+
+    public var description: String {
+        var location = file
+        if let line { location += ":\(line)" }
+        if let column { location += ":\(column)" }
+        return key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
+    }
+}

@@ -1,0 +1,213 @@
+import FuseboxCore
+import Yams
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// Reads a YAML configuration into a validated `Configuration`.
+public enum ConfigLoader {
+    static let topLevelKeys = [
+        "socket", "admin_socket", "socket_mode", "http", "store", "instance", "log", "defaults", "breakers", "chains",
+    ]
+
+    /// The embedded default.
+    public static func loadDefault() throws(ConfigError) -> Configuration {
+        try load(yaml: DefaultConfiguration.yaml, file: DefaultConfiguration.sourceName)
+    }
+
+    /// The file at `path`, or the embedded default when `path` is nil.
+    public static func load(path: String?) throws(ConfigError) -> Configuration {
+        guard let path else { return try loadDefault() }
+        guard let text = readFile(path) else {
+            throw ConfigError(file: path, line: nil, column: nil, key: "", message: "cannot read the file: \(errnoText())")
+        }
+        return try load(yaml: text, file: path)
+    }
+
+    public static func load(yaml: String, file: String) throws(ConfigError) -> Configuration {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: yaml)
+        } catch let error as YamlError {
+            throw syntaxError(error, file: file)
+        } catch {
+            throw ConfigError(file: file, line: nil, column: nil, key: "", message: "not valid YAML: \(error)")
+        }
+        var config = Configuration(engine: EngineConfiguration(breakers: []))
+        var entries: [(key: String, value: ConfigNode)] = []
+        if let root { entries = try ConfigNode(node: root, path: "", file: file).mapping(allowed: topLevelKeys) }
+        let byKey = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+
+        for (key, value) in entries {
+            switch key {
+            case "socket": config.socket = try path(value)
+            case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
+            case "socket_mode": config.socketMode = try socketMode(value)
+            case "http": config.http = value.isOff ? nil : try endpoint(value)
+            case "store": config.store = value.isOff ? nil : try path(value)
+            case "instance": config.instance = try name(value, what: "an instance name")
+            case "log": config.log = try log(value)
+            default: break
+            }
+        }
+        if let defaults = byKey["defaults"] { try PolicyReader.apply(defaults, to: &config.defaults) }
+
+        // Without a breakers section the default's breakers and chains stand,
+        // on this file's defaults.
+        var breakers = byKey["breakers"]
+        var chains = byKey["chains"]
+        if breakers == nil, file != DefaultConfiguration.sourceName {
+            let sections = try defaultSections()
+            breakers = sections.breakers
+            if chains == nil { chains = sections.chains }
+        }
+        if let breakers { config.engine.breakers = try breakerDefinitions(breakers, defaults: config.defaults) }
+        if let chains { config.engine.chains = try chainDefinitions(chains, breakers: config.engine.breakers.map(\.name)) }
+        if let adminSocket = config.adminSocket, adminSocket == config.socket {
+            throw (byKey["admin_socket"] ?? byKey["socket"])!.error("the admin socket must differ from the socket")
+        }
+        return config
+    }
+
+    // MARK: Sections
+
+    private static func defaultSections() throws(ConfigError) -> (breakers: ConfigNode?, chains: ConfigNode?) {
+        let file = DefaultConfiguration.sourceName
+        guard let root = try? Yams.compose(yaml: DefaultConfiguration.yaml) else { return (nil, nil) }
+        let entries = try ConfigNode(node: root, path: "", file: file).mapping()
+        return (entries.first { $0.key == "breakers" }?.value, entries.first { $0.key == "chains" }?.value)
+    }
+
+    private static func breakerDefinitions(_ node: ConfigNode, defaults: BreakerPolicy) throws(ConfigError) -> [BreakerDefinition] {
+        var definitions: [BreakerDefinition] = []
+        for (name, section) in try node.mapping() {
+            try checkName(name, at: section, what: "A breaker name")
+            var policy = defaults
+            try PolicyReader.apply(section, to: &policy)
+            definitions.append(BreakerDefinition(name: name, policy: policy))
+        }
+        return definitions
+    }
+
+    private static func chainDefinitions(_ node: ConfigNode, breakers: [String]) throws(ConfigError) -> [ChainDefinition] {
+        var chains: [ChainDefinition] = []
+        for (name, list) in try node.mapping() {
+            try checkName(name, at: list, what: "A chain name")
+            let members = try list.sequence()
+            guard !members.isEmpty else { throw list.error("a chain needs at least one breaker") }
+            var names: [String] = []
+            for member in members {
+                let breaker = try member.string()
+                guard breakers.contains(breaker) else {
+                    let known = breakers.isEmpty ? "none are defined" : "defined breakers: \(breakers.joined(separator: ", "))"
+                    throw member.error("names breaker \"\(breaker)\", which is not defined; \(known)")
+                }
+                guard !names.contains(breaker) else { throw member.error("names breaker \"\(breaker)\" twice") }
+                names.append(breaker)
+            }
+            chains.append(ChainDefinition(name: name, breakers: names))
+        }
+        return chains
+    }
+
+    // MARK: Scalars
+
+    /// Breaker and chain names become metric labels and log fields: keep them plain.
+    static func checkName(_ name: String, at node: ConfigNode, what: String) throws(ConfigError) {
+        let allowed = name.utf8.allSatisfy { byte in
+            (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                || byte == 0x2D || byte == 0x5F || byte == 0x2E
+        }
+        guard allowed, (1...64).contains(name.utf8.count) else {
+            throw node.error("\(what) must be 1 to 64 letters, digits, '-', '_' or '.'")
+        }
+    }
+
+    private static func name(_ node: ConfigNode, what: String) throws(ConfigError) -> String {
+        let text = try node.string()
+        guard !text.isEmpty, text.utf8.count <= 255, !text.contains(where: { $0.isNewline }) else {
+            throw node.error("expected \(what): one line of at most 255 bytes")
+        }
+        return text
+    }
+
+    private static func path(_ node: ConfigNode) throws(ConfigError) -> String {
+        let text = try node.string()
+        guard !text.isEmpty, !text.contains("\0") else { throw node.error("expected a file path") }
+        return text
+    }
+
+    private static func socketMode(_ node: ConfigNode) throws(ConfigError) -> UInt32 {
+        // Read the digits as written: YAML 1.1 would read 0600 as octal, 1.2 as decimal.
+        let text = try node.string()
+        let digits = text.hasPrefix("0o") ? String(text.dropFirst(2)) : text
+        guard let mode = UInt32(digits, radix: 8), mode <= 0o777, mode & 0o600 == 0o600 else {
+            throw node.error("expected octal permission bits that keep the owner's read and write, such as \"0600\" or \"0660\"; got \"\(text)\"")
+        }
+        return mode
+    }
+
+    private static func endpoint(_ node: ConfigNode) throws(ConfigError) -> HTTPEndpoint {
+        let text = try node.string()
+        let host: Substring
+        let portText: Substring
+        if text.hasPrefix("["), let close = text.firstIndex(of: "]") {
+            host = text[text.index(after: text.startIndex)..<close]
+            portText = text[close...].dropFirst(2)
+        } else if let colon = text.lastIndex(of: ":") {
+            host = text[..<colon]
+            portText = text[text.index(after: colon)...]
+        } else {
+            throw node.error("expected host:port such as 127.0.0.1:9464, or off; got \"\(text)\"")
+        }
+        guard !host.isEmpty, let port = Int(portText), (0...65_535).contains(port) else {
+            throw node.error("expected host:port such as 127.0.0.1:9464 (port 0 to 65535), or off; got \"\(text)\"")
+        }
+        return HTTPEndpoint(host: String(host), port: port)
+    }
+
+    private static func log(_ node: ConfigNode) throws(ConfigError) -> LogDestination {
+        switch try path(node) {
+        case "stdout": return .stdout
+        case "stderr": return .stderr
+        case let file: return .file(file)
+        }
+    }
+
+    // MARK: Errors
+
+    private static func syntaxError(_ error: YamlError, file: String) -> ConfigError {
+        switch error {
+        case .scanner(let context, let problem, let mark, _), .parser(let context, let problem, let mark, _),
+             .composer(let context, let problem, let mark, _):
+            let what = context.map { "\($0.text) \(problem)" } ?? problem
+            return ConfigError(file: file, line: mark.line, column: mark.column, key: "", message: "not valid YAML: \(what)")
+        case .duplicatedKeysInMapping(let duplicates, let context):
+            return ConfigError(
+                file: file, line: context.mark.line, column: context.mark.column, key: duplicates.joined(separator: ", "),
+                message: "given twice in one mapping"
+            )
+        default:
+            return ConfigError(file: file, line: nil, column: nil, key: "", message: "not valid YAML: \(error)")
+        }
+    }
+
+    private static func readFile(_ path: String) -> String? {
+        guard let handle = fopen(path, "rb") else { return nil }
+        defer { fclose(handle) }
+        var bytes: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65_536)
+        while true {
+            let count = fread(&buffer, 1, buffer.count, handle)
+            if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
+            if count < buffer.count { break }
+            if bytes.count > 16 << 20 { return nil }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func errnoText() -> String { String(cString: strerror(errno)) }
+}

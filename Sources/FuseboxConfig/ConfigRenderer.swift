@@ -1,0 +1,86 @@
+import FuseboxCore
+
+/// Writes a configuration back as complete YAML, every key spelled out: what
+/// `fusebox check` prints and what a run records as its effective config.
+/// Loading the output gives the same configuration back.
+public enum ConfigRenderer {
+    public static func yaml(_ config: Configuration) -> String {
+        var lines: [String] = []
+        lines.append("socket: \(quoted(config.socket))")
+        lines.append("admin_socket: \(config.adminSocket.map(quoted) ?? "off")")
+        lines.append("socket_mode: \"0\(String(config.socketMode, radix: 8))\"")
+        lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")
+        lines.append("store: \(config.store.map(quoted) ?? "off")")
+        lines.append("instance: \(quoted(config.instance))")
+        lines.append("log: \(quoted(config.log.description))")
+        lines.append("defaults:")
+        lines += policy(config.defaults).map { "  " + $0 }
+        lines.append(config.engine.breakers.isEmpty ? "breakers: {}" : "breakers:")
+        for breaker in config.engine.breakers {
+            lines.append("  \(breaker.name):")
+            lines += policy(breaker.policy).map { "    " + $0 }
+        }
+        lines.append(config.engine.chains.isEmpty ? "chains: {}" : "chains:")
+        for chain in config.engine.chains {
+            lines.append("  \(chain.name): [\(chain.breakers.joined(separator: ", "))]")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// One policy as YAML lines (unindented).
+    public static func policy(_ p: BreakerPolicy) -> [String] {
+        var lines = ["trip:"]
+        lines.append("  consecutive_failures: \(p.trip.consecutiveFailures.map(String.init) ?? "off")")
+        lines.append("  failure_rate: \(p.trip.failureRate.map(\.formatted) ?? "off")")
+        switch p.trip.window {
+        case nil: lines.append("  window: off")
+        case .count(let size): lines.append("  window: { kind: count, size: \(size) }")
+        case .time(let seconds, let buckets): lines.append("  window: { kind: time, seconds: \(seconds), buckets: \(buckets) }")
+        }
+        lines.append("  minimum_calls: \(p.trip.minimumCalls)")
+        if let slow = p.trip.slowCall {
+            lines.append("  slow_call: { threshold_ms: \(slow.threshold.millisecondsClamped), rate: \(slow.rate.formatted) }")
+        } else {
+            lines.append("  slow_call: off")
+        }
+        lines.append("open:")
+        lines.append("  duration: \(DurationText.format(p.open.duration))")
+        lines.append("  backoff: { multiplier: \(p.open.backoffMultiplier.formatted), max: \(DurationText.format(p.open.backoffMax)) }")
+        lines.append("  jitter: \(p.open.jitter.formatted)")
+        lines.append("  honor_retry_after: \(p.open.honorRetryAfter)")
+        lines.append("half_open:")
+        lines.append("  probes: \(p.halfOpen.probes)")
+        lines.append("  successes_to_close: \(p.halfOpen.successesToClose)")
+        lines.append("  max_wait: \(DurationText.format(p.halfOpen.maxWait))")
+        lines.append("classify:")
+        lines.append("  failure: [\(p.classify.failure.map(rule).joined(separator: ", "))]")
+        lines.append("  ignore: [\(p.classify.ignore.map(rule).joined(separator: ", "))]")
+        lines.append("permit_ttl: \(DurationText.format(p.permitTTL))")
+        return lines
+    }
+
+    private static func rule(_ rule: StatusRule) -> String {
+        if case .statusClass = rule { return "\"\(rule)\"" }
+        return rule.description
+    }
+
+    /// A double-quoted YAML scalar.
+    static func quoted(_ text: String) -> String {
+        var out = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": out += "\\\""
+            case "\\": out += "\\\\"
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if scalar.value < 0x20 { out += "\\x" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
+            }
+        }
+        return out + "\""
+    }
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: "0", count: max(0, width - count)) + self }
+}

@@ -1,0 +1,42 @@
+import FuseboxCore
+
+/// Durations as the configuration writes them: a number and a unit, `250ms`,
+/// `30s`, `1.5m`, `10m`, `1h`, `7d`.
+public enum DurationText {
+    static let units: [(suffix: String, nanoseconds: Double)] = [
+        ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3_600e9), ("d", 86_400e9),
+    ]
+
+    public static func parse(_ text: String) -> Duration? {
+        let trimmed = text.trimmingWhitespace
+        // Longest suffix first, so "ms" is not read as "m" + "s".
+        for (suffix, scale) in units.sorted(by: { $0.suffix.count > $1.suffix.count }) where trimmed.hasSuffix(suffix) {
+            let number = trimmed.dropLast(suffix.count)
+            guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
+                  let value = Double(number), value.isFinite, value >= 0, value * scale < 9e18
+            else { return nil }
+            return .nanoseconds(Int64((value * scale).rounded()))
+        }
+        return nil
+    }
+
+    /// The shortest exact spelling: `10m` for 600 s, `1500ms` for 1.5 s.
+    public static func format(_ duration: Duration) -> String {
+        let ns = duration.nanosecondsClamped
+        if ns == 0 { return "0s" }
+        for (suffix, scale) in units.reversed() {
+            let unit = Int64(scale)
+            if ns % unit == 0 { return "\(ns / unit)\(suffix)" }
+        }
+        return "\(Double(ns) / 1e6)ms"
+    }
+}
+
+extension String {
+    var trimmingWhitespace: String {
+        var s = Substring(self)
+        while let first = s.first, first.isWhitespace { s.removeFirst() }
+        while let last = s.last, last.isWhitespace { s.removeLast() }
+        return String(s)
+    }
+}

@@ -1,0 +1,129 @@
+import FuseboxCore
+
+/// Applies a policy mapping (`defaults:` or one breaker's section) on top of
+/// a starting policy: only the keys written change, so a breaker inherits
+/// everything else from `defaults`.
+enum PolicyReader {
+    static let sections = ["trip", "open", "half_open", "classify", "permit_ttl"]
+
+    static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
+        for (key, value) in try node.mapping(allowed: sections) {
+            switch key {
+            case "trip": try applyTrip(value, to: &policy.trip)
+            case "open": try applyOpen(value, to: &policy.open)
+            case "half_open": try applyHalfOpen(value, to: &policy.halfOpen)
+            case "classify": try applyClassify(value, to: &policy.classify)
+            default: policy.permitTTL = try value.duration()
+            }
+        }
+        if policy.open.backoffMax < policy.open.duration {
+            throw node.error(
+                "open.backoff.max (\(DurationText.format(policy.open.backoffMax))) is shorter than open.duration (\(DurationText.format(policy.open.duration)))"
+            )
+        }
+    }
+
+    private static func applyTrip(_ node: ConfigNode, to trip: inout TripPolicy) throws(ConfigError) {
+        let keys = ["consecutive_failures", "failure_rate", "window", "minimum_calls", "slow_call"]
+        for (key, value) in try node.mapping(allowed: keys) {
+            switch key {
+            case "consecutive_failures":
+                trip.consecutiveFailures = value.isOff ? nil : try value.int(1...1_000_000)
+            case "failure_rate":
+                trip.failureRate = value.isOff ? nil : try value.double(0...1, lowerOpen: true)
+            case "window":
+                trip.window = value.isOff ? nil : try window(value)
+            case "minimum_calls":
+                trip.minimumCalls = try value.int(1...1_000_000)
+            default:
+                trip.slowCall = value.isOff ? nil : try slowCall(value, current: trip.slowCall ?? SlowCallPolicy())
+            }
+        }
+    }
+
+    private static func window(_ node: ConfigNode) throws(ConfigError) -> WindowPolicy {
+        let entries = try node.mapping(allowed: ["kind", "size", "seconds", "buckets"])
+        let values = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
+        let kind = try values["kind"]?.string() ?? "count"
+        switch kind {
+        case "count":
+            if let extra = values["seconds"] ?? values["buckets"] {
+                throw extra.error("belongs to a time window; a count window takes only size")
+            }
+            return .count(size: try values["size"]?.int(1...100_000) ?? 100)
+        case "time":
+            if let extra = values["size"] { throw extra.error("belongs to a count window; a time window takes seconds and buckets") }
+            let seconds = try values["seconds"]?.int(1...86_400) ?? 60
+            let buckets = try values["buckets"]?.int(1...1_000) ?? min(10, seconds)
+            guard buckets <= seconds * 1_000 else {
+                throw values["buckets"]!.error("at most one bucket per millisecond of the window")
+            }
+            return .time(seconds: seconds, buckets: buckets)
+        default:
+            throw values["kind"]!.error("must be count or time, got \"\(kind)\"")
+        }
+    }
+
+    private static func slowCall(_ node: ConfigNode, current: SlowCallPolicy) throws(ConfigError) -> SlowCallPolicy {
+        var slow = current
+        for (key, value) in try node.mapping(allowed: ["threshold_ms", "rate"]) {
+            if key == "threshold_ms" {
+                slow.threshold = .milliseconds(try value.int(1...86_400_000))
+            } else {
+                slow.rate = try value.double(0...1, lowerOpen: true)
+            }
+        }
+        return slow
+    }
+
+    private static func applyOpen(_ node: ConfigNode, to open: inout OpenPolicy) throws(ConfigError) {
+        for (key, value) in try node.mapping(allowed: ["duration", "backoff", "jitter", "honor_retry_after"]) {
+            switch key {
+            case "duration": open.duration = try value.duration()
+            case "backoff":
+                if value.isOff {
+                    open.backoffMultiplier = 1
+                    continue
+                }
+                for (backoffKey, backoffValue) in try value.mapping(allowed: ["multiplier", "max"]) {
+                    if backoffKey == "multiplier" {
+                        open.backoffMultiplier = try backoffValue.double(1...100)
+                    } else {
+                        open.backoffMax = try backoffValue.duration()
+                    }
+                }
+            case "jitter": open.jitter = try value.double(0...1, upperOpen: true)
+            default: open.honorRetryAfter = try value.bool()
+            }
+        }
+    }
+
+    private static func applyHalfOpen(_ node: ConfigNode, to halfOpen: inout HalfOpenPolicy) throws(ConfigError) {
+        for (key, value) in try node.mapping(allowed: ["probes", "successes_to_close", "max_wait"]) {
+            switch key {
+            case "probes": halfOpen.probes = try value.int(1...10_000)
+            case "successes_to_close": halfOpen.successesToClose = try value.int(1...10_000)
+            default: halfOpen.maxWait = try value.duration()
+            }
+        }
+    }
+
+    private static func applyClassify(_ node: ConfigNode, to classify: inout ClassificationPolicy) throws(ConfigError) {
+        for (key, value) in try node.mapping(allowed: ["failure", "ignore"]) {
+            let rules = try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> StatusRule in try rule(item) }
+            if key == "failure" { classify.failure = rules } else { classify.ignore = rules }
+        }
+    }
+
+    /// `429`, `"5xx"`, `timeout` or `connection`.
+    static func rule(_ node: ConfigNode) throws(ConfigError) -> StatusRule {
+        let text = try node.string().lowercased()
+        if text == "timeout" { return .timeout }
+        if text == "connection" { return .connection }
+        if text.count == 3, text.hasSuffix("xx"), let digit = Int(text.prefix(1)), (1...5).contains(digit) {
+            return .statusClass(digit)
+        }
+        if let status = Int(text), (100...599).contains(status) { return .status(status) }
+        throw node.error("expected an HTTP status (100-599), a class such as \"5xx\", timeout or connection; got \"\(text)\"")
+    }
+}

@@ -1,0 +1,20 @@
+/// `fusebox-bench`: speed figures, each printed beside a baseline measured in
+/// the same run so the ratio means something on any machine.
+///
+///   swift run -c release fusebox-bench engine
+///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
+@main
+enum BenchMain {
+    static func main() throws {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        switch arguments.first {
+        case "engine", nil:
+            try EngineBench.run()
+        case "engine-pairs":
+            let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
+            try EngineBench.pairs(count)
+        default:
+            print("usage: fusebox-bench [engine | engine-pairs N]")
+        }
+    }
+}

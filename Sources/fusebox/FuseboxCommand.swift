@@ -1,0 +1,20 @@
+import ArgumentParser
+
+@main
+struct FuseboxCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "fusebox",
+        abstract: "A circuit-breaker sidecar: apps ask it before calling a flaky provider and report how the call went.",
+        discussion: """
+        Examples:
+          fusebox check                          validate the embedded default and print it
+          fusebox check --config fusebox.yaml    validate a file and print every breaker's effective policy
+        """,
+        version: FuseboxVersion.current,
+        subcommands: [CheckCommand.self]
+    )
+}
+
+enum FuseboxVersion {
+    static let current = "0.1.0"
+}
