@@ -21,6 +21,9 @@ let package = Package(
             "FuseboxCore",
             .product(name: "Yams", package: "Yams"),
         ]),
+        // Protocol v1: requests, responses, events; JSON read and written by hand
+        // so every malformed line gets a precise error and nothing traps.
+        .target(name: "FuseboxWire", dependencies: ["FuseboxCore"]),
         .executableTarget(name: "fusebox", dependencies: [
             "FuseboxCore",
             "FuseboxConfig",
@@ -28,6 +31,7 @@ let package = Package(
         ]),
         .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
+        .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
         .testTarget(name: "EndToEndTests", dependencies: ["fusebox"]),

@@ -1,0 +1,141 @@
+/// Builds one JSON object on one line into a byte array: what every response,
+/// event and log line is made with. Strings are escaped for any content
+/// (quotes, backslashes, control characters, U+2028/2029), so a hostile error
+/// text can never break a line apart.
+public struct JSONWriter: Sendable {
+    public private(set) var bytes: [UInt8] = []
+    private var needsComma = false
+
+    public init(capacity: Int = 256) {
+        bytes.reserveCapacity(capacity)
+        bytes.append(UInt8(ascii: "{"))
+    }
+
+    /// The finished object, with a trailing newline.
+    public mutating func finish() -> [UInt8] {
+        bytes.append(UInt8(ascii: "}"))
+        bytes.append(0x0A)
+        return bytes
+    }
+
+    private mutating func key(_ key: StaticString) {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        needsComma = true
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
+        bytes.append(UInt8(ascii: "\""))
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    public mutating func string(_ key: StaticString, _ value: String?) {
+        self.key(key)
+        guard let value else { return null() }
+        Self.appendString(value, to: &bytes)
+    }
+
+    public mutating func int(_ key: StaticString, _ value: Int64?) {
+        self.key(key)
+        guard let value else { return null() }
+        bytes.append(contentsOf: String(value).utf8)
+    }
+
+    public mutating func int(_ key: StaticString, _ value: Int?) { int(key, value.map(Int64.init)) }
+
+    /// A finite number with up to six decimals; non-finite values become null.
+    public mutating func double(_ key: StaticString, _ value: Double?) {
+        self.key(key)
+        guard let value, value.isFinite else { return null() }
+        bytes.append(contentsOf: Self.formatDouble(value).utf8)
+    }
+
+    public mutating func bool(_ key: StaticString, _ value: Bool) {
+        self.key(key)
+        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+    }
+
+    /// Already-encoded JSON (an id echoed as the client wrote it, a nested value).
+    public mutating func raw(_ key: StaticString, _ json: some Sequence<UInt8>) {
+        self.key(key)
+        bytes.append(contentsOf: json)
+    }
+
+    public mutating func stringArray(_ key: StaticString, _ values: [String]) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "["))
+        for (i, value) in values.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            Self.appendString(value, to: &bytes)
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// An array of objects, each built by `body` (without the trailing newline).
+    public mutating func objects<T>(_ key: StaticString, _ items: [T], _ body: (inout JSONWriter, T) -> Void) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "["))
+        for (i, item) in items.enumerated() {
+            if i > 0 { bytes.append(UInt8(ascii: ",")) }
+            var inner = JSONWriter(capacity: 128)
+            body(&inner, item)
+            bytes.append(contentsOf: inner.bytes)
+            bytes.append(UInt8(ascii: "}"))
+        }
+        bytes.append(UInt8(ascii: "]"))
+    }
+
+    /// A nested object built by `body`.
+    public mutating func object(_ key: StaticString, _ body: (inout JSONWriter) -> Void) {
+        self.key(key)
+        var inner = JSONWriter(capacity: 128)
+        body(&inner)
+        bytes.append(contentsOf: inner.bytes)
+        bytes.append(UInt8(ascii: "}"))
+    }
+
+    /// A member whose key is already encoded; `body` appends the value.
+    mutating func appendMember(_ encodedKey: [UInt8], _ body: (inout [UInt8]) -> Void) {
+        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        needsComma = true
+        bytes.append(contentsOf: encodedKey)
+        bytes.append(UInt8(ascii: ":"))
+        body(&bytes)
+    }
+
+    private mutating func null() { bytes.append(contentsOf: "null".utf8) }
+
+    static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    public static func appendString(_ value: String, to out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for scalar in value.unicodeScalars {
+            switch scalar.value {
+            case 0x22: out.append(contentsOf: [0x5C, 0x22])
+            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+            case 0..<0x20, 0x7F, 0x2028, 0x2029:
+                let v = scalar.value
+                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), hex[Int(v >> 12 & 0xF)], hex[Int(v >> 8 & 0xF)],
+                                        hex[Int(v >> 4 & 0xF)], hex[Int(v & 0xF)]])
+            default:
+                out.append(contentsOf: String(scalar).utf8)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+
+    /// `0.5`, `1`, `0.333333`: short and stable.
+    static func formatDouble(_ value: Double) -> String {
+        if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
+        let scaled = (value * 1_000_000).rounded()
+        guard abs(scaled) < 9e18 else { return String(value) }
+        var text = String(Int64(abs(scaled)))
+        while text.count < 7 { text = "0" + text }
+        var fraction = String(text.suffix(6))
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        let whole = String(text.dropLast(6))
+        let sign = value < 0 ? "-" : ""
+        return fraction.isEmpty ? "\(sign)\(whole)" : "\(sign)\(whole).\(fraction)"
+    }
+}

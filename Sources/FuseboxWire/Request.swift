@@ -1,0 +1,67 @@
+import FuseboxCore
+
+/// A request's `id`: any JSON string or number, echoed back exactly as sent.
+public enum RequestID: Equatable, Sendable {
+    case string(String)
+    /// The number's text as the client wrote it.
+    case number(String)
+}
+
+/// One decoded request of protocol v1.
+public enum Request: Equatable, Sendable {
+    case hello(protocol: Int?, client: String?)
+    case acquire(breaker: String)
+    case route(chain: String, exclude: [String])
+    case report(permit: String, CallReport)
+    case record(breaker: String, CallReport)
+    case status(breaker: String?)
+    case force(breaker: String, mode: ForcedMode, reason: String?)
+    case reset(breaker: String)
+    case subscribe(events: [String])
+    case ping
+
+    public var op: Op {
+        switch self {
+        case .hello: return .hello
+        case .acquire: return .acquire
+        case .route: return .route
+        case .report: return .report
+        case .record: return .record
+        case .status: return .status
+        case .force: return .force
+        case .reset: return .reset
+        case .subscribe: return .subscribe
+        case .ping: return .ping
+        }
+    }
+
+    /// The operations, by their wire names.
+    public enum Op: String, Sendable, CaseIterable {
+        case hello, acquire, route, report, record, status, force, reset, subscribe, ping
+
+        /// Allowed only on the admin socket.
+        public var isAdmin: Bool { self == .force || self == .reset }
+    }
+}
+
+/// A request with its id.
+public struct Envelope: Equatable, Sendable {
+    public var id: RequestID?
+    public var request: Request
+
+    public init(id: RequestID?, request: Request) {
+        self.id = id
+        self.request = request
+    }
+}
+
+/// Protocol limits a client author needs to know.
+public enum WireLimits {
+    /// The longest line accepted, newline excluded.
+    public static let maxLineBytes = 64 * 1024
+    /// Longer `error` texts are cut to this many bytes (on a character boundary) and marked with `…`.
+    public static let maxErrorBytes = 1024
+    public static let maxNameBytes = 64
+    public static let maxIDBytes = 128
+    public static let protocolVersion = 1
+}

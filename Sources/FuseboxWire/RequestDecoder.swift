@@ -1,0 +1,208 @@
+import FuseboxCore
+
+/// Turns one line into a request, or into the error that tells the client
+/// exactly what was wrong. Unknown fields are ignored (newer clients may send
+/// more); known fields of the wrong type are refused.
+public enum RequestDecoder {
+    public static func decode(_ line: UnsafeRawBufferPointer) -> Result<Envelope, WireError> {
+        if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
+            return .failure(WireError(.badJSON, "empty line; send one JSON object per line"))
+        }
+        let value: JSONValue
+        do {
+            value = try JSONParser.parse(line)
+        } catch {
+            return .failure(WireError(.badJSON, "not valid JSON at byte \(error.offset): \(error.message)"))
+        }
+        guard case .object = value else {
+            return .failure(WireError(.badRequest, "a request is a JSON object such as {\"op\":\"ping\"}; got \(value.typeName)"))
+        }
+        var fields = Fields(value: value, id: nil)
+        do throws(WireError) {
+            fields.id = try requestID(value["id"])
+            return .success(Envelope(id: fields.id, request: try request(&fields)))
+        } catch {
+            var error = error
+            error.id = error.id ?? fields.id
+            return .failure(error)
+        }
+    }
+
+    public static func decode(_ text: String) -> Result<Envelope, WireError> {
+        var copy = text
+        return copy.withUTF8 { decode(UnsafeRawBufferPointer($0)) }
+    }
+
+    private static func requestID(_ value: JSONValue?) throws(WireError) -> RequestID? {
+        switch value {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            guard text.utf8.count <= WireLimits.maxIDBytes else {
+                throw WireError(.badRequest, "\"id\" is longer than \(WireLimits.maxIDBytes) bytes")
+            }
+            return .string(text)
+        case .number(let text)?:
+            guard text.utf8.count <= 40 else { throw WireError(.badRequest, "\"id\" is a number longer than 40 digits") }
+            return .number(text)
+        case let other?:
+            throw WireError(.badRequest, "\"id\" must be a string or a number, got \(other.typeName)")
+        }
+    }
+
+    private static func request(_ fields: inout Fields) throws(WireError) -> Request {
+        guard let opValue = fields.value["op"] else {
+            throw WireError(.badRequest, "missing \"op\"; one of: \(opList)")
+        }
+        guard case .string(let opName) = opValue else {
+            throw WireError(.badRequest, "\"op\" must be a string, got \(opValue.typeName)")
+        }
+        guard let op = Request.Op(rawValue: opName) else {
+            throw WireError(.unknownOp, "unknown op \"\(opName.prefix(64))\"; one of: \(opList)")
+        }
+        switch op {
+        case .hello:
+            return .hello(protocol: try fields.int("protocol", 0...1_000_000), client: try fields.string("client", limit: 256))
+        case .acquire:
+            return .acquire(breaker: try fields.name("breaker"))
+        case .route:
+            return .route(chain: try fields.name("chain"), exclude: try fields.names("exclude"))
+        case .report:
+            guard let permit = try fields.string("permit", limit: 64) else {
+                throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
+            }
+            return .report(permit: permit, try callReport(&fields))
+        case .record:
+            return .record(breaker: try fields.name("breaker"), try callReport(&fields))
+        case .status:
+            return .status(breaker: fields.value["breaker"] == nil ? nil : try fields.name("breaker"))
+        case .force:
+            let breaker = try fields.name("breaker")
+            guard let stateText = try fields.string("state", limit: 32) else {
+                throw WireError(.badRequest, "\"force\" needs \"state\": one of \(ForcedMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            guard let mode = ForcedMode(rawValue: stateText) else {
+                throw WireError(.badRequest, "\"state\" must be one of \(ForcedMode.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(stateText.prefix(32))\"")
+            }
+            return .force(breaker: breaker, mode: mode, reason: try fields.string("reason", limit: 256))
+        case .reset:
+            return .reset(breaker: try fields.name("breaker"))
+        case .subscribe:
+            let events = try fields.names("events")
+            if let unknown = events.first(where: { $0 != "transition" }) {
+                throw WireError(.badRequest, "unknown event \"\(unknown)\" in \"events\"; known: transition")
+            }
+            return .subscribe(events: events.isEmpty ? ["transition"] : events)
+        case .ping:
+            return .ping
+        }
+    }
+
+    private static func callReport(_ fields: inout Fields) throws(WireError) -> CallReport {
+        var report = CallReport()
+        if let text = try fields.string("outcome", limit: 32) {
+            guard let outcome = Outcome(rawValue: text) else {
+                throw WireError(.badRequest, "\"outcome\" must be one of \(Outcome.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(text.prefix(32))\"")
+            }
+            report.outcome = outcome
+        }
+        report.status = try fields.int("status", 100...599)
+        if let text = try fields.string("error_kind", limit: 32) {
+            guard let kind = ErrorKind(rawValue: text) else {
+                throw WireError(.badRequest, "\"error_kind\" must be timeout or connection; got \"\(text.prefix(32))\"")
+            }
+            report.errorKind = kind
+        }
+        guard report.outcome != nil || report.status != nil || report.errorKind != nil else {
+            throw WireError(.badRequest, "a report needs \"outcome\" (success, failure, timeout, ignored, cancelled) or \"status\" (an HTTP status)")
+        }
+        report.latency = try fields.milliseconds("latency_ms")
+        report.retryAfter = try fields.milliseconds("retry_after_ms")
+        report.error = try fields.string("error", limit: nil).map(truncatedError)
+        return report
+    }
+
+    /// At most `WireLimits.maxErrorBytes` bytes, cut on a character boundary.
+    static func truncatedError(_ text: String) -> String {
+        guard text.utf8.count > WireLimits.maxErrorBytes else { return text }
+        var cut = ""
+        var bytes = 0
+        for character in text {
+            let size = character.utf8.count
+            if bytes + size > WireLimits.maxErrorBytes - 3 { break }
+            cut.append(character)
+            bytes += size
+        }
+        return cut + "…"
+    }
+
+    static let opList = Request.Op.allCases.map(\.rawValue).joined(separator: ", ")
+}
+
+/// Typed reads of a request's fields, each with a message that names the
+/// field and what it must be.
+struct Fields {
+    let value: JSONValue
+    var id: RequestID?
+
+    func string(_ key: String, limit: Int?) throws(WireError) -> String? {
+        switch value[key] {
+        case nil, .null?: return nil
+        case .string(let text)?:
+            if let limit, text.utf8.count > limit {
+                throw WireError(.badRequest, "\"\(key)\" is longer than \(limit) bytes")
+            }
+            return text
+        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a string, got \(other.typeName)")
+        }
+    }
+
+    /// A required breaker or chain name.
+    func name(_ key: String) throws(WireError) -> String {
+        guard let text = try string(key, limit: WireLimits.maxNameBytes) else {
+            throw WireError(.badRequest, "missing \"\(key)\" (a string)")
+        }
+        return text
+    }
+
+    func names(_ key: String) throws(WireError) -> [String] {
+        switch value[key] {
+        case nil, .null?: return []
+        case .array(let items)?:
+            guard items.count <= 64 else { throw WireError(.badRequest, "\"\(key)\" lists more than 64 names") }
+            var names: [String] = []
+            for item in items {
+                guard case .string(let text) = item, text.utf8.count <= WireLimits.maxNameBytes else {
+                    throw WireError(.badRequest, "\"\(key)\" must be an array of names (strings)")
+                }
+                names.append(text)
+            }
+            return names
+        case let other?: throw WireError(.badRequest, "\"\(key)\" must be an array of strings, got \(other.typeName)")
+        }
+    }
+
+    func int(_ key: String, _ range: ClosedRange<Int>) throws(WireError) -> Int? {
+        switch value[key] {
+        case nil, .null?: return nil
+        case .number(let text)?:
+            guard let number = Int(text), range.contains(number) else {
+                throw WireError(.badRequest, "\"\(key)\" must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(text.prefix(40))")
+            }
+            return number
+        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a number, got \(other.typeName)")
+        }
+    }
+
+    /// A non-negative number of milliseconds (fractions allowed), at most 30 days.
+    func milliseconds(_ key: String) throws(WireError) -> Duration? {
+        switch value[key] {
+        case nil, .null?: return nil
+        case .number(let text)?:
+            guard let number = Double(text), number.isFinite, number >= 0, number <= 2_592_000_000 else {
+                throw WireError(.badRequest, "\"\(key)\" must be a number of milliseconds from 0 to 2592000000 (30 days), got \(text.prefix(40))")
+            }
+            return .nanoseconds(Int64((number * 1_000_000).rounded()))
+        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a number of milliseconds, got \(other.typeName)")
+        }
+    }
+}

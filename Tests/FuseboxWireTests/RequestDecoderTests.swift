@@ -1,0 +1,133 @@
+import FuseboxCore
+import Testing
+@testable import FuseboxWire
+
+@Suite("Request decoding")
+struct RequestDecoderTests {
+    func decode(_ line: String) -> Result<Envelope, WireError> { RequestDecoder.decode(line) }
+
+    func error(_ line: String) -> WireError? {
+        if case .failure(let error) = decode(line) { return error }
+        return nil
+    }
+
+    @Test func everyOpDecodes() throws {
+        let cases: [(String, Request)] = [
+            (#"{"op":"hello","protocol":1,"client":"py/1.0"}"#, .hello(protocol: 1, client: "py/1.0")),
+            (#"{"op":"acquire","breaker":"openai"}"#, .acquire(breaker: "openai")),
+            (#"{"op":"route","chain":"llm","exclude":["openai"]}"#, .route(chain: "llm", exclude: ["openai"])),
+            (#"{"op":"report","permit":"1a","status":503,"latency_ms":12.5,"error":"boom","retry_after_ms":2000}"#,
+             .report(permit: "1a", CallReport(status: 503, latency: .microseconds(12_500), error: "boom", retryAfter: .seconds(2)))),
+            (#"{"op":"record","breaker":"b","outcome":"timeout","error_kind":"timeout"}"#,
+             .record(breaker: "b", CallReport(outcome: .timeout, errorKind: .timeout))),
+            (#"{"op":"status"}"#, .status(breaker: nil)),
+            (#"{"op":"status","breaker":"b"}"#, .status(breaker: "b")),
+            (#"{"op":"force","breaker":"b","state":"metrics_only","reason":"drill"}"#, .force(breaker: "b", mode: .metricsOnly, reason: "drill")),
+            (#"{"op":"reset","breaker":"b"}"#, .reset(breaker: "b")),
+            (#"{"op":"subscribe"}"#, .subscribe(events: ["transition"])),
+            (#"{"op":"ping","future_field":{"x":[1,2]}}"#, .ping),
+        ]
+        for (line, expected) in cases {
+            #expect(try decode(line).get().request == expected, "\(line)")
+        }
+    }
+
+    @Test func idsEchoAsWritten() throws {
+        #expect(try decode(#"{"op":"ping","id":"abc"}"#).get().id == .string("abc"))
+        #expect(try decode(#"{"op":"ping","id":-1.5e3}"#).get().id == .number("-1.5e3"))
+        #expect(error(#"{"op":"nope","id":7}"#)?.id == .number("7"))
+        #expect(error(#"{"op":"ping","id":[1]}"#)?.code == .badRequest)
+    }
+
+    @Test(arguments: [
+        ("", ErrorCode.badJSON, "empty line"),
+        ("   ", .badJSON, "empty line"),
+        ("not json", .badJSON, "not valid JSON"),
+        (#"{"op":"ping""#, .badJSON, "expected ',' or '}'"),
+        ("[1,2]", .badRequest, "a request is a JSON object"),
+        (#""op""#, .badRequest, "got a string"),
+        (#"{"id":1}"#, .badRequest, "missing \"op\""),
+        (#"{"op":5}"#, .badRequest, "\"op\" must be a string"),
+        (#"{"op":"explode"}"#, .unknownOp, "one of: hello, acquire"),
+        (#"{"op":"acquire"}"#, .badRequest, "missing \"breaker\""),
+        (#"{"op":"acquire","breaker":7}"#, .badRequest, "\"breaker\" must be a string, got a number"),
+        (#"{"op":"route","chain":"c","exclude":"a"}"#, .badRequest, "array of strings"),
+        (#"{"op":"report","permit":"1"}"#, .badRequest, "needs \"outcome\""),
+        (#"{"op":"report","status":200}"#, .badRequest, "needs \"permit\""),
+        (#"{"op":"report","permit":"1","outcome":"great"}"#, .badRequest, "\"outcome\" must be one of"),
+        (#"{"op":"report","permit":"1","status":99999999999999999999999}"#, .badRequest, "from 100 to 599"),
+        (#"{"op":"report","permit":"1","status":200,"latency_ms":1e400}"#, .badRequest, "milliseconds"),
+        (#"{"op":"report","permit":"1","status":200,"latency_ms":-1}"#, .badRequest, "milliseconds"),
+        (#"{"op":"force","breaker":"b","state":"sideways"}"#, .badRequest, "\"state\" must be one of"),
+        (#"{"op":"subscribe","events":["gossip"]}"#, .badRequest, "unknown event"),
+        (#"{"op":"ping","op":"ping"}"#, .badJSON, "appears twice"),
+    ])
+    func badInputGetsAPreciseError(line: String, code: ErrorCode, message: String) throws {
+        let failure = try #require(error(line), "\(line) should fail")
+        #expect(failure.code == code, "\(line): \(failure)")
+        #expect(failure.message.contains(message), "\(line): \(failure.message)")
+    }
+
+    @Test func invalidUTF8IsBadJSON() {
+        let bytes: [UInt8] = Array(#"{"op":"acquire","breaker":""#.utf8) + [0xC3, 0x28] + Array(#""}"#.utf8)
+        let result = bytes.withUnsafeBytes { RequestDecoder.decode($0) }
+        guard case .failure(let error) = result else { Issue.record("accepted invalid UTF-8"); return }
+        #expect(error.code == .badJSON)
+        #expect(error.message.contains("UTF-8"))
+    }
+
+    @Test func longErrorTextsAreCutOnACharacterBoundary() throws {
+        let long = String(repeating: "é", count: 5_000)
+        let request = try decode(#"{"op":"record","breaker":"b","status":500,"error":"\#(long)"}"#).get().request
+        guard case .record(_, let report) = request, let text = report.error else { Issue.record("no error text"); return }
+        #expect(text.utf8.count <= WireLimits.maxErrorBytes)
+        #expect(text.hasSuffix("…"))
+    }
+}
+
+@Suite("JSON")
+struct JSONTests {
+    @Test func parsesEscapesAndSurrogatePairs() throws {
+        let value = try JSONParser.parse(#"{"a":"x\"\\\/\n\u00e9\ud83d\ude00","b":[true,false,null,-0.5e2]}"#)
+        #expect(value["a"] == .string("x\"\\/\né😀"))
+        #expect(value["b"] == .array([.bool(true), .bool(false), .null, .number("-0.5e2")]))
+    }
+
+    @Test(arguments: [#"{"a":"\ud800"}"#, "01", "[1,]", #"{"a" 1}"#, "tru", "\"\u{01}\"", "[" + String(repeating: "[", count: 40)])
+    func refusesMalformedJSON(text: String) {
+        #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
+    }
+
+    @Test func writerEscapesEverythingThatCouldBreakALine() throws {
+        var writer = JSONWriter()
+        let hostile = "quote\" back\\ nl\n cr\r nul\u{0} del\u{7F} ls\u{2028} emoji😀"
+        writer.string("s", hostile)
+        writer.double("d", 0.333333333)
+        writer.double("nan", .nan)
+        let line = writer.finish()
+        #expect(line.last == 0x0A)
+        #expect(!line.dropLast().contains(0x0A) && !line.contains(0x0D) && !line.contains(0))
+        let parsed = try line.dropLast().withUnsafeBytes { try JSONParser.parse($0) }
+        #expect(parsed["s"] == .string(hostile))
+        #expect(parsed["d"] == .number("0.333333"))
+        #expect(parsed["nan"] == .null)
+    }
+}
+
+@Suite("Timestamps")
+struct TimestampTests {
+    @Test func formatsRFC3339InUTCWithMilliseconds() {
+        #expect(Timestamp.milliseconds(0).rfc3339 == "1970-01-01T00:00:00.000Z")
+        #expect(Timestamp.milliseconds(1_796_053_319_123).rfc3339 == "2026-11-30T15:41:59.123Z")
+        #expect(Timestamp.milliseconds(951_782_400_000).rfc3339 == "2000-02-29T00:00:00.000Z")
+    }
+
+    @Test func parsesWhatItFormatsAndOffsets() {
+        let t = Timestamp.milliseconds(1_796_053_319_123)
+        #expect(Timestamp(rfc3339: t.rfc3339) == t)
+        #expect(Timestamp(rfc3339: "2026-11-30T16:41:59.123+01:00") == t)
+        #expect(Timestamp(rfc3339: "2026-11-30") == Timestamp.milliseconds(1_795_996_800_000))
+        #expect(Timestamp(rfc3339: "2026-13-01") == nil)
+        #expect(Timestamp(rfc3339: "yesterday") == nil)
+    }
+}
