@@ -12,6 +12,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", exact: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", exact: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-nio", exact: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-nio-extras", exact: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -24,17 +28,41 @@ let package = Package(
         // Protocol v1: requests, responses, events; JSON read and written by hand
         // so every malformed line gets a precise error and nothing traps.
         .target(name: "FuseboxWire", dependencies: ["FuseboxCore"]),
+        // JSON log lines and the engine's event fan-out.
+        .target(name: "FuseboxTelemetry", dependencies: [
+            "FuseboxCore", "FuseboxWire",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, lifecycle.
+        .target(name: "FuseboxServer", dependencies: [
+            "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+        ]),
         .executableTarget(name: "fusebox", dependencies: [
             "FuseboxCore",
             "FuseboxConfig",
+            "FuseboxWire",
+            "FuseboxServer",
+            "FuseboxTelemetry",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
+        .testTarget(name: "FuseboxServerTests", dependencies: [
+            "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["fusebox"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "FuseboxWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -10,7 +10,7 @@ import Darwin
 /// Reads a YAML configuration into a validated `Configuration`.
 public enum ConfigLoader {
     static let topLevelKeys = [
-        "socket", "admin_socket", "socket_mode", "http", "store", "instance", "log", "defaults", "breakers", "chains",
+        "socket", "admin_socket", "socket_mode", "max_connections", "http", "store", "instance", "log", "defaults", "breakers", "chains",
     ]
 
     /// The embedded default.
@@ -46,6 +46,7 @@ public enum ConfigLoader {
             case "socket": config.socket = try path(value)
             case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
             case "socket_mode": config.socketMode = try socketMode(value)
+            case "max_connections": config.maxConnections = try value.int(1...1_000_000)
             case "http": config.http = value.isOff ? nil : try endpoint(value)
             case "store": config.store = value.isOff ? nil : try path(value)
             case "instance": config.instance = try name(value, what: "an instance name")

@@ -9,6 +9,7 @@ public enum ConfigRenderer {
         lines.append("socket: \(quoted(config.socket))")
         lines.append("admin_socket: \(config.adminSocket.map(quoted) ?? "off")")
         lines.append("socket_mode: \"0\(String(config.socketMode, radix: 8))\"")
+        lines.append("max_connections: \(config.maxConnections)")
         lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")
         lines.append("store: \(config.store.map(quoted) ?? "off")")
         lines.append("instance: \(quoted(config.instance))")

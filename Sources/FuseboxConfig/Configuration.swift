@@ -36,6 +36,8 @@ public struct Configuration: Sendable, Equatable {
     public var adminSocket: String? = "./fusebox-admin.sock"
     /// Permission bits of both socket files.
     public var socketMode: UInt32 = 0o600
+    /// Connections open at once across both sockets; more are answered `overloaded`.
+    public var maxConnections: Int = 1_000
     /// `nil` when `http: off`.
     public var http: HTTPEndpoint? = HTTPEndpoint(host: "127.0.0.1", port: 9464)
     /// `nil` when `store: off`.

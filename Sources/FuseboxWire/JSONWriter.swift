@@ -93,7 +93,7 @@ public struct JSONWriter: Sendable {
     }
 
     /// A member whose key is already encoded; `body` appends the value.
-    mutating func appendMember(_ encodedKey: [UInt8], _ body: (inout [UInt8]) -> Void) {
+    public mutating func appendMember(_ encodedKey: [UInt8], _ body: (inout [UInt8]) -> Void) {
         if needsComma { bytes.append(UInt8(ascii: ",")) }
         needsComma = true
         bytes.append(contentsOf: encodedKey)
@@ -126,7 +126,7 @@ public struct JSONWriter: Sendable {
     }
 
     /// `0.5`, `1`, `0.333333`: short and stable.
-    static func formatDouble(_ value: Double) -> String {
+    public static func formatDouble(_ value: Double) -> String {
         if value == value.rounded(), abs(value) < 1e15 { return String(Int64(value)) }
         let scaled = (value * 1_000_000).rounded()
         guard abs(scaled) < 9e18 else { return String(value) }

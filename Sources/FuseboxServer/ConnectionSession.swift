@@ -1,0 +1,133 @@
+import FuseboxCore
+import FuseboxWire
+import FuseboxTelemetry
+import Logging
+
+/// One connection's view of the protocol: decodes a line, runs it against the
+/// engine, and encodes the answer. It holds the permits this connection was
+/// granted, so a disconnect can release them. No sockets here: the NIO handler
+/// feeds it lines, and tests can too.
+public final class ConnectionSession {
+    /// What the handler must do besides writing `bytes`.
+    public struct Reply {
+        public var bytes: [UInt8]
+        public var subscribe = false
+        public var op: Request.Op?
+        public var error: ErrorCode?
+    }
+
+    private let engine: Engine
+    private let isAdmin: Bool
+    private let serverName: String
+    private let logger: Logger
+    /// Permits granted on this connection and not yet known to be finished.
+    private(set) var permits = Set<PermitID>()
+    /// Above this size the set is pruned of permits that ended elsewhere
+    /// (expired, reported from another connection), so it cannot grow for ever.
+    private var pruneAt = 1_024
+
+    public init(engine: Engine, isAdmin: Bool, serverName: String, logger: Logger = Logger(label: "fusebox")) {
+        self.engine = engine
+        self.isAdmin = isAdmin
+        self.serverName = serverName
+        self.logger = logger
+    }
+
+    public var outstandingPermits: Int { permits.count }
+
+    public func handle(_ line: UnsafeRawBufferPointer) -> Reply {
+        switch RequestDecoder.decode(line) {
+        case .failure(let error):
+            return Reply(bytes: ResponseEncoder.error(error), error: error.code)
+        case .success(let envelope):
+            do {
+                var reply = try serve(envelope)
+                reply.op = envelope.request.op
+                return reply
+            } catch {
+                var wire = (error as? EngineError).map(Self.wireError) ?? (error as? WireError)
+                    ?? WireError(.badRequest, "\(error)")
+                wire.id = envelope.id
+                return Reply(bytes: ResponseEncoder.error(wire), op: envelope.request.op, error: wire.code)
+            }
+        }
+    }
+
+    public func handle(_ line: String) -> Reply {
+        let bytes = Array(line.utf8)
+        return bytes.withUnsafeBytes { handle($0) }
+    }
+
+    /// Throws `WireError` for protocol problems and `EngineError` for the engine's.
+    private func serve(_ envelope: Envelope) throws -> Reply {
+        let id = envelope.id
+        if envelope.request.op.isAdmin, !isAdmin {
+            throw WireError(.forbidden, "\"\(envelope.request.op.rawValue)\" is allowed only on the admin socket")
+        }
+        switch envelope.request {
+        case .hello(let version, _):
+            if let version, version != WireLimits.protocolVersion {
+                throw WireError(.unsupportedProtocol, "this server speaks protocol \(WireLimits.protocolVersion); the client asked for \(version)")
+            }
+            let chains = engine.chainNames.map { ($0, engine.chain($0) ?? []) }
+            return Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
+        case .acquire(let breaker):
+            let decision = try engine.acquire(breaker)
+            if let permit = decision.permit { remember(permit.id) }
+            return Reply(bytes: ResponseEncoder.decision(id, decision))
+        case .route(let chain, let exclude):
+            let route = try engine.route(chain, exclude: exclude)
+            if let permit = route.permit { remember(permit.id) }
+            return Reply(bytes: ResponseEncoder.route(id, route))
+        case .report(let text, let report):
+            guard let permit = PermitID(text) else {
+                throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
+            }
+            permits.remove(permit)
+            return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, report)))
+        case .record(let breaker, let report):
+            return Reply(bytes: ResponseEncoder.state(id, try engine.record(breaker, report)))
+        case .status(let breaker):
+            return Reply(bytes: ResponseEncoder.status(id, try engine.snapshot(breaker)))
+        case .force(let breaker, let mode, let reason):
+            let state = try engine.force(breaker, mode)
+            logger.notice("operator_force", metadata: [
+                "breaker_name": .string(breaker), "forced": .string(mode.rawValue), "operator_reason": .text(reason),
+                "new_state": .string(state.rawValue),
+            ])
+            return Reply(bytes: ResponseEncoder.state(id, state))
+        case .reset(let breaker):
+            let state = try engine.reset(breaker)
+            logger.notice("operator_reset", metadata: ["breaker_name": .string(breaker), "new_state": .string(state.rawValue)])
+            return Reply(bytes: ResponseEncoder.state(id, state))
+        case .subscribe:
+            return Reply(bytes: ResponseEncoder.ok(id), subscribe: true)
+        case .ping:
+            return Reply(bytes: ResponseEncoder.ok(id))
+        }
+    }
+
+    private func remember(_ permit: PermitID) {
+        permits.insert(permit)
+        if permits.count >= pruneAt {
+            permits = permits.filter(engine.isOutstanding)
+            pruneAt = max(1_024, permits.count * 2)
+        }
+    }
+
+    /// Releases every permit still held: the client went away.
+    public func releaseAll() {
+        for permit in permits { try? engine.release(permit, .abandoned) }
+        permits.removeAll()
+    }
+
+    static func wireError(_ error: EngineError) -> WireError {
+        switch error {
+        case .unknownBreaker: return WireError(.unknownBreaker, "\(error)")
+        case .unknownChain: return WireError(.unknownChain, "\(error)")
+        case .unknownPermit: return WireError(.unknownPermit, "\(error)")
+        case .tooManyPermits: return WireError(.overloaded, "\(error); report or release some first")
+        case .invalidConfiguration: return WireError(.badRequest, "\(error)")
+        }
+    }
+}

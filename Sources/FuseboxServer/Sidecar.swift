@@ -1,0 +1,114 @@
+import FuseboxConfig
+import FuseboxCore
+import FuseboxTelemetry
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// `fusebox serve`: assembles the engine, its observers and the services
+/// from a configuration and runs them until SIGTERM or SIGINT.
+public enum Sidecar {
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case json
+        case text
+    }
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func run(configPath: String?, logFormat: LogFormat, version: String) async throws {
+        signal(SIGPIPE, SIG_IGN)  // a reader that went away must not end the process
+        let configuration: Configuration
+        do {
+            configuration = try ConfigLoader.load(path: configPath)
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        let instance = configuration.resolvedInstance
+        let sink: LineSink
+        switch configuration.log {
+        case .stdout: sink = .standardOutput
+        case .stderr: sink = .standardError
+        case .file(let path):
+            do { sink = try LineSink(appendingTo: path) } catch { throw StartError(description: "\(error)") }
+        }
+        LoggingSystem.bootstrap { _ in
+            switch logFormat {
+            case .json: return JSONLogHandler(sink: sink, instance: instance)
+            case .text: return TextLogHandler(sink: sink)
+            }
+        }
+        let logger = Logger(label: "fusebox")
+        defer { sink.flush() }
+
+        let hub = SubscriberHub(instance: instance)
+        let engine: Engine
+        do {
+            engine = try Engine(
+                configuration: configuration.engine,
+                observer: EventFanout([TransitionLog(logger: logger), hub])
+            )
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        let descriptors = SocketFile.raiseDescriptorLimit()
+        // One event loop per core, for the life of the process.
+        let group = MultiThreadedEventLoopGroup.singleton
+
+        let serverName = "fusebox \(version)"
+        let server = SocketServer(
+            group: group, engine: engine, settings: .init(configuration: configuration, serverName: serverName),
+            hub: hub, logger: logger
+        )
+        let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger)
+        var lifecycleLogger = logger
+        lifecycleLogger.logLevel = .warning
+        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: [
+                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
+                .init(service: reloader, successTerminationBehavior: .ignore, serviceName: "reload"),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: lifecycleLogger
+        ))
+
+        server.bound.futureResult.whenSuccess {
+            logger.notice("started", metadata: [
+                "version": .string(version),
+                "pid": .stringConvertible(Int(getpid())),
+                "config": .string(configPath ?? DefaultConfiguration.sourceName),
+                "socket": .string(configuration.socket),
+                "admin_socket": .text(configuration.adminSocket),
+                "breakers": .array(engine.breakerNames.map { .string($0) }),
+                "max_connections": .stringConvertible(configuration.maxConnections),
+                "open_files_limit": .stringConvertible(descriptors),
+            ])
+        }
+        if configuration.http != nil || configuration.store != nil {
+            // Accepted by the format so configs need not change later; not served by this build.
+            logger.warning("not_built_yet", metadata: [
+                "settings": .array(
+                    (configuration.http != nil ? ["http"] : []).map { .string($0) }
+                        + (configuration.store != nil ? ["store"] : []).map { .string($0) }
+                ),
+                "detail": .string("this build has no HTTP endpoints or SQLite store yet; set them to off to silence this"),
+            ])
+        }
+        do {
+            try await services.run()
+        } catch {
+            let reason = (error as? SocketFile.Problem)?.description ?? "\(error)"
+            logger.error("start_failed", metadata: ["error": .string(reason)])
+            throw StartError(description: reason)
+        }
+        logger.notice("stopped", metadata: ["reason": .string("signal")])
+    }
+}

@@ -1,0 +1,134 @@
+import FuseboxConfig
+import FuseboxCore
+import FuseboxWire
+import Logging
+import NIOCore
+import NIOExtras
+import NIOPosix
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// The two Unix sockets (the main one and the admin one) and the engine's
+/// timer, as one service: it binds, serves until a graceful shutdown, then
+/// stops accepting, lets every connection finish what it was sent, and
+/// removes its socket files.
+public final class SocketServer: Service, Sendable {
+    public struct Settings: Sendable {
+        public var socket: String
+        public var adminSocket: String?
+        public var mode: UInt32
+        public var maxConnections: Int
+        public var serverName: String
+        /// How often the engine's timers run (open → half-open, leases, max_wait).
+        public var tickInterval: TimeAmount = .milliseconds(100)
+
+        public init(configuration: Configuration, serverName: String) {
+            socket = configuration.socket
+            adminSocket = configuration.adminSocket
+            mode = configuration.socketMode
+            maxConnections = configuration.maxConnections
+            self.serverName = serverName
+        }
+    }
+
+    private let group: any EventLoopGroup
+    private let engine: Engine
+    private let settings: Settings
+    private let hub: SubscriberHub
+    private let observer: any ServerObserver
+    private let logger: Logger
+    public let limiter: ConnectionLimiter
+    /// Completes when both sockets are bound (or fails with why they are not).
+    public let bound: EventLoopPromise<Void>
+
+    public init(
+        group: any EventLoopGroup, engine: Engine, settings: Settings, hub: SubscriberHub,
+        observer: any ServerObserver = NoServerObserver(), logger: Logger
+    ) {
+        self.group = group
+        self.engine = engine
+        self.settings = settings
+        self.hub = hub
+        self.observer = observer
+        self.logger = logger
+        self.limiter = ConnectionLimiter(limit: settings.maxConnections)
+        self.bound = group.next().makePromise(of: Void.self)
+    }
+
+    public func run() async throws {
+        let quiescing = ServerQuiescingHelper(group: group)
+        var paths: [String] = []
+        do {
+            try SocketFile.prepare(settings.socket)
+            if let admin = settings.adminSocket { try SocketFile.prepare(admin) }
+            _ = try await bind(settings.socket, admin: false, quiescing: quiescing)
+            paths.append(settings.socket)
+            if let admin = settings.adminSocket {
+                _ = try await bind(admin, admin: true, quiescing: quiescing)
+                paths.append(admin)
+            }
+        } catch {
+            bound.fail(error)
+            for path in paths { SocketFile.remove(path) }
+            throw error
+        }
+        bound.succeed()
+        let engine = self.engine
+        let ticker = group.next().scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
+            engine.tick()
+        }
+
+        try? await gracefulShutdown()
+
+        ticker.cancel()
+        let drained = group.next().makePromise(of: Void.self)
+        quiescing.initiateShutdown(promise: drained)
+        try? await drained.futureResult.get()
+        for path in paths { SocketFile.remove(path) }
+    }
+
+    private func bind(_ path: String, admin: Bool, quiescing: ServerQuiescingHelper) async throws -> Channel {
+        let engine = self.engine
+        let hub = self.hub
+        let limiter = self.limiter
+        let observer = self.observer
+        let serverName = settings.serverName
+        let logger = self.logger
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1_024)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
+                }
+            }
+            .childChannelOption(.allowRemoteHalfClosure, value: true)
+            .childChannelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 * 1_024, high: 256 * 1_024))
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let session = ConnectionSession(engine: engine, isAdmin: admin, serverName: serverName, logger: logger)
+                    try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder()))
+                    try channel.pipeline.syncOperations.addHandler(
+                        ProtocolHandler(session: session, hub: hub, limiter: limiter, observer: observer)
+                    )
+                }
+            }
+        // The socket is created with the configured mode, not the umask's, so
+        // there is no moment in which it is open to others.
+        let previous = umask(mode_t(0o777 & ~settings.mode))
+        defer { umask(previous) }
+        do {
+            let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
+            try SocketFile.setMode(path, settings.mode)
+            return channel
+        } catch let problem as SocketFile.Problem {
+            throw problem
+        } catch {
+            throw SocketFile.Problem(description: "cannot listen on \(path): \(error)")
+        }
+    }
+}

@@ -1,0 +1,59 @@
+import FuseboxCore
+import Logging
+
+/// The human-readable alternative (`--log-format text`): one line per event,
+/// `2026-11-30T15:41:59.123Z info  circuit_breaker_transition breaker_name=openai …`.
+/// Values are quoted when they hold spaces and escaped so a hostile text
+/// cannot start a new line.
+public struct TextLogHandler: LogHandler {
+    public var logLevel: Logger.Level = .info
+    public var metadata: Logger.Metadata = [:]
+    private let sink: LineSink
+    private let clock: any BreakerClock
+
+    public init(sink: LineSink, clock: any BreakerClock = SystemClock()) {
+        self.sink = sink
+        self.clock = clock
+    }
+
+    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+
+    public func log(event: LogEvent) {
+        var fields = metadata
+        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
+        var stamp = clock.now().rfc3339
+        if case .string(let given)? = fields["timestamp"] { stamp = given }
+        let level = event.level.rawValue + String(repeating: " ", count: max(0, 8 - event.level.rawValue.count))
+        var line = "\(stamp) \(level) \(event.message)"
+        for key in fields.keys.sorted() where key != "timestamp" {
+            line += " \(key)=\(Self.render(fields[key]!))"
+        }
+        sink.write(Array((line + "\n").utf8))
+    }
+
+    static func render(_ value: Logger.MetadataValue) -> String {
+        let text: String
+        switch value {
+        case .string(let s): text = s
+        case .stringConvertible(let c): text = c.description
+        case .array(let items): text = "[" + items.map(render).joined(separator: ",") + "]"
+        case .dictionary(let members): text = "{" + members.keys.sorted().map { "\($0)=\(render(members[$0]!))" }.joined(separator: ",") + "}"
+        }
+        let needsQuotes = text.isEmpty || text.contains { $0 == " " || $0 == "\"" || $0 == "=" || $0.isNewline || $0.asciiValue.map { $0 < 0x20 } ?? false }
+        guard needsQuotes else { return text }
+        var escaped = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            case "\n": escaped += "\\n"
+            case "\r": escaped += "\\r"
+            default: escaped += scalar.value < 0x20 || scalar.value == 0x7F ? "\\u{\(String(scalar.value, radix: 16))}" : String(scalar)
+            }
+        }
+        return escaped + "\""
+    }
+}
