@@ -52,7 +52,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore"]),
+        .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore", "FuseboxWire"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
             "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",

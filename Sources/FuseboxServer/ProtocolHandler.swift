@@ -83,9 +83,12 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
-        if context.channel.isWritable, readDeferred {
-            readDeferred = false
-            context.read()
+        if context.channel.isWritable {
+            if subscribed { hub.resumed(context.channel) }
+            if readDeferred {
+                readDeferred = false
+                context.read()
+            }
         }
         context.fireChannelWritabilityChanged()
     }

@@ -4,6 +4,8 @@ import Glibc
 import Darwin
 #endif
 
+import FuseboxWire
+
 /// The Unix socket's file: checked before binding, given its mode after, and
 /// removed at a clean stop.
 public enum SocketFile {
@@ -11,8 +13,7 @@ public enum SocketFile {
         public var description: String
     }
 
-    /// The longest path a Unix socket address holds (sun_path less its NUL).
-    static let maxPathBytes = 107
+    static let maxPathBytes = UnixAddress.maxPathBytes
 
     /// Makes `path` free to bind: a stale socket left by a dead process is
     /// removed; a socket some live process answers on, or a file that is not a
@@ -39,17 +40,7 @@ public enum SocketFile {
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { return false }
         defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8.prefix(maxPathBytes))
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        return result == 0
+        return UnixAddress.connect(fd, to: path) == 0
     }
 
     public static func setMode(_ path: String, _ mode: UInt32) throws(Problem) {

@@ -27,6 +27,11 @@ public final class SubscriberHub: EngineObserver, @unchecked Sendable {
         subscribers.withLockedValue { $0[ObjectIdentifier(channel)] = subscriber }
     }
 
+    /// The channel can take writes again: tell it what it missed now, not at the next event.
+    func resumed(_ channel: Channel) {
+        subscribers.withLockedValue { $0[ObjectIdentifier(channel)] }?.reportDropped()
+    }
+
     func remove(_ channel: Channel) {
         _ = subscribers.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
@@ -54,12 +59,16 @@ public final class SubscriberHub: EngineObserver, @unchecked Sendable {
                     if dropped >= maxDropped { channel.close(promise: nil) }
                     return
                 }
-                if dropped > 0 {
-                    channel.write(channel.allocator.buffer(bytes: TransitionEvent.dropped(dropped)), promise: nil)
-                    dropped = 0
-                }
+                reportDropped()
                 channel.writeAndFlush(channel.allocator.buffer(bytes: line), promise: nil)
             }
+        }
+
+        /// Writes `{"event":"dropped","count":N}` if events were lost. On the event loop.
+        func reportDropped() {
+            guard dropped > 0, channel.isWritable else { return }
+            channel.writeAndFlush(channel.allocator.buffer(bytes: TransitionEvent.dropped(dropped)), promise: nil)
+            dropped = 0
         }
     }
 }

@@ -15,26 +15,17 @@ public final class LineClient {
     private let fd: Int32
     private var buffer: [UInt8] = []
     private var readOffset = 0
+    private var chunk = [UInt8](repeating: 0, count: 65_536)
 
     /// Connects to `path`; reads give up after `timeout`.
     public init(path: String, timeout: Duration = .seconds(5)) throws(Failure) {
         fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw Failure(description: "cannot create a socket: \(Self.errnoText())") }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
+        guard path.utf8.count <= UnixAddress.maxPathBytes else {
             close(fd)
             throw Failure(description: "socket path \(path) is too long")
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard connected == 0 else {
+        guard UnixAddress.connect(fd, to: path) == 0 else {
             let reason = Self.errnoText()
             close(fd)
             throw Failure(description: "cannot connect to \(path): \(reason) (is `fusebox serve` running?)")
@@ -80,7 +71,6 @@ public final class LineClient {
                 }
                 return line
             }
-            var chunk = [UInt8](repeating: 0, count: 65_536)
             let count = chunk.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
             if count == 0 { return nil }
             if count < 0 {

@@ -2,6 +2,8 @@
 /// the same run so the ratio means something on any machine.
 ///
 ///   swift run -c release fusebox-bench engine
+///   swift run -c release fusebox-bench socket    (needs the release fusebox binary beside it)
+///   swift run -c release fusebox-bench memory
 ///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
 @main
 enum BenchMain {
@@ -10,11 +12,15 @@ enum BenchMain {
         switch arguments.first {
         case "engine", nil:
             try EngineBench.run()
+        case "socket":
+            try SocketBench.run()
+        case "memory":
+            try SocketBench.memory()
         case "engine-pairs":
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             try EngineBench.pairs(count)
         default:
-            print("usage: fusebox-bench [engine | engine-pairs N]")
+            print("usage: fusebox-bench [engine | socket | memory | engine-pairs N]")
         }
     }
 }

@@ -86,7 +86,7 @@ enum EngineBench {
 
     static func pairsOnTwoThreads(_ engine: Engine, _ count: Int) throws {
         let half = count / 2
-        let other = Thread { try? pairsOnOneThread(engine, half) }
+        let other = BenchThread { try? pairsOnOneThread(engine, half) }
         try pairsOnOneThread(engine, half)
         other.join()
     }

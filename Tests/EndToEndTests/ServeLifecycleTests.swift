@@ -36,14 +36,7 @@ struct ServeLifecycleTests {
         // A socket file nobody listens on: what a killed process leaves behind.
         let stale = folder.url.appendingPathComponent("fusebox.sock").path
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(stale.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) } }
+        #expect(UnixAddress.bind(fd, to: stale) == 0)
         close(fd)
         #expect(FileManager.default.fileExists(atPath: stale))
         _ = try folder.write("fusebox.yaml", SidecarProcess.config())

@@ -6,7 +6,7 @@ import Darwin
 
 /// A plain OS thread, so two-thread figures are real parallelism rather than
 /// whatever a task executor decides.
-final class Thread: @unchecked Sendable {
+final class BenchThread: @unchecked Sendable {
     private var handle = pthread_t()
     private let body: @Sendable () -> Void
 
@@ -14,7 +14,7 @@ final class Thread: @unchecked Sendable {
         self.body = body
         let box = Unmanaged.passRetained(self)
         pthread_create(&handle, nil, { raw in
-            let thread = Unmanaged<Thread>.fromOpaque(raw!).takeRetainedValue()
+            let thread = Unmanaged<BenchThread>.fromOpaque(raw!).takeRetainedValue()
             thread.body()
             return nil
         }, box.toOpaque())

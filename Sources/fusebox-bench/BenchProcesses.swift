@@ -1,0 +1,118 @@
+import FuseboxWire
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A temporary folder for sockets and configs.
+final class BenchFolder {
+    let path: String
+
+    init() throws {
+        var template = Array("/tmp/fusebox-bench-XXXXXX".utf8CString)
+        guard let made = mkdtemp(&template) else { throw BenchError("mkdtemp failed") }
+        path = String(cString: made)
+    }
+
+    func write(_ name: String, _ text: String) {
+        let file = fopen(path + "/" + name, "w")
+        fputs(text, file)
+        fclose(file)
+    }
+
+    deinit { _ = system("rm -rf '\(path)'") }
+}
+
+/// The release `fusebox` binary beside this one, serving in `folder`.
+final class SidecarChild {
+    let pid: pid_t
+    let socket: String
+
+    init(folder: BenchFolder, breakers: Int, extraConfig: String = "") throws {
+        let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
+        var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
+        config += "http: off\nstore: off\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
+        for name in names { config += "  \(name): {}\n" }
+        folder.write("fusebox.yaml", config)
+        socket = folder.path + "/fusebox.sock"
+        let binary = Self.siblingBinary("fusebox")
+        var child: pid_t = 0
+        let argv: [UnsafeMutablePointer<CChar>?] = [strdup(binary), strdup("serve"), strdup("--config"), strdup(folder.path + "/fusebox.yaml"), nil]
+        guard posix_spawn(&child, binary, nil, nil, argv, environ) == 0 else { throw BenchError("cannot start \(binary)") }
+        pid = child
+        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
+        guard access(socket, F_OK) == 0 else { throw BenchError("the sidecar did not start") }
+        usleep(100_000)
+    }
+
+    static func siblingBinary(_ name: String) -> String {
+        let me = CommandLine.arguments[0]
+        guard let slash = me.lastIndex(of: "/") else { return name }
+        return String(me[..<slash]) + "/" + name
+    }
+
+    func stop() {
+        kill(pid, SIGTERM)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+    }
+
+    /// User + system CPU seconds from /proc.
+    func cpuSeconds() -> Double {
+        guard let stat = readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    func rssKiB() -> Int {
+        guard let status = readText("/proc/\(pid)/status") else { return 0 }
+        for line in status.split(separator: "\n") where line.hasPrefix("VmRSS:") {
+            return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        }
+        return 0
+    }
+}
+
+func readText(_ path: String) -> String? {
+    guard let file = fopen(path, "r") else { return nil }
+    defer { fclose(file) }
+    var bytes: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 4_096)
+    while true {
+        let count = fread(&buffer, 1, buffer.count, file)
+        bytes += buffer[0..<count]
+        if count < buffer.count { break }
+    }
+    return String(decoding: bytes, as: UTF8.self)
+}
+
+/// A minimal echo of lines on a Unix socket: the floor any server on this
+/// machine can reach with the same client.
+final class EchoServer: @unchecked Sendable {
+    private let listener: Int32
+    private var thread: BenchThread?
+
+    init(path: String) throws {
+        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard UnixAddress.bind(listener, to: path) == 0, listen(listener, 16) == 0 else { throw BenchError("echo bind failed") }
+        let socketFD = self.listener
+        thread = BenchThread {
+            let fd = accept(socketFD, nil, nil)
+            guard fd >= 0 else { return }
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+                if count <= 0 { break }
+                _ = buffer.withUnsafeBytes { send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
+            }
+            close(fd)
+        }
+    }
+
+    func stop() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        close(listener)
+        thread?.join()
+    }
+}

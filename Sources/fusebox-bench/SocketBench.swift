@@ -1,0 +1,148 @@
+import FuseboxCore
+import FuseboxWire
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `fusebox serve` binary over its Unix socket, against a minimal
+/// echo server on a Unix socket measured in the same run with the same client.
+enum SocketBench {
+    static func run(roundTrips: Int = 20_000, pipelineSeconds: Double = 5) throws {
+        let folder = try BenchFolder()
+        print("socket benchmark: \(roundTrips) sequential acquire+report round-trip pairs; client and server on this machine")
+
+        // Baseline: an echo of the same lines on a Unix socket.
+        let echoPath = folder.path + "/echo.sock"
+        let echo = try EchoServer(path: echoPath)
+        let echoLatency = try latencies(path: echoPath, pairs: roundTrips, echo: true)
+        echo.stop()
+
+        let sidecar = try SidecarChild(folder: folder, breakers: 3)
+        defer { sidecar.stop() }
+        let fuseboxLatency = try latencies(path: sidecar.socket, pairs: roundTrips, echo: false)
+
+        print("round trip (µs)              p50      p99")
+        print("echo baseline        \(fmt(echoLatency.p50))  \(fmt(echoLatency.p99))")
+        print("fusebox              \(fmt(fuseboxLatency.p50))  \(fmt(fuseboxLatency.p99))")
+        print("ratio (fusebox/echo) \(fmt(fuseboxLatency.p50 / echoLatency.p50))  \(fmt(fuseboxLatency.p99 / echoLatency.p99))")
+
+        let cpuBefore = sidecar.cpuSeconds()
+        let (decisions, seconds) = try pipelined(path: sidecar.socket, connections: 8, seconds: pipelineSeconds)
+        let cpu = sidecar.cpuSeconds() - cpuBefore
+        print("pipelined, 8 connections: \(Int(Double(decisions) / seconds)) decisions/s; server CPU \(fmt(cpu / Double(decisions) * 1e6)) µs per decision")
+        print("server RSS after load: \(sidecar.rssKiB() / 1024) MiB")
+    }
+
+    /// RSS of an idle sidecar, then with 1,000 breakers and 1,000 connected clients.
+    static func memory() throws {
+        let folder = try BenchFolder()
+        let small = try SidecarChild(folder: folder, breakers: 3)
+        usleep(300_000)
+        let idle = small.rssKiB()
+        small.stop()
+        let big = try SidecarChild(folder: folder, breakers: 1_000)
+        let bigIdle = big.rssKiB()
+        var clients: [LineClient] = []
+        for i in 0..<1_000 {
+            let client = try LineClient(path: big.socket)
+            _ = try client.request(#"{"op":"acquire","breaker":"b\#(i)"}"#)
+            clients.append(client)
+        }
+        usleep(300_000)
+        let loaded = big.rssKiB()
+        big.stop()
+        print("memory: RSS idle (3 breakers) \(idle / 1024) MiB; 1,000 breakers \(bigIdle / 1024) MiB; + 1,000 clients each holding a permit \(loaded / 1024) MiB")
+        _ = clients.count
+    }
+
+    struct Percentiles {
+        var p50: Double
+        var p99: Double
+    }
+
+    /// One decimal, right-aligned in six columns.
+    static func fmt(_ value: Double) -> String {
+        let tenths = Int((value * 10).rounded())
+        let text = "\(tenths / 10).\(tenths % 10)"
+        return String(repeating: " ", count: max(0, 6 - text.count)) + text
+    }
+
+    /// Each sample is one acquire round trip plus one report round trip, in µs per round trip.
+    static func latencies(path: String, pairs: Int, echo: Bool) throws -> Percentiles {
+        let client = try LineClient(path: path)
+        var samples: [Double] = []
+        samples.reserveCapacity(pairs * 2)
+        for i in 0..<(pairs + 1_000) {  // the first 1,000 warm up
+            let breaker = ["openai", "anthropic", "ollama"][i % 3]
+            let acquire = #"{"op":"acquire","breaker":"\#(breaker)"}"#
+            var start = ContinuousClock.now
+            try client.write(acquire)
+            guard let answer = try client.readLine() else { throw BenchError("closed") }
+            var elapsed = ContinuousClock.now - start
+            if i >= 1_000 { samples.append(Double(elapsed.nanosecondsClamped) / 1_000) }
+            let permit = echo ? "1000000" : permitText(answer)
+            let report = #"{"op":"report","permit":"\#(permit)","outcome":"success","latency_ms":120}"#
+            start = ContinuousClock.now
+            try client.write(report)
+            guard try client.readLine() != nil else { throw BenchError("closed") }
+            elapsed = ContinuousClock.now - start
+            if i >= 1_000 { samples.append(Double(elapsed.nanosecondsClamped) / 1_000) }
+        }
+        samples.sort()
+        return Percentiles(p50: samples[samples.count / 2], p99: samples[samples.count * 99 / 100])
+    }
+
+    static func permitText(_ answer: String) -> String {
+        let marker = Array(#""permit":""#.utf8)
+        let bytes = Array(answer.utf8)
+        guard bytes.count > marker.count else { return "0" }
+        for start in 0...(bytes.count - marker.count) where bytes[start..<start + marker.count].elementsEqual(marker) {
+            let value = bytes[(start + marker.count)...].prefix { $0 != UInt8(ascii: "\"") }
+            return String(decoding: value, as: UTF8.self)
+        }
+        return "0"
+    }
+
+    /// `connections` threads, each sending batches of 100 acquires then their 100 reports.
+    static func pipelined(path: String, connections: Int, seconds: Double) throws -> (Int, Double) {
+        let total = Atomic<Int>(0)
+        let deadline = ContinuousClock.now + .milliseconds(Int64(seconds * 1_000))
+        let start = ContinuousClock.now
+        var threads: [BenchThread] = []
+        for c in 0..<connections {
+            let client = UncheckedBox(try LineClient(path: path, timeout: .seconds(30)))
+            threads.append(BenchThread {
+                let client = client.value
+                let breaker = ["openai", "anthropic", "ollama"][c % 3]
+                let acquires = Array(String(repeating: #"{"op":"acquire","breaker":"\#(breaker)"}"# + "\n", count: 100).utf8)
+                while ContinuousClock.now < deadline {
+                    try? client.write(acquires)
+                    var reports: [UInt8] = []
+                    for _ in 0..<100 {
+                        guard let line = try? client.readLine() else { return }
+                        reports += Array(#"{"op":"report","permit":"\#(permitText(line))","outcome":"success"}"#.utf8) + [0x0A]
+                    }
+                    try? client.write(reports)
+                    for _ in 0..<100 { _ = try? client.readLine() }
+                    total.add(200, ordering: .relaxed)
+                }
+            })
+        }
+        for thread in threads { thread.join() }
+        let elapsed = ContinuousClock.now - start
+        return (total.load(ordering: .relaxed), elapsed.secondsDouble)
+    }
+}
+
+struct BenchError: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+}
+
+/// Hands a value to exactly one other thread.
+struct UncheckedBox<T>: @unchecked Sendable {
+    let value: T
+    init(_ value: T) { self.value = value }
+}
