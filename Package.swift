@@ -16,6 +16,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-extras", exact: "1.35.2"),
         .package(url: "https://github.com/apple/swift-log", exact: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -28,10 +30,11 @@ let package = Package(
         // Protocol v1: requests, responses, events; JSON read and written by hand
         // so every malformed line gets a precise error and nothing traps.
         .target(name: "FuseboxWire", dependencies: ["FuseboxCore"]),
-        // JSON log lines and the engine's event fan-out.
+        // JSON log lines, Prometheus metrics, and the engine's event fan-out.
         .target(name: "FuseboxTelemetry", dependencies: [
             "FuseboxCore", "FuseboxWire",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, lifecycle.
         .target(name: "FuseboxServer", dependencies: [
@@ -42,6 +45,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
+            .product(name: "Hummingbird", package: "hummingbird"),
         ]),
         .executableTarget(name: "fusebox", dependencies: [
             "FuseboxCore",

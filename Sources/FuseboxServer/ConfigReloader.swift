@@ -13,12 +13,18 @@ public struct ConfigReloader: Service {
     private let engine: Engine
     private let running: Configuration
     private let logger: Logger
+    /// Told the new engine configuration after it is applied (metrics make and drop series).
+    private let applied: @Sendable (EngineConfiguration) -> Void
 
-    public init(path: String?, engine: Engine, running: Configuration, logger: Logger) {
+    public init(
+        path: String?, engine: Engine, running: Configuration, logger: Logger,
+        applied: @escaping @Sendable (EngineConfiguration) -> Void = { _ in }
+    ) {
         self.path = path
         self.engine = engine
         self.running = running
         self.logger = logger
+        self.applied = applied
     }
 
     public func run() async throws {
@@ -48,6 +54,7 @@ public struct ConfigReloader: Service {
             logger.error("config_reload_failed", metadata: ["config": .string(source), "error": .string("\(error)")])
             return current
         }
+        applied(next.engine)
         var metadata: Logger.Metadata = [
             "config": .string(source),
             "added": .array(summary.added.map { .string($0) }),

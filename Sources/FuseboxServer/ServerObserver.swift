@@ -1,3 +1,4 @@
+import FuseboxTelemetry
 import FuseboxWire
 
 /// What the socket layer reports besides engine events: for metrics.
@@ -17,4 +18,10 @@ extension ServerObserver {
 
 public struct NoServerObserver: ServerObserver {
     public init() {}
+}
+
+extension FuseboxMetrics: ServerObserver {
+    public func served(op: Request.Op?, error: ErrorCode?) { countRequest(op: op?.rawValue, error: error) }
+    public func connectionOpened() { clientConnected() }
+    public func connectionClosed() { clientDisconnected() }
 }

@@ -49,33 +49,45 @@ public enum Sidecar {
         let logger = Logger(label: "fusebox")
         defer { sink.flush() }
 
-        let hub = SubscriberHub(instance: instance)
+        let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
+        let hub = SubscriberHub(instance: instance, observer: metrics)
         let engine: Engine
         do {
             engine = try Engine(
                 configuration: configuration.engine,
-                observer: EventFanout([TransitionLog(logger: logger), hub])
+                observer: EventFanout([TransitionLog(logger: logger), hub, metrics])
             )
         } catch {
             throw StartError(description: "\(error)")
         }
         let descriptors = SocketFile.raiseDescriptorLimit()
         // One event loop per core, for the life of the process.
-        let group = MultiThreadedEventLoopGroup.singleton
+        let loops = MultiThreadedEventLoopGroup.singleton
 
         let serverName = "fusebox \(version)"
         let server = SocketServer(
-            group: group, engine: engine, settings: .init(configuration: configuration, serverName: serverName),
-            hub: hub, logger: logger
+            group: loops, engine: engine, settings: .init(configuration: configuration, serverName: serverName),
+            hub: hub, observer: metrics, logger: logger
         )
-        let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger)
+        let readiness = Readiness(storeEnabled: false)
+        server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
+        let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger) { applied in
+            metrics.configure(applied)
+        }
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = .warning
-        let services = ServiceGroup(configuration: ServiceGroupConfiguration(
-            services: [
-                .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
-                .init(service: reloader, successTerminationBehavior: .ignore, serviceName: "reload"),
-            ],
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
+            .init(service: reloader, successTerminationBehavior: .ignore, serviceName: "reload"),
+        ]
+        if let endpoint = configuration.http {
+            let http = HTTPEndpoints.application(
+                endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness, logger: logger
+            )
+            services.append(.init(service: http, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        }
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services,
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: lifecycleLogger
         ))
@@ -92,18 +104,15 @@ public enum Sidecar {
                 "open_files_limit": .stringConvertible(descriptors),
             ])
         }
-        if configuration.http != nil || configuration.store != nil {
+        if configuration.store != nil {
             // Accepted by the format so configs need not change later; not served by this build.
             logger.warning("not_built_yet", metadata: [
-                "settings": .array(
-                    (configuration.http != nil ? ["http"] : []).map { .string($0) }
-                        + (configuration.store != nil ? ["store"] : []).map { .string($0) }
-                ),
-                "detail": .string("this build has no HTTP endpoints or SQLite store yet; set them to off to silence this"),
+                "settings": .array([.string("store")]),
+                "detail": .string("this build has no SQLite store yet; set store: off to silence this"),
             ])
         }
         do {
-            try await services.run()
+            try await group.run()
         } catch {
             let reason = (error as? SocketFile.Problem)?.description ?? "\(error)"
             logger.error("start_failed", metadata: ["error": .string(reason)])

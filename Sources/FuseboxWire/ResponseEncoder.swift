@@ -107,6 +107,13 @@ public enum ResponseEncoder {
 }
 
 extension JSONWriter {
+    /// A string under a key known only at run time.
+    public mutating func dynamicString(_ key: String, _ value: String) {
+        var keyBytes: [UInt8] = []
+        JSONWriter.appendString(key, to: &keyBytes)
+        appendMember(keyBytes) { out in JSONWriter.appendString(value, to: &out) }
+    }
+
     /// A string array under a key known only at run time (chain names).
     mutating func dynamicStringArray(_ key: String, _ values: [String]) {
         var keyBytes: [UInt8] = []

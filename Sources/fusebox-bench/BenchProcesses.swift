@@ -31,7 +31,7 @@ final class SidecarChild {
     init(folder: BenchFolder, breakers: Int, extraConfig: String = "") throws {
         let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
         var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
-        config += "http: off\nstore: off\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
+        config += "http: 127.0.0.1:0\nstore: off\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
         for name in names { config += "  \(name): {}\n" }
         folder.write("fusebox.yaml", config)
         socket = folder.path + "/fusebox.sock"

@@ -1,0 +1,272 @@
+import FuseboxCore
+import FuseboxWire
+import Prometheus
+import Synchronization
+
+/// Every Prometheus series Fusebox exposes (docs/metrics.md lists them).
+///
+/// Series are made up front for the configured breakers, chains, ops, codes
+/// and outcomes, so label values never come from what a client sends.
+/// Counters move from the engine's events; gauges that describe state (the
+/// breaker state, rates, permits in flight) are read from a snapshot when
+/// Prometheus scrapes, which keeps them off the decision path entirely.
+public final class FuseboxMetrics: EngineObserver, Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    private let breakers = Mutex<[String: BreakerSeries]>([:])
+    private let chains = Mutex<[String: ChainSeries]>([:])
+    private let requests: [String: Counter]
+    private let protocolErrors: [ErrorCode: Counter]
+    private let clients: Gauge
+    private let subscriberDrops: Counter
+    public let store: StoreSeries
+
+    static let durationBuckets: [Duration] = [
+        .milliseconds(50), .milliseconds(100), .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500),
+        .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
+    ]
+
+    public init(version: String, configuration: EngineConfiguration) {
+        let registry = self.registry
+        requests = Dictionary(uniqueKeysWithValues: (Request.Op.allCases.map(\.rawValue) + ["none"]).map { op in
+            (op, registry.counter( "fusebox_requests_total", labels: [("op", op)], help: Help.requests))
+        })
+        protocolErrors = Dictionary(uniqueKeysWithValues: ErrorCode.allCases.map { code in
+            (code, registry.counter( "fusebox_protocol_errors_total", labels: [("code", code.rawValue)], help: Help.protocolErrors))
+        })
+        clients = registry.gauge( "fusebox_clients_connected", help: "Connections open on the main and admin sockets.")
+        subscriberDrops = registry.counter(
+            "fusebox_subscriber_events_dropped_total",
+            help: "Transition events not delivered to a subscriber whose buffer was full."
+        )
+        store = StoreSeries(registry: registry)
+        registry.gauge( "fusebox_build_info", labels: [("version", version)], help: "Always 1; the version label says which build runs.").set(to: 1)
+        configure(configuration)
+    }
+
+    /// Makes series for new breakers and chains and drops those of removed ones.
+    public func configure(_ configuration: EngineConfiguration) {
+        let names = Set(configuration.breakers.map(\.name))
+        breakers.withLock { current in
+            for (name, series) in current where !names.contains(name) {
+                series.unregister(from: registry)
+                current[name] = nil
+            }
+            for name in names where current[name] == nil { current[name] = BreakerSeries(name: name, registry: registry) }
+        }
+        let chainNames = Set(configuration.chains.map(\.name))
+        chains.withLock { current in
+            for (name, series) in current where !chainNames.contains(name) {
+                series.unregister(from: registry)
+                current[name] = nil
+            }
+            for name in chainNames where current[name] == nil { current[name] = ChainSeries(name: name, registry: registry) }
+        }
+    }
+
+    // MARK: Engine events (under the engine lock: counters only)
+
+    public func transitioned(_ t: Transition) {
+        breakers.withLock { $0[t.breaker]?.transition(from: t.from, to: t.to, registry: registry) }
+    }
+
+    public func recorded(_ call: RecordedCall) {
+        breakers.withLock { all in
+            guard let series = all[call.breaker] else { return }
+            series.calls[call.outcome]?.increment()
+            if let latency = call.latency { series.duration.record(latency) }
+        }
+    }
+
+    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {
+        breakers.withLock { $0[breaker]?.notPermitted.increment() }
+    }
+
+    public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
+        chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
+    }
+
+    public func exhausted(chain: String, at: Timestamp) {
+        chains.withLock { $0[chain]?.exhausted.increment() }
+    }
+
+    public func permitEnded(breaker: String, how: PermitEnd) {
+        breakers.withLock { all in
+            guard let series = all[breaker] else { return }
+            switch how {
+            case .reported: break
+            case .expired: series.expired.increment()
+            case .abandoned: series.abandoned.increment()
+            case .cancelled: series.calls[.cancelled]?.increment()
+            }
+        }
+    }
+
+    // MARK: Socket events
+
+    public func countRequest(op: String?, error: ErrorCode?) {
+        requests[op ?? "none"]?.increment()
+        if let error { protocolErrors[error]?.increment() }
+    }
+
+    public func clientConnected() { clients.increment() }
+    public func clientDisconnected() { clients.decrement() }
+    public func subscriberDropped(events: Int) { subscriberDrops.increment(by: Int64(events)) }
+
+    // MARK: Scrape
+
+    /// The exposition text, after setting the state gauges from `snapshots`.
+    public func render(_ snapshots: [BreakerSnapshot]) -> [UInt8] {
+        breakers.withLock { all in
+            for snapshot in snapshots { all[snapshot.name]?.show(snapshot) }
+        }
+        return registry.emitToBuffer()
+    }
+}
+
+enum Help {
+    static let requests = "Protocol requests served, by op (none: the line could not be read as a request)."
+    static let protocolErrors = "Requests answered with an error, by error code."
+}
+
+/// The series of one breaker.
+final class BreakerSeries: Sendable {
+    let name: String
+    let calls: [Outcome: Counter]
+    let duration: DurationHistogram
+    let notPermitted: Counter
+    let expired: Counter
+    let abandoned: Counter
+    let states: [BreakerState: Gauge]
+    let failureRate: Gauge
+    let slowCallRate: Gauge
+    let inFlight: Gauge
+    private let transitions = Mutex<[String: Counter]>([:])
+
+    init(name: String, registry: PrometheusCollectorRegistry) {
+        self.name = name
+        let label = [("breaker", name)]
+        calls = Dictionary(uniqueKeysWithValues: Outcome.allCases.map { outcome in
+            (outcome, registry.counter(
+                "fusebox_calls_total", labels: label + [("outcome", outcome.rawValue)],
+                help: "Calls reported, by breaker and outcome (expired permits count as timeout)."
+            ))
+        })
+        duration = registry.durationHistogram(
+            "fusebox_call_duration_seconds", labels: label, buckets: FuseboxMetrics.durationBuckets,
+            help: "How long reported calls took, as the client reported it (or from permit to report)."
+        )
+        notPermitted = registry.counter( "fusebox_not_permitted_total", labels: label, help: "Acquires (and route steps) refused.")
+        expired = registry.counter( "fusebox_permits_expired_total", labels: label, help: "Permits not reported within permit_ttl, counted as timeouts.")
+        abandoned = registry.counter( "fusebox_permits_abandoned_total", labels: label, help: "Permits released because their client disconnected.")
+        states = Dictionary(uniqueKeysWithValues: BreakerState.allCases.map { state in
+            (state, registry.gauge(
+                "fusebox_breaker_state", labels: label + [("state", state.rawValue)],
+                help: "1 for the state each breaker is in, 0 for the others."
+            ))
+        })
+        failureRate = registry.gauge( "fusebox_failure_rate", labels: label, help: "Failure share of the breaker's window (0 to 1).")
+        slowCallRate = registry.gauge( "fusebox_slow_call_rate", labels: label, help: "Slow-call share of the breaker's window (0 to 1).")
+        inFlight = registry.gauge( "fusebox_permits_in_flight", labels: label, help: "Permits granted and not yet reported.")
+        states[.closed]?.set(to: 1)
+    }
+
+    func transition(from: BreakerState, to: BreakerState, registry: PrometheusCollectorRegistry) {
+        let key = "\(from.rawValue)>\(to.rawValue)"
+        let counter = transitions.withLock { made in
+            if let counter = made[key] { return counter }
+            let counter = registry.counter(
+                "fusebox_transitions_total", labels: [("breaker", name), ("from", from.rawValue), ("to", to.rawValue)],
+                help: "State transitions, by breaker and the states left and entered."
+            )
+            made[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func show(_ snapshot: BreakerSnapshot) {
+        for (state, gauge) in states { gauge.set(to: state == snapshot.state ? 1 : 0) }
+        failureRate.set(to: snapshot.window.failureRate)
+        slowCallRate.set(to: snapshot.window.slowCallRate)
+        inFlight.set(to: Double(snapshot.permitsInFlight))
+    }
+
+    func unregister(from registry: PrometheusCollectorRegistry) {
+        for counter in calls.values { registry.unregisterCounter(counter) }
+        registry.unregisterDurationHistogram(duration)
+        for counter in [notPermitted, expired, abandoned] { registry.unregisterCounter(counter) }
+        for gauge in Array(states.values) + [failureRate, slowCallRate, inFlight] { registry.unregisterGauge(gauge) }
+        transitions.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
+    }
+}
+
+/// The series of one chain.
+final class ChainSeries: Sendable {
+    let name: String
+    let exhausted: Counter
+    private let fallbacks = Mutex<[String: Counter]>([:])
+
+    init(name: String, registry: PrometheusCollectorRegistry) {
+        self.name = name
+        exhausted = registry.counter(
+            "fusebox_route_exhausted_total", labels: [("chain", name)],
+            help: "Routes no breaker of the chain could serve."
+        )
+    }
+
+    func fallback(from: String, to: String, registry: PrometheusCollectorRegistry) {
+        let key = "\(from)>\(to)"
+        let counter = fallbacks.withLock { made in
+            if let counter = made[key] { return counter }
+            let counter = registry.counter(
+                "fusebox_fallbacks_total", labels: [("chain", name), ("from", from), ("to", to)],
+                help: "Routes served by a later breaker of the chain than its first."
+            )
+            made[key] = counter
+            return counter
+        }
+        counter.increment()
+    }
+
+    func unregister(from registry: PrometheusCollectorRegistry) {
+        registry.unregisterCounter(exhausted)
+        fallbacks.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
+    }
+}
+
+/// The store's health (fed by the store writer).
+public struct StoreSeries: Sendable {
+    public let errors: Counter
+    public let dropped: Counter
+    public let written: Counter
+    public let queueDepth: Gauge
+    public let healthy: Gauge
+
+    init(registry: PrometheusCollectorRegistry) {
+        errors = registry.counter( "fusebox_store_errors_total", help: "Failed attempts to write a batch to the SQLite store.")
+        dropped = registry.counter( "fusebox_store_dropped_total", help: "Rows given up because the store's queue was full.")
+        written = registry.counter( "fusebox_store_rows_written_total", help: "Rows committed to the SQLite store.")
+        queueDepth = registry.gauge( "fusebox_store_queue_depth", help: "Rows waiting to be written to the store.")
+        healthy = registry.gauge( "fusebox_store_healthy", help: "1 while the last store write succeeded (or the store is off), 0 while writes fail.")
+        healthy.set(to: 1)
+    }
+}
+
+extension PrometheusCollectorRegistry {
+    /// The registry's calls with the full metric name and its help text.
+    func counter(_ name: String, labels: [(String, String)] = [], help: String) -> Counter {
+        makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func gauge(_ name: String, labels: [(String, String)] = [], help: String) -> Gauge {
+        makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
+    }
+
+    func durationHistogram(_ name: String, labels: [(String, String)], buckets: [Duration], help: String) -> DurationHistogram {
+        makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: buckets)
+    }
+
+    static func descriptor(_ name: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
+}

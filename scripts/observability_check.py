@@ -1,0 +1,209 @@
+#!/usr/bin/env python3
+"""Observability checks against the real binary and real Prometheus tools.
+
+1. `promtool check metrics` on a live scrape of a `fusebox serve` that has seen
+   traffic and transitions;
+2. `promtool check rules` and `promtool test rules` on the rules file;
+3. every PromQL expression of the Grafana dashboard and the rules file parses
+   (through promtool) and names only metrics that /metrics exposes (or that a
+   recording rule defines);
+4. a real `prometheus` server scraping the sidecar every second sees a breaker
+   open and fusebox_transitions_total increase.
+
+Usage: scripts/observability_check.py [path/to/fusebox]
+"""
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+FUSEBOX = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "debug", "fusebox")
+RULES = os.path.join(ROOT, "dashboards", "prometheus", "fusebox-rules.yml")
+RULE_TESTS = os.path.join(ROOT, "dashboards", "prometheus", "fusebox-rules.test.yml")
+DASHBOARD = os.path.join(ROOT, "dashboards", "grafana", "fusebox.json")
+
+passed, failed = 0, 0
+
+
+def check(name, ok, detail=""):
+    global passed, failed
+    if ok:
+        passed += 1
+        print(f"ok   {name}")
+    else:
+        failed += 1
+        print(f"FAIL {name}\n{detail}")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(what, condition, timeout=30):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception:
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+def ask(path, lines):
+    """Sends request lines on the Unix socket, returns the parsed answers."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.connect(path)
+        s.sendall(("\n".join(lines) + "\n").encode())
+        data = b""
+        while data.count(b"\n") < len(lines):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    return [json.loads(line) for line in data.decode().splitlines()]
+
+
+def http_get(url):
+    with urllib.request.urlopen(url, timeout=5) as response:
+        return response.read().decode()
+
+
+def main():
+    work = tempfile.mkdtemp(prefix="fusebox-obs-")
+    port = free_port()
+    config = f"""
+socket: {work}/fusebox.sock
+admin_socket: {work}/fusebox-admin.sock
+http: 127.0.0.1:{port}
+store: off
+instance: obs
+defaults:
+  trip: {{ consecutive_failures: 3 }}
+  open: {{ duration: 1s, jitter: 0 }}
+breakers: {{ openai: {{}}, anthropic: {{}}, ollama: {{}} }}
+chains: {{ llm: [openai, anthropic, ollama] }}
+"""
+    with open(f"{work}/fusebox.yaml", "w") as f:
+        f.write(config)
+    log = open(f"{work}/fusebox.log", "w")
+    sidecar = subprocess.Popen([FUSEBOX, "serve", "--config", f"{work}/fusebox.yaml"], stdout=log, stderr=subprocess.STDOUT)
+    prometheus = None
+    try:
+        wait_for("the sidecar's HTTP endpoint", lambda: http_get(f"http://127.0.0.1:{port}/readyz"))
+        sock = f"{work}/fusebox.sock"
+        # Traffic and transitions: trip openai, route around it, let it half-open.
+        answers = ask(sock, ['{"op":"record","breaker":"openai","status":503,"latency_ms":40}'] * 3
+                      + ['{"op":"route","chain":"llm"}', '{"op":"acquire","breaker":"openai"}', '{"op":"bogus"}'])
+        permit = answers[3]["permit"]
+        ask(sock, [json.dumps({"op": "report", "permit": permit, "outcome": "success", "latency_ms": 250})])
+        wait_for("openai half-open", lambda: '"half_open"' in http_get(f"http://127.0.0.1:{port}/v1/breakers"))
+        scrape = http_get(f"http://127.0.0.1:{port}/metrics")
+        with open(f"{work}/metrics.txt", "w") as f:
+            f.write(scrape)
+
+        # 1. promtool check metrics on the live scrape.
+        result = subprocess.run(["promtool", "check", "metrics"], input=scrape, capture_output=True, text=True)
+        check("promtool check metrics: no complaints", result.returncode == 0 and not result.stdout.strip() and not result.stderr.strip(),
+              result.stdout + result.stderr)
+        check("scrape shows openai half-open and a fallback",
+              'fusebox_breaker_state{breaker="openai",state="half_open"} 1' in scrape
+              and 'fusebox_fallbacks_total{chain="llm",from="openai",to="anthropic"} 1' in scrape, scrape[:2000])
+
+        # 2. Rules.
+        result = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True)
+        check("promtool check rules", result.returncode == 0, result.stdout + result.stderr)
+        result = subprocess.run(["promtool", "test", "rules", os.path.basename(RULE_TESTS)], capture_output=True, text=True,
+                                cwd=os.path.dirname(RULE_TESTS))
+        check("promtool test rules (every alert fires and stays silent as expected)", result.returncode == 0, result.stdout + result.stderr)
+
+        # 3. PromQL drift: names and syntax.
+        exposed = set()
+        for line in scrape.splitlines():
+            if line.startswith("# TYPE "):
+                name, kind = line.split()[2:4]
+                exposed.add(name)
+                if kind == "histogram":
+                    exposed.update({name + "_bucket", name + "_sum", name + "_count"})
+        rules_text = open(RULES).read()
+        recorded = set(re.findall(r"record:\s*(\S+)", rules_text))
+        expressions = [("rules", e.strip()) for e in re.findall(r"expr:\s*(.+)", rules_text)]
+        dashboard = json.load(open(DASHBOARD))
+        for panel in dashboard["panels"]:
+            for t in panel.get("targets", []):
+                expressions.append((f"panel {panel['title']}", t["expr"]))
+        for variable in dashboard["templating"]["list"]:
+            if variable.get("type") == "query":
+                inner = re.search(r"label_values\((\w+)", variable["definition"]).group(1)
+                expressions.append((f"variable {variable['name']}", inner))
+        unknown = []
+        for where, expr in expressions:
+            for name in re.findall(r"\b(fusebox[a-z0-9_:]*)", expr):
+                if name not in exposed and name not in recorded:
+                    unknown.append(f"{where}: {name}")
+        check(f"{len(expressions)} PromQL expressions name only exposed metrics", not unknown, "\n".join(unknown))
+        concrete = [e.replace("$__rate_interval", "1m").replace("$breaker", ".*") for _, e in expressions]
+        syntax = "groups:\n  - name: dashboard\n    rules:\n" + "".join(
+            f"      - record: dashboard:expr{i}\n        expr: {json.dumps(e)}\n" for i, e in enumerate(concrete))
+        with open(f"{work}/exprs.yml", "w") as f:
+            f.write(syntax)
+        result = subprocess.run(["promtool", "check", "rules", f"{work}/exprs.yml"], capture_output=True, text=True)
+        check("every dashboard and rule expression parses", result.returncode == 0, result.stdout + result.stderr)
+
+        # 4. A real Prometheus server.
+        if shutil.which("prometheus"):
+            prom_port = free_port()
+            with open(f"{work}/prometheus.yml", "w") as f:
+                f.write(f"global: {{ scrape_interval: 1s, evaluation_interval: 1s }}\n"
+                        f"scrape_configs:\n  - job_name: fusebox\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
+            prometheus = subprocess.Popen(
+                ["prometheus", f"--config.file={work}/prometheus.yml", f"--storage.tsdb.path={work}/tsdb",
+                 f"--web.listen-address=127.0.0.1:{prom_port}"],
+                stdout=subprocess.DEVNULL, stderr=open(f"{work}/prometheus.log", "w"))
+
+            def query(q):
+                url = f"http://127.0.0.1:{prom_port}/api/v1/query?" + urllib.parse.urlencode({"query": q})
+                result = json.loads(http_get(url))["data"]["result"]
+                return float(result[0]["value"][1]) if result else None
+
+            total = 'sum(fusebox_transitions_total{breaker="anthropic"})'
+            wait_for("Prometheus' first scrape", lambda: query("up{job='fusebox'}") == 1, timeout=60)
+            before = query(total) or 0
+            ask(sock, ['{"op":"record","breaker":"anthropic","status":500}'] * 3)
+            try:
+                wait_for("Prometheus to see anthropic open",
+                         lambda: query('fusebox_breaker_state{breaker="anthropic",state="open"}') == 1, timeout=30)
+                seen_open = True
+            except TimeoutError:
+                seen_open = False
+            after = wait_for("transitions to increase", lambda: (query(total) or 0) > before and query(total), timeout=30)
+            check("prometheus saw fusebox_breaker_state{breaker=\"anthropic\",state=\"open\"} == 1", seen_open)
+            check(f"prometheus saw fusebox_transitions_total increase ({before:g} -> {after:g})", after > before)
+        else:
+            check("prometheus server is installed (apt-get install prometheus)", False)
+    finally:
+        if prometheus:
+            prometheus.terminate()
+            prometheus.wait()
+        sidecar.send_signal(signal.SIGTERM)
+        sidecar.wait(timeout=10)
+        shutil.rmtree(work, ignore_errors=True)
+    print(f"observability: {passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
