@@ -18,6 +18,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", exact: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
+        .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -30,6 +31,12 @@ let package = Package(
         // Protocol v1: requests, responses, events; JSON read and written by hand
         // so every malformed line gets a precise error and nothing traps.
         .target(name: "FuseboxWire", dependencies: ["FuseboxCore"]),
+        // The SQLite store (system libsqlite3 through GRDB): schema, batched writer, readers.
+        .target(name: "FuseboxStore", dependencies: [
+            "FuseboxCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // JSON log lines, Prometheus metrics, and the engine's event fan-out.
         .target(name: "FuseboxTelemetry", dependencies: [
             "FuseboxCore", "FuseboxWire",
@@ -38,7 +45,7 @@ let package = Package(
         ]),
         // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, lifecycle.
         .target(name: "FuseboxServer", dependencies: [
-            "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
+            "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry", "FuseboxStore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -53,15 +60,24 @@ let package = Package(
             "FuseboxWire",
             "FuseboxServer",
             "FuseboxTelemetry",
+            "FuseboxStore",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .executableTarget(name: "fusebox-bench", dependencies: ["FuseboxCore", "FuseboxWire"]),
+        .executableTarget(name: "fusebox-bench", dependencies: [
+            "FuseboxCore", "FuseboxWire", "FuseboxStore",
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
             "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        .testTarget(name: "FuseboxStoreTests", dependencies: [
+            "FuseboxStore", "FuseboxCore",
+            .product(name: "GRDB", package: "GRDB.swift"),
         ]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),

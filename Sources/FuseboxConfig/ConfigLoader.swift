@@ -10,7 +10,7 @@ import Darwin
 /// Reads a YAML configuration into a validated `Configuration`.
 public enum ConfigLoader {
     static let topLevelKeys = [
-        "socket", "admin_socket", "socket_mode", "max_connections", "http", "store", "instance", "log", "defaults", "breakers", "chains",
+        "socket", "admin_socket", "socket_mode", "max_connections", "http", "store", "retention", "instance", "log", "defaults", "breakers", "chains",
     ]
 
     /// The embedded default.
@@ -49,6 +49,7 @@ public enum ConfigLoader {
             case "max_connections": config.maxConnections = try value.int(1...1_000_000)
             case "http": config.http = value.isOff ? nil : try endpoint(value)
             case "store": config.store = value.isOff ? nil : try path(value)
+            case "retention": config.retention = value.isOff ? nil : try value.duration()
             case "instance": config.instance = try name(value, what: "an instance name")
             case "log": config.log = try log(value)
             default: break

@@ -12,6 +12,7 @@ public enum ConfigRenderer {
         lines.append("max_connections: \(config.maxConnections)")
         lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")
         lines.append("store: \(config.store.map(quoted) ?? "off")")
+        lines.append("retention: \(config.retention.map(DurationText.format) ?? "off")")
         lines.append("instance: \(quoted(config.instance))")
         lines.append("log: \(quoted(config.log.description))")
         lines.append("defaults:")

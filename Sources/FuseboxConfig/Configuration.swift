@@ -42,6 +42,8 @@ public struct Configuration: Sendable, Equatable {
     public var http: HTTPEndpoint? = HTTPEndpoint(host: "127.0.0.1", port: 9464)
     /// `nil` when `store: off`.
     public var store: String? = "./fusebox.db"
+    /// Store rows older than this are pruned; `nil` (`retention: off`) keeps them all.
+    public var retention: Duration? = .seconds(90 * 86_400)
     /// Written into every log line and stored row; `hostname` means this host's name.
     public var instance: String = "hostname"
     public var log: LogDestination = .stdout

@@ -9,6 +9,20 @@ public struct RecordedCall: Sendable {
     /// The permit was issued before the breaker's latest transition.
     public var stale: Bool
     public var at: Timestamp
+
+    public init(
+        breaker: String, outcome: Outcome, status: Int? = nil, latency: Duration? = nil, error: String? = nil,
+        slow: Bool = false, stale: Bool = false, at: Timestamp
+    ) {
+        self.breaker = breaker
+        self.outcome = outcome
+        self.status = status
+        self.latency = latency
+        self.error = error
+        self.slow = slow
+        self.stale = stale
+        self.at = at
+    }
 }
 
 /// Receives everything the engine decides. Called while the engine's lock is

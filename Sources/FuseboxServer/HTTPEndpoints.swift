@@ -34,10 +34,12 @@ public final class Readiness: Sendable {
 /// `/v1/breakers` (the `status` snapshot), served by Hummingbird.
 public enum HTTPEndpoints {
     public static func application(
-        endpoint: HTTPEndpoint, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness, logger: Logger
+        endpoint: HTTPEndpoint, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness,
+        beforeScrape: @escaping @Sendable () -> Void = {}, logger: Logger
     ) -> some Service {
         let router = Router()
         router.get("/metrics") { _, _ -> Response in
+            beforeScrape()
             let body = metrics.render((try? engine.snapshot()) ?? [])
             return Response(
                 status: .ok,

@@ -1,5 +1,6 @@
 import FuseboxConfig
 import FuseboxCore
+import FuseboxStore
 import FuseboxTelemetry
 import Logging
 import NIOCore
@@ -51,11 +52,22 @@ public enum Sidecar {
 
         let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
         let hub = SubscriberHub(instance: instance, observer: metrics)
+        let store: StoreWriter?
+        if let path = configuration.store {
+            do {
+                store = try StoreWriter(path: path, instance: instance, options: storeOptions(configuration), clock: SystemClock(), logger: logger)
+            } catch {
+                logger.error("start_failed", metadata: ["error": .string("\(error)")])
+                throw StartError(description: "\(error) (set store: off to run without the incident store)")
+            }
+        } else {
+            store = nil
+        }
         let engine: Engine
         do {
             engine = try Engine(
                 configuration: configuration.engine,
-                observer: EventFanout([TransitionLog(logger: logger), hub, metrics])
+                observer: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
             )
         } catch {
             throw StartError(description: "\(error)")
@@ -69,20 +81,34 @@ public enum Sidecar {
             group: loops, engine: engine, settings: .init(configuration: configuration, serverName: serverName),
             hub: hub, observer: metrics, logger: logger
         )
-        let readiness = Readiness(storeEnabled: false)
+        let readiness = Readiness(storeEnabled: store != nil) { store?.problem }
         server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
         let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger) { applied in
             metrics.configure(applied)
         }
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = .warning
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let store {
+            // First in the list, so the group stops it last and its final flush sees every event.
+            let service = StoreService(writer: store, version: version, config: ConfigRenderer.yaml(configuration))
+            services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))
+        }
+        services += [
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
             .init(service: reloader, successTerminationBehavior: .ignore, serviceName: "reload"),
         ]
         if let endpoint = configuration.http {
             let http = HTTPEndpoints.application(
-                endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness, logger: logger
+                endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness,
+                beforeScrape: {
+                    guard let status = store?.status else { return }
+                    metrics.store.sync(
+                        written: status.written, errors: status.errors, dropped: status.dropped, queued: status.queued,
+                        healthy: status.lastError == nil
+                    )
+                },
+                logger: logger
             )
             services.append(.init(service: http, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
         }
@@ -98,17 +124,12 @@ public enum Sidecar {
                 "pid": .stringConvertible(Int(getpid())),
                 "config": .string(configPath ?? DefaultConfiguration.sourceName),
                 "socket": .string(configuration.socket),
+                "store": .text(configuration.store),
+                "http": .text(configuration.http?.description),
                 "admin_socket": .text(configuration.adminSocket),
                 "breakers": .array(engine.breakerNames.map { .string($0) }),
                 "max_connections": .stringConvertible(configuration.maxConnections),
                 "open_files_limit": .stringConvertible(descriptors),
-            ])
-        }
-        if configuration.store != nil {
-            // Accepted by the format so configs need not change later; not served by this build.
-            logger.warning("not_built_yet", metadata: [
-                "settings": .array([.string("store")]),
-                "detail": .string("this build has no SQLite store yet; set store: off to silence this"),
             ])
         }
         do {
@@ -119,5 +140,13 @@ public enum Sidecar {
             throw StartError(description: reason)
         }
         logger.notice("stopped", metadata: ["reason": .string("signal")])
+    }
+}
+
+extension Sidecar {
+    static func storeOptions(_ configuration: Configuration) -> StoreWriter.Options {
+        var options = StoreWriter.Options()
+        options.retention = configuration.retention
+        return options
     }
 }

@@ -28,18 +28,18 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
     public init(version: String, configuration: EngineConfiguration) {
         let registry = self.registry
         requests = Dictionary(uniqueKeysWithValues: (Request.Op.allCases.map(\.rawValue) + ["none"]).map { op in
-            (op, registry.counter( "fusebox_requests_total", labels: [("op", op)], help: Help.requests))
+            (op, registry.counter("fusebox_requests_total", labels: [("op", op)], help: Help.requests))
         })
         protocolErrors = Dictionary(uniqueKeysWithValues: ErrorCode.allCases.map { code in
-            (code, registry.counter( "fusebox_protocol_errors_total", labels: [("code", code.rawValue)], help: Help.protocolErrors))
+            (code, registry.counter("fusebox_protocol_errors_total", labels: [("code", code.rawValue)], help: Help.protocolErrors))
         })
-        clients = registry.gauge( "fusebox_clients_connected", help: "Connections open on the main and admin sockets.")
+        clients = registry.gauge("fusebox_clients_connected", help: "Connections open on the main and admin sockets.")
         subscriberDrops = registry.counter(
             "fusebox_subscriber_events_dropped_total",
             help: "Transition events not delivered to a subscriber whose buffer was full."
         )
         store = StoreSeries(registry: registry)
-        registry.gauge( "fusebox_build_info", labels: [("version", version)], help: "Always 1; the version label says which build runs.").set(to: 1)
+        registry.gauge("fusebox_build_info", labels: [("version", version)], help: "Always 1; the version label says which build runs.").set(to: 1)
         configure(configuration)
     }
 
@@ -155,18 +155,18 @@ final class BreakerSeries: Sendable {
             "fusebox_call_duration_seconds", labels: label, buckets: FuseboxMetrics.durationBuckets,
             help: "How long reported calls took, as the client reported it (or from permit to report)."
         )
-        notPermitted = registry.counter( "fusebox_not_permitted_total", labels: label, help: "Acquires (and route steps) refused.")
-        expired = registry.counter( "fusebox_permits_expired_total", labels: label, help: "Permits not reported within permit_ttl, counted as timeouts.")
-        abandoned = registry.counter( "fusebox_permits_abandoned_total", labels: label, help: "Permits released because their client disconnected.")
+        notPermitted = registry.counter("fusebox_not_permitted_total", labels: label, help: "Acquires (and route steps) refused.")
+        expired = registry.counter("fusebox_permits_expired_total", labels: label, help: "Permits not reported within permit_ttl, counted as timeouts.")
+        abandoned = registry.counter("fusebox_permits_abandoned_total", labels: label, help: "Permits released because their client disconnected.")
         states = Dictionary(uniqueKeysWithValues: BreakerState.allCases.map { state in
             (state, registry.gauge(
                 "fusebox_breaker_state", labels: label + [("state", state.rawValue)],
                 help: "1 for the state each breaker is in, 0 for the others."
             ))
         })
-        failureRate = registry.gauge( "fusebox_failure_rate", labels: label, help: "Failure share of the breaker's window (0 to 1).")
-        slowCallRate = registry.gauge( "fusebox_slow_call_rate", labels: label, help: "Slow-call share of the breaker's window (0 to 1).")
-        inFlight = registry.gauge( "fusebox_permits_in_flight", labels: label, help: "Permits granted and not yet reported.")
+        failureRate = registry.gauge("fusebox_failure_rate", labels: label, help: "Failure share of the breaker's window (0 to 1).")
+        slowCallRate = registry.gauge("fusebox_slow_call_rate", labels: label, help: "Slow-call share of the breaker's window (0 to 1).")
+        inFlight = registry.gauge("fusebox_permits_in_flight", labels: label, help: "Permits granted and not yet reported.")
         states[.closed]?.set(to: 1)
     }
 
@@ -234,8 +234,10 @@ final class ChainSeries: Sendable {
     }
 }
 
-/// The store's health (fed by the store writer).
-public struct StoreSeries: Sendable {
+/// The store's health, mirrored from the writer's own counters at scrape time.
+public final class StoreSeries: Sendable {
+    private let seen = Mutex((written: 0, errors: 0, dropped: 0))
+
     public let errors: Counter
     public let dropped: Counter
     public let written: Counter
@@ -243,12 +245,24 @@ public struct StoreSeries: Sendable {
     public let healthy: Gauge
 
     init(registry: PrometheusCollectorRegistry) {
-        errors = registry.counter( "fusebox_store_errors_total", help: "Failed attempts to write a batch to the SQLite store.")
-        dropped = registry.counter( "fusebox_store_dropped_total", help: "Rows given up because the store's queue was full.")
-        written = registry.counter( "fusebox_store_rows_written_total", help: "Rows committed to the SQLite store.")
-        queueDepth = registry.gauge( "fusebox_store_queue_depth", help: "Rows waiting to be written to the store.")
-        healthy = registry.gauge( "fusebox_store_healthy", help: "1 while the last store write succeeded (or the store is off), 0 while writes fail.")
+        errors = registry.counter("fusebox_store_errors_total", help: "Failed attempts to write a batch to the SQLite store.")
+        dropped = registry.counter("fusebox_store_dropped_total", help: "Rows given up because the store's queue was full.")
+        written = registry.counter("fusebox_store_rows_written_total", help: "Rows committed to the SQLite store.")
+        queueDepth = registry.gauge("fusebox_store_queue_depth", help: "Rows waiting to be written to the store.")
+        healthy = registry.gauge("fusebox_store_healthy", help: "1 while the last store write succeeded (or the store is off), 0 while writes fail.")
         healthy.set(to: 1)
+    }
+
+    /// Moves the counters to the writer's totals.
+    public func sync(written: Int, errors: Int, dropped: Int, queued: Int, healthy isHealthy: Bool) {
+        seen.withLock { last in
+            if written > last.written { self.written.increment(by: Int64(written - last.written)) }
+            if errors > last.errors { self.errors.increment(by: Int64(errors - last.errors)) }
+            if dropped > last.dropped { self.dropped.increment(by: Int64(dropped - last.dropped)) }
+            last = (max(written, last.written), max(errors, last.errors), max(dropped, last.dropped))
+        }
+        queueDepth.set(to: Double(queued))
+        healthy.set(to: isHealthy ? 1 : 0)
     }
 }
 

@@ -3,6 +3,7 @@
 ///
 ///   swift run -c release fusebox-bench engine
 ///   swift run -c release fusebox-bench socket    (needs the release fusebox binary beside it)
+///   swift run -c release fusebox-bench store
 ///   swift run -c release fusebox-bench memory
 ///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
 @main
@@ -13,14 +14,16 @@ enum BenchMain {
         case "engine", nil:
             try EngineBench.run()
         case "socket":
-            try SocketBench.run()
+            try SocketBench.run(store: arguments.contains("--store"))
+        case "store":
+            try StoreBench.run()
         case "memory":
             try SocketBench.memory()
         case "engine-pairs":
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             try EngineBench.pairs(count)
         default:
-            print("usage: fusebox-bench [engine | socket | memory | engine-pairs N]")
+            print("usage: fusebox-bench [engine | socket [--store] | store | memory | engine-pairs N]")
         }
     }
 }

@@ -28,10 +28,10 @@ final class SidecarChild {
     let pid: pid_t
     let socket: String
 
-    init(folder: BenchFolder, breakers: Int, extraConfig: String = "") throws {
+    init(folder: BenchFolder, breakers: Int, store: Bool = false, extraConfig: String = "") throws {
         let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
         var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
-        config += "http: 127.0.0.1:0\nstore: off\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
+        config += "http: 127.0.0.1:0\nstore: \(store ? folder.path + "/fusebox.db" : "off")\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
         for name in names { config += "  \(name): {}\n" }
         folder.write("fusebox.yaml", config)
         socket = folder.path + "/fusebox.sock"

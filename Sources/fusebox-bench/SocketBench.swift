@@ -9,9 +9,9 @@ import Glibc
 /// The real `fusebox serve` binary over its Unix socket, against a minimal
 /// echo server on a Unix socket measured in the same run with the same client.
 enum SocketBench {
-    static func run(roundTrips: Int = 20_000, pipelineSeconds: Double = 5) throws {
+    static func run(roundTrips: Int = 20_000, pipelineSeconds: Double = 5, store: Bool = false) throws {
         let folder = try BenchFolder()
-        print("socket benchmark: \(roundTrips) sequential acquire+report round-trip pairs; client and server on this machine")
+        print("socket benchmark: \(roundTrips) sequential acquire+report round-trip pairs; client and server on this machine; store \(store ? "on" : "off")")
 
         // Baseline: an echo of the same lines on a Unix socket.
         let echoPath = folder.path + "/echo.sock"
@@ -19,7 +19,7 @@ enum SocketBench {
         let echoLatency = try latencies(path: echoPath, pairs: roundTrips, echo: true)
         echo.stop()
 
-        let sidecar = try SidecarChild(folder: folder, breakers: 3)
+        let sidecar = try SidecarChild(folder: folder, breakers: 3, store: store)
         defer { sidecar.stop() }
         let fuseboxLatency = try latencies(path: sidecar.socket, pairs: roundTrips, echo: false)
 

@@ -1,0 +1,66 @@
+import Foundation
+import GRDB
+
+/// Opening a store file: the writer's connection (WAL, synchronous=NORMAL,
+/// busy timeout, migrated) or a reader's (read-only, never migrates).
+public enum StoreDatabase {
+    public static func openForWriting(_ path: String, busyTimeout: TimeInterval = 1) throws -> DatabaseQueue {
+        var configuration = Configuration()
+        configuration.busyMode = .timeout(busyTimeout)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA journal_mode = WAL")
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+        }
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw StoreError.notAStore(path)
+        } catch {
+            throw StoreError.cannotOpen(path, reason: describe(error))
+        }
+        do {
+            try queue.inDatabase { db in try StoreSchema.migrate(db, path: path) }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw StoreError.notAStore(path)
+        } catch {
+            throw StoreError.cannotOpen(path, reason: describe(error))
+        }
+        return queue
+    }
+
+    /// A read-only connection; works while a sidecar writes (WAL). Refuses
+    /// files that are missing, not SQLite, not Fusebox's, or too new.
+    public static func openForReading(_ path: String) throws -> DatabaseQueue {
+        guard FileManager.default.fileExists(atPath: path) else { throw StoreError.notFound(path) }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(5)
+        let queue: DatabaseQueue
+        do {
+            queue = try DatabaseQueue(path: path, configuration: configuration)
+            try queue.inDatabase { db in
+                let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
+                let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
+                guard application == StoreSchema.applicationID else { throw StoreError.notAStore(path) }
+                guard version <= StoreSchema.currentVersion else { throw StoreError.tooNew(path, version: version) }
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
+            throw StoreError.notAStore(path)
+        } catch {
+            throw StoreError.cannotOpen(path, reason: describe(error))
+        }
+        return queue
+    }
+
+    static func describe(_ error: Error) -> String {
+        if let error = error as? DatabaseError {
+            return error.message ?? "\(error.resultCode)"
+        }
+        return "\(error)"
+    }
+}
