@@ -37,6 +37,8 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Discrete-event outage scenarios driving the real engine on a virtual clock.
+        .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig"]),
         // JSON log lines, Prometheus metrics, and the engine's event fan-out.
         .target(name: "FuseboxTelemetry", dependencies: [
             "FuseboxCore", "FuseboxWire",
@@ -61,6 +63,7 @@ let package = Package(
             "FuseboxServer",
             "FuseboxTelemetry",
             "FuseboxStore",
+            "FuseboxSimulate",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -79,6 +82,7 @@ let package = Package(
             "FuseboxStore", "FuseboxCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore"]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.

@@ -21,24 +21,32 @@ public enum ConfigLoader {
     /// The file at `path`, or the embedded default when `path` is nil.
     public static func load(path: String?) throws(ConfigError) -> Configuration {
         guard let path else { return try loadDefault() }
-        guard let text = readFile(path) else {
-            throw ConfigError(file: path, line: nil, column: nil, key: "", message: "cannot read the file: \(errnoText())")
-        }
-        return try load(yaml: text, file: path)
+        return try load(yaml: readText(path), file: path)
     }
 
-    public static func load(yaml: String, file: String) throws(ConfigError) -> Configuration {
-        let root: Node?
+    /// The document's root node, or nil for an empty document.
+    package static func root(yaml: String, file: String) throws(ConfigError) -> ConfigNode? {
         do {
-            root = try Yams.compose(yaml: yaml)
+            return try Yams.compose(yaml: yaml).map { ConfigNode(node: $0, path: "", file: file) }
         } catch let error as YamlError {
             throw syntaxError(error, file: file)
         } catch {
             throw ConfigError(file: file, line: nil, column: nil, key: "", message: "not valid YAML: \(error)")
         }
+    }
+
+    package static func readText(_ path: String) throws(ConfigError) -> String {
+        guard let text = readFile(path) else {
+            throw ConfigError(file: path, line: nil, column: nil, key: "", message: "cannot read the file: \(errnoText())")
+        }
+        return text
+    }
+
+    public static func load(yaml: String, file: String) throws(ConfigError) -> Configuration {
+        let rootNode = try root(yaml: yaml, file: file)
         var config = Configuration(engine: EngineConfiguration(breakers: []))
         var entries: [(key: String, value: ConfigNode)] = []
-        if let root { entries = try ConfigNode(node: root, path: "", file: file).mapping(allowed: topLevelKeys) }
+        if let rootNode { entries = try rootNode.mapping(allowed: topLevelKeys) }
         let byKey = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
 
         for (key, value) in entries {

@@ -3,12 +3,18 @@ import Yams
 /// A YAML node with where it came from, so every complaint can name the file,
 /// line, column and key path. The typed readers accept only what the format
 /// allows and say what that is when they refuse.
-struct ConfigNode {
-    let node: Node
-    let path: String
-    let file: String
+package struct ConfigNode {
+    package let node: Node
+    package let path: String
+    package let file: String
 
-    func error(_ message: String) -> ConfigError {
+    package init(node: Node, path: String, file: String) {
+        self.node = node
+        self.path = path
+        self.file = file
+    }
+
+    package func error(_ message: String) -> ConfigError {
         ConfigError(file: file, line: node.mark?.line, column: node.mark?.column, key: path, message: message)
     }
 
@@ -17,13 +23,13 @@ struct ConfigNode {
     private var isPlain: Bool { node.scalar?.style == .plain || node.scalar?.style == .any }
 
     /// `~`, `null` or an empty value.
-    var isNull: Bool {
+    package var isNull: Bool {
         guard let text = scalarText, isPlain else { return false }
         return text.isEmpty || text == "~" || text == "null" || text == "Null" || text == "NULL"
     }
 
     /// `off`, `false`, `no` (YAML 1.1 readers turn a bare `off` into false).
-    var isOff: Bool {
+    package var isOff: Bool {
         guard let text = scalarText?.lowercased(), isPlain else { return false }
         return text == "off" || text == "false" || text == "no"
     }
@@ -38,7 +44,7 @@ struct ConfigNode {
     }
 
     /// The entries of a mapping, refusing keys not in `allowed` and keys given twice.
-    func mapping(allowed: [String]? = nil) throws(ConfigError) -> [(key: String, value: ConfigNode)] {
+    package func mapping(allowed: [String]? = nil) throws(ConfigError) -> [(key: String, value: ConfigNode)] {
         if isNull { return [] }
         guard let mapping = node.mapping else { throw error("expected a mapping of keys, got \(kindName)") }
         var seen = Set<String>()
@@ -58,17 +64,17 @@ struct ConfigNode {
         return entries
     }
 
-    func sequence() throws(ConfigError) -> [ConfigNode] {
+    package func sequence() throws(ConfigError) -> [ConfigNode] {
         guard let sequence = node.sequence else { throw error("expected a list, got \(kindName)") }
         return sequence.enumerated().map { ConfigNode(node: $1, path: "\(path)[\($0)]", file: file) }
     }
 
-    func string() throws(ConfigError) -> String {
+    package func string() throws(ConfigError) -> String {
         guard let text = scalarText, !isNull else { throw error("expected a text value, got \(kindName)") }
         return text
     }
 
-    func int(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
+    package func int(_ range: ClosedRange<Int>) throws(ConfigError) -> Int {
         guard let text = scalarText, let value = Int(text.replacingUnderscores) else {
             throw error("expected a whole number from \(range.lowerBound) to \(range.upperBound), got \(kindName)")
         }
@@ -79,7 +85,7 @@ struct ConfigNode {
     }
 
     /// A number in `range`; `lowerOpen` excludes the lower bound.
-    func double(_ range: ClosedRange<Double>, lowerOpen: Bool = false, upperOpen: Bool = false) throws(ConfigError) -> Double {
+    package func double(_ range: ClosedRange<Double>, lowerOpen: Bool = false, upperOpen: Bool = false) throws(ConfigError) -> Double {
         let bounds = "\(lowerOpen ? "above" : "from") \(range.lowerBound.formatted) \(upperOpen ? "and below" : "to") \(range.upperBound.formatted)"
         guard let text = scalarText, let value = Double(text), value.isFinite else {
             throw error("expected a number \(bounds), got \(kindName)")
@@ -90,7 +96,7 @@ struct ConfigNode {
         return value
     }
 
-    func bool() throws(ConfigError) -> Bool {
+    package func bool() throws(ConfigError) -> Bool {
         switch scalarText?.lowercased() {
         case "true", "yes", "on": return true
         case "false", "no", "off": return false
@@ -99,7 +105,7 @@ struct ConfigNode {
     }
 
     /// A positive duration with a unit: `250ms`, `30s`, `10m`, `1h`.
-    func duration(allowZero: Bool = false) throws(ConfigError) -> Duration {
+    package func duration(allowZero: Bool = false) throws(ConfigError) -> Duration {
         guard let text = scalarText, let value = DurationText.parse(text) else {
             throw error("expected a duration with a unit such as 250ms, 30s, 10m or 1h, got \(kindName)")
         }

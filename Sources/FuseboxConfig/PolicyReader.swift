@@ -3,10 +3,10 @@ import FuseboxCore
 /// Applies a policy mapping (`defaults:` or one breaker's section) on top of
 /// a starting policy: only the keys written change, so a breaker inherits
 /// everything else from `defaults`.
-enum PolicyReader {
+package enum PolicyReader {
     static let sections = ["trip", "open", "half_open", "classify", "permit_ttl"]
 
-    static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
+    package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
         for (key, value) in try node.mapping(allowed: sections) {
             switch key {
             case "trip": try applyTrip(value, to: &policy.trip)

@@ -1,5 +1,3 @@
-import FuseboxCore
-
 /// Hands every engine event to each observer in turn (log, subscribers,
 /// metrics, store), in the engine's order. Each must only count or enqueue.
 public struct EventFanout: EngineObserver {

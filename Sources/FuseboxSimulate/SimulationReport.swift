@@ -1,0 +1,146 @@
+import FuseboxCore
+
+/// The side-by-side table of strategies, as text, Markdown or JSON.
+public enum SimulationReport {
+    public enum Format: String, Sendable, CaseIterable { case table, markdown, json }
+
+    public static func render(_ scenario: Scenario, _ results: [StrategyResult], format: Format) -> String {
+        switch format {
+        case .table, .markdown: return tableText(scenario, results, markdown: format == .markdown)
+        case .json: return json(scenario, results)
+        }
+    }
+
+    /// One line saying what was simulated.
+    public static func describe(_ s: Scenario) -> String {
+        let perMinute = s.rate * 60
+        let rate = perMinute == perMinute.rounded() ? String(Int(perMinute)) : seconds3(perMinute)
+        var text = "\(rate) requests/minute (\(s.arrivals.rawValue), seed \(s.seed)) for \(span(s.duration))"
+        for provider in s.providers {
+            for fault in provider.faults {
+                let share = fault.ratio < 1 ? " of \(Int((fault.ratio * 100).rounded()))% of calls" : ""
+                text += "; \(provider.name): \(mode(fault.mode))\(share) from \(span(fault.start)) for \(span(fault.length))"
+            }
+        }
+        return text + "; chain \(s.chain.joined(separator: " → ")), client timeout \(span(s.clientTimeout))"
+    }
+
+    static func mode(_ mode: FaultWindow.Mode) -> String {
+        switch mode {
+        case .timeout: return "calls hang until the client timeout"
+        case .error(let status, let retryAfter): return "fast \(status)s" + (retryAfter.map { " with Retry-After \(span($0))" } ?? "")
+        case .slow(let latency): return "calls take \(span(latency))"
+        }
+    }
+
+    static func rows(_ s: Scenario, _ r: StrategyResult) -> [String] {
+        var cells = [
+            String(r.requests),
+            "\(r.userErrors) (\(percent(r.userErrors, r.requests)))",
+            r.strategy == .breaker
+                ? "\(r.callsToFailing) (\(r.callsToFailing - r.callsToFailingAfterTrip) before it opened, \(r.probesToFailing) probes)"
+                : String(r.callsToFailing),
+            String(r.calls),
+            seconds(r.meanResponse),
+            seconds(r.p99Response),
+            String(r.peakInFlight),
+        ]
+        for name in s.chain { cells.append(String(r.servedBy[name] ?? 0)) }
+        cells.append(r.recoveryLag.map(seconds) ?? "-")
+        cells.append(r.strategy == .breaker ? String(r.transitions) : "-")
+        return cells
+    }
+
+    static func labels(_ s: Scenario) -> [String] {
+        ["requests", "user-visible errors", "calls to the failing provider", "provider calls in all",
+         "mean response time", "p99 response time", "peak concurrent calls"]
+            + s.chain.enumerated().map { "served by \($1)\($0 == 0 ? " (primary)" : "")" }
+            + ["recovery to primary traffic", "breaker transitions"]
+    }
+
+    static func tableText(_ s: Scenario, _ results: [StrategyResult], markdown: Bool) -> String {
+        let header = [""] + results.map(\.strategy.title)
+        let body = labels(s).enumerated().map { i, label in [label] + results.map { rows(s, $0)[i] } }
+        if markdown {
+            var lines = ["**Scenario:** \(describe(s))", "", "| " + header.joined(separator: " | ") + " |",
+                         "|---" + String(repeating: "|---:", count: results.count) + "|"]
+            lines += body.map { "| " + $0.joined(separator: " | ") + " |" }
+            return lines.joined(separator: "\n") + "\n"
+        }
+        let widths = header.indices.map { column in ([header] + body).map { $0[column].count }.max() ?? 0 }
+        func line(_ cells: [String]) -> String {
+            cells.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return i == 0 ? cell + pad : pad + cell
+            }.joined(separator: "   ")
+        }
+        return (["Scenario: \(describe(s))", "", line(header)] + body.map(line)).joined(separator: "\n") + "\n"
+    }
+
+    static func json(_ s: Scenario, _ results: [StrategyResult]) -> String {
+        var out = "{\n  \"scenario\": \(quote(describe(s))),\n  \"seed\": \(s.seed),\n  \"strategies\": [\n"
+        out += results.map { r in
+            let served = s.chain.map { "\(quote($0)): \(r.servedBy[$0] ?? 0)" }.joined(separator: ", ")
+            return """
+                {"strategy": \(quote(r.strategy.rawValue)), "requests": \(r.requests), "user_errors": \(r.userErrors), \
+            "calls_to_failing_provider": \(r.callsToFailing), "calls_to_failing_provider_after_trip": \(r.callsToFailingAfterTrip), \
+            "probes_to_failing_provider": \(r.probesToFailing), \
+            "provider_calls": \(r.calls), "mean_response_ms": \(ms(r.meanResponse)), "p99_response_ms": \(ms(r.p99Response)), \
+            "peak_in_flight": \(r.peakInFlight), "served_by": {\(served)}, \
+            "recovery_to_primary_ms": \(r.recoveryLag.map { String(ms($0)) } ?? "null"), "transitions": \(r.transitions)}
+            """
+        }.joined(separator: ",\n")
+        return out + "\n  ]\n}\n"
+    }
+
+    static func quote(_ text: String) -> String {
+        var escaped = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": escaped += "\\\""
+            case "\\": escaped += "\\\\"
+            default: escaped.unicodeScalars.append(scalar)
+            }
+        }
+        return escaped + "\""
+    }
+
+    static func ms(_ d: Duration) -> Int64 { d.nanosecondsClamped / 1_000_000 }
+
+    /// `31.24 s`.
+    static func seconds(_ d: Duration) -> String { seconds3(Double(d.nanosecondsClamped) / 1e9, decimals: 2) + " s" }
+
+    static func seconds3(_ value: Double, decimals: Int = 2) -> String {
+        let scale = decimals == 2 ? 100.0 : 1000.0
+        let scaled = Int64((value * scale).rounded())
+        let whole = scaled / Int64(scale)
+        var fraction = String(abs(scaled % Int64(scale)))
+        while fraction.count < decimals { fraction = "0" + fraction }
+        return "\(whole).\(fraction)"
+    }
+
+    /// `5m`, `90s`, `1h30m`.
+    static func span(_ d: Duration) -> String {
+        let ms = d.nanosecondsClamped / 1_000_000
+        if ms % 1_000 != 0 { return "\(ms)ms" }
+        let s = ms / 1_000
+        if s % 3_600 == 0, s > 0 { return "\(s / 3_600)h" }
+        if s % 60 == 0, s > 0 { return "\(s / 60)m" }
+        return "\(s)s"
+    }
+
+    static func percent(_ part: Int, _ whole: Int) -> String {
+        guard whole > 0 else { return "0%" }
+        return seconds3(Double(part) * 100 / Double(whole), decimals: 2).replacingTrailingZeros + "%"
+    }
+}
+
+extension String {
+    var replacingTrailingZeros: String {
+        guard contains(".") else { return self }
+        var text = self
+        while text.hasSuffix("0") { text.removeLast() }
+        if text.hasSuffix(".") { text.removeLast() }
+        return text
+    }
+}

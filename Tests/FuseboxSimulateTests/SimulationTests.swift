@@ -1,0 +1,113 @@
+import FuseboxCore
+import Testing
+@testable import FuseboxSimulate
+
+@Suite("Simulation")
+struct SimulationTests {
+    func both(_ scenario: Scenario) throws -> (naive: StrategyResult, breaker: StrategyResult) {
+        (try Simulation.run(scenario, strategy: .naiveRetry), try Simulation.run(scenario, strategy: .breaker))
+    }
+
+    static func scenario(seed: UInt64, arrivals: Scenario.Arrivals = .poisson, mode: FaultWindow.Mode = .timeout) -> Scenario {
+        var s = Scenario.reference
+        s.seed = seed
+        s.arrivals = arrivals
+        s.providers[0].faults = [FaultWindow(start: .seconds(120), length: .seconds(300), mode: mode)]
+        return s
+    }
+
+    @Test(arguments: [1, 2, 3, 42, 1_000] as [UInt64])
+    func theBreakerBeatsNaiveRetryWhateverTheSeed(seed: UInt64) throws {
+        let (naive, breaker) = try both(Self.scenario(seed: seed))
+        #expect(breaker.userErrors * 10 < max(1, naive.userErrors), "far fewer user-visible errors")
+        #expect(breaker.callsToFailing * 10 < naive.callsToFailing, "far fewer calls to the failing provider")
+        #expect(breaker.meanResponse < naive.meanResponse)
+        #expect(breaker.p99Response < naive.p99Response)
+        #expect(breaker.peakInFlight < naive.peakInFlight)
+        #expect(naive.userErrors > 100)
+    }
+
+    @Test(arguments: [1, 7, 99] as [UInt64])
+    func withFastErrorsTheFailingProviderSeesOnlyTheThresholdAndTheProbes(seed: UInt64) throws {
+        let breaker = try Simulation.run(
+            Self.scenario(seed: seed, arrivals: .uniform, mode: .error(status: 503, retryAfter: nil)), strategy: .breaker
+        )
+        let threshold = Scenario.reference.policy.trip.consecutiveFailures!
+        // Once open, only probes reach it.
+        #expect(breaker.callsToFailingAfterTrip == breaker.probesToFailing)
+        #expect(breaker.probesToFailing >= 1)
+        // Before, the threshold, once more for each success of a call begun before the fault.
+        #expect(breaker.callsToFailing - breaker.callsToFailingAfterTrip <= threshold * (1 + breaker.resetsBeforeTrip))
+        #expect(breaker.userErrors == 0)
+    }
+
+    @Test func withHangingCallsOnlyTheCallsAlreadyInFlightAtTheTripAddToTheBound() throws {
+        let s = Self.scenario(seed: 5, arrivals: .uniform)
+        let breaker = try Simulation.run(s, strategy: .breaker)
+        // Until the first five failures come back (one client timeout), requests keep arriving.
+        let arrivingWhileHanging = Int((s.rate * s.clientTimeout.secondsDouble).rounded(.up))
+        #expect(breaker.callsToFailing <= s.policy.trip.consecutiveFailures! + arrivingWhileHanging + breaker.probesToFailing)
+        #expect(breaker.callsToFailingAfterTrip == breaker.probesToFailing)
+        #expect(breaker.probesToFailing >= 1)
+    }
+
+    @Test(arguments: [
+        FaultWindow.Mode.timeout, .error(status: 503, retryAfter: nil), .error(status: 429, retryAfter: .seconds(20)), .slow(.seconds(40)),
+    ])
+    func everyRequestEndsExactlyOnce(mode: FaultWindow.Mode) throws {
+        var s = Self.scenario(seed: 11, arrivals: .uniform, mode: mode)
+        s.providers[0].faults[0].ratio = 0.6
+        s.providers[1].faults = [FaultWindow(start: .seconds(200), length: .seconds(60), mode: .timeout)]
+        for result in [try Simulation.run(s, strategy: .naiveRetry), try Simulation.run(s, strategy: .breaker)] {
+            #expect(result.served + result.userErrors == result.requests, "\(result.strategy)")
+            #expect(result.requests == 1_500)
+        }
+    }
+
+    @Test func withNoOutageBothStrategiesBehaveIdentically() throws {
+        var s = Scenario.reference
+        s.providers[0].faults = []
+        var (naive, breaker) = try both(s)
+        #expect(breaker.transitions == 0)
+        breaker.strategy = naive.strategy
+        #expect(naive == breaker)
+        #expect(naive.userErrors == 0 && naive.servedBy == ["openai": 1_500])
+    }
+
+    @Test func theSameSeedGivesByteIdenticalOutput() throws {
+        for format in SimulationReport.Format.allCases {
+            let s = Self.scenario(seed: 3)
+            let first = SimulationReport.render(s, [try Simulation.run(s, strategy: .naiveRetry), try Simulation.run(s, strategy: .breaker)], format: format)
+            let second = SimulationReport.render(s, [try Simulation.run(s, strategy: .naiveRetry), try Simulation.run(s, strategy: .breaker)], format: format)
+            #expect(first == second)
+        }
+        let other = Self.scenario(seed: 4)
+        #expect(try Simulation.run(other, strategy: .breaker) != Simulation.run(Self.scenario(seed: 3), strategy: .breaker))
+    }
+
+    @Test func thePrimaryWinsItsTrafficBackAfterRecovery() throws {
+        let breaker = try Simulation.run(.reference, strategy: .breaker)
+        let lag = try #require(breaker.recoveryLag)
+        #expect(lag > .zero && lag < .seconds(480))
+        #expect((breaker.servedBy["openai"] ?? 0) > 200)
+    }
+
+    @Test func aScenarioFileOverridesTheReference() throws {
+        let s = try ScenarioLoader.load(yaml: """
+        duration: 30m
+        rate_per_minute: 60
+        arrivals: poisson
+        seed: 9
+        chain: [a, b]
+        providers:
+          a: { median: 200ms, p99: 1s, faults: [ { start: 1m, length: 10m, mode: error, status: 429, retry_after: 30s, ratio: 0.5 } ] }
+        policy: { open: { duration: 15s } }
+        retry: { retries: 1 }
+        """, file: "s.yaml")
+        #expect(s.duration == .seconds(1_800) && s.rate == 1 && s.arrivals == .poisson && s.seed == 9)
+        #expect(s.provider("a")?.faults == [FaultWindow(start: .seconds(60), length: .seconds(600), mode: .error(status: 429, retryAfter: .seconds(30)), ratio: 0.5)])
+        #expect(s.provider("b") != nil)
+        #expect(s.policy.open.duration == .seconds(15) && s.retry.retries == 1)
+        #expect(throws: (any Error).self) { try ScenarioLoader.load(yaml: "providers: { a: { faults: [ { mode: explode } ] } }", file: "s.yaml") }
+    }
+}
