@@ -37,6 +37,11 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // Incidents rebuilt from stores; text, markdown, JSON and HTML reports.
+        .target(name: "FuseboxAnalyze", dependencies: [
+            "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxWire",
+            .product(name: "GRDB", package: "GRDB.swift"),
+        ]),
         // Discrete-event outage scenarios driving the real engine on a virtual clock.
         .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig"]),
         // JSON log lines, Prometheus metrics, and the engine's event fan-out.
@@ -64,6 +69,7 @@ let package = Package(
             "FuseboxTelemetry",
             "FuseboxStore",
             "FuseboxSimulate",
+            "FuseboxAnalyze",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
@@ -82,6 +88,10 @@ let package = Package(
             "FuseboxStore", "FuseboxCore",
             .product(name: "GRDB", package: "GRDB.swift"),
         ]),
+        .testTarget(name: "FuseboxAnalyzeTests", dependencies: [
+            "FuseboxAnalyze", "FuseboxStore", "FuseboxCore",
+            .product(name: "Logging", package: "swift-log"),
+        ], exclude: ["Golden"]),
         .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore"]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),

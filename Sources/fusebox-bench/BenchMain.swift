@@ -5,6 +5,7 @@
 ///   swift run -c release fusebox-bench socket    (needs the release fusebox binary beside it)
 ///   swift run -c release fusebox-bench store
 ///   swift run -c release fusebox-bench memory
+///   swift run -c release fusebox-bench analyze-store /tmp/big.db   (then time `fusebox analyze --db /tmp/big.db`)
 ///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
 @main
 enum BenchMain {
@@ -17,13 +18,15 @@ enum BenchMain {
             try SocketBench.run(store: arguments.contains("--store"))
         case "store":
             try StoreBench.run()
+        case "analyze-store":
+            try AnalyzeBench.build(arguments.dropFirst().first ?? "analyze-bench.db")
         case "memory":
             try SocketBench.memory()
         case "engine-pairs":
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             try EngineBench.pairs(count)
         default:
-            print("usage: fusebox-bench [engine | socket [--store] | store | memory | engine-pairs N]")
+            print("usage: fusebox-bench [engine | socket [--store] | store | memory | analyze-store FILE | engine-pairs N]")
         }
     }
 }

@@ -1,0 +1,220 @@
+import FuseboxCore
+
+/// From transitions to incidents: state segments per lane, the spans in which
+/// some breaker refused traffic, merged across short gaps, then the counts,
+/// lead-in and events of each.
+enum IncidentFinder {
+    /// Each lane's states over time, starting at `from` with its prior state
+    /// (or the first transition's `from`, or closed).
+    static func segments(_ transitions: [StoredTransition], prior: [Lane: String], lanes: [Lane], from: Int64) -> [Segment] {
+        var byLane: [Lane: [StoredTransition]] = [:]
+        for t in transitions { byLane[t.lane, default: []].append(t) }
+        var result: [Segment] = []
+        for lane in lanes {
+            let list = byLane[lane] ?? []
+            var state = prior[lane] ?? list.first?.from ?? "closed"
+            var start = from
+            for t in list {
+                if t.at > start || state != t.to { result.append(Segment(lane: lane, state: state, start: start, end: t.at)) }
+                state = t.to
+                start = t.at
+            }
+            result.append(Segment(lane: lane, state: state, start: start, end: nil))
+        }
+        return result.filter { segment in segment.end.map { $0 > segment.start } ?? true }
+    }
+
+    static func incidents(segments: [Segment], transitions: [StoredTransition], to: Int64, options: AnalyzeOptions) -> [Incident] {
+        let tripped = segments.filter(\.isTripped).sorted { $0.start < $1.start }
+        var spans: [(start: Int64, end: Int64?)] = []
+        for segment in tripped {
+            if let last = spans.last, last.end.map({ segment.start - $0 < options.mergeGap }) ?? true {
+                let end: Int64? = (last.end == nil || segment.end == nil) ? nil : max(last.end!, segment.end!)
+                spans[spans.count - 1].end = end
+            } else {
+                spans.append((segment.start, segment.end))
+            }
+        }
+        // Transitions are sorted by time and each lane's segments by start, so
+        // each span finds its own with binary searches, not a scan of all.
+        var laneSegments: [Lane: [Segment]] = [:]
+        for segment in segments { laneSegments[segment.lane, default: []].append(segment) }
+        return spans.map { span in
+            let spanEnd = span.end ?? .max
+            var lanes: [Lane] = []
+            var clipped: [Segment] = []
+            for (lane, list) in laneSegments {
+                // Segments overlapping the span: from the last one starting at or before its start.
+                var index = max(0, list.partitionIndex { $0.start > span.start } - 1)
+                var tripped = false
+                var kept: [Segment] = []
+                while index < list.count, list[index].start <= spanEnd {
+                    let s = list[index]
+                    index += 1
+                    guard (s.end ?? .max) > span.start else { continue }
+                    if s.isTripped { tripped = true }
+                    var c = s
+                    c.start = max(s.start, span.start)
+                    if let end = span.end { c.end = min(s.end ?? end, end) }
+                    if (c.end ?? .max) > c.start { kept.append(c) }
+                }
+                if tripped {
+                    lanes.append(lane)
+                    clipped += kept
+                }
+            }
+            lanes.sort()
+            clipped.sort { ($0.lane, $0.start) < ($1.lane, $1.start) }
+            let laneSet = Set(lanes)
+            let first = transitions.partitionIndex { $0.at >= span.start }
+            let last = transitions.partitionIndex { $0.at > spanEnd }
+            let changes = transitions[first..<last].filter { laneSet.contains($0.lane) }
+            // Detection ends at the first trip by the rules (an operator's force is not a detection).
+            let firstOpen = (changes.first { $0.to == "open" } ?? changes.first { Segment.trippedStates.contains($0.to) })?.at ?? span.start
+            // Flapping: the breaker closed and tripped again, several times
+            // (reopening after a failed probe is backoff, not flapping).
+            var flapping: [Lane: Int] = [:]
+            for t in changes where t.to == "open" && t.from == "closed" { flapping[t.lane, default: 0] += 1 }
+            flapping = flapping.filter { $0.value >= 3 }
+            return Incident(
+                id: "inc-" + compactStamp(span.start), start: span.start, end: span.end, lanes: lanes, segments: clipped,
+                events: changes.map(event), firstFailure: nil, firstOpen: firstOpen, flapping: flapping
+            )
+        }
+    }
+
+    /// Adds lead-in, traffic, fallbacks and the error mix from the stores.
+    static func enrich(_ incident: inout Incident, sources: [Lane: StoreSource], previousEnd: Int64?, options: AnalyzeOptions) throws {
+        let end = incident.end ?? .max
+        let leadFrom = max(incident.start - options.leadIn, previousEnd ?? .min)
+        var byInstance: [String: (source: StoreSource, breakers: [String])] = [:]
+        for lane in incident.lanes {
+            guard let source = sources[lane] else { continue }
+            byInstance[lane.instance, default: (source, [])].breakers.append(lane.breaker)
+        }
+        var mix: [String: Int] = [:]
+        var fallbacks: [String: FallbackCount] = [:]
+        var firstFailing: Lane?
+        for (instance, entry) in byInstance.sorted(by: { $0.key < $1.key }) {
+            if let first = try entry.source.firstFailure(instance: instance, breakers: entry.breakers, from: leadFrom, to: incident.firstOpen),
+               first.at < (incident.firstFailure ?? .max) {
+                incident.firstFailure = first.at
+                firstFailing = incident.lanes.first { $0.instance == instance && $0.breaker == first.breaker }
+            }
+            let totals = try entry.source.traffic(instance: instance, breakers: entry.breakers, from: bucketStart(incident.start), to: end)
+            incident.traffic.add(totals)
+            for (label, count) in try entry.source.errorMix(
+                instance: instance, breakers: entry.breakers, from: incident.firstFailure ?? incident.start, to: end) {
+                mix[label, default: 0] += count
+            }
+            for route in try entry.source.routes(instance: instance, from: bucketStart(incident.start), to: end) {
+                if route.to.isEmpty {
+                    incident.unserved[route.chain, default: 0] += route.count
+                } else {
+                    let key = "\(route.chain)\u{0}\(route.from)\u{0}\(route.to)"
+                    fallbacks[key, default: FallbackCount(chain: route.chain, from: route.from, to: route.to, count: 0)].count += route.count
+                }
+            }
+        }
+        incident.fallbacks = fallbacks.values.sorted { ($0.chain, $0.from, $0.to) < ($1.chain, $1.from, $1.to) }
+        incident.errorMix = mix.map { ($0.key, $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.label < $1.label }
+        if let first = incident.firstFailure {
+            incident.events.insert(IncidentEvent(
+                at: first, lane: firstFailing, kind: .firstFailure,
+                text: "first failure seen" + (incident.errorMix.first.map { " (\($0.label))" } ?? ""), transition: nil
+            ), at: 0)
+        }
+        if let end = incident.end {
+            incident.events.append(IncidentEvent(
+                at: end, lane: nil, kind: .recovered,
+                text: "all breakers closed, \(DurationFormat.text(end - incident.firstOpen)) after the first trip", transition: nil
+            ))
+        }
+    }
+
+    static func event(_ t: StoredTransition) -> IncidentEvent {
+        let openFor = t.openUntil.map { " for \(DurationFormat.text($0 - t.at))" } ?? ""
+        let last = [t.lastStatus.map(String.init), t.lastError.map { "\"\($0.prefix(80))\"" }].compactMap { $0 }.joined(separator: " ")
+        let rate = t.callsInWindow > 0 ? ", failure rate \(Int((t.failureRate * 100).rounded()))% of \(t.callsInWindow) calls" : ""
+        let stats = "\(t.failureCount) failures in a row\(rate)" + (last.isEmpty ? "" : ", last \(last)")
+        switch (t.reason, t.from, t.to) {
+        case ("forced", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .forced, text: "forced \(t.from) → \(t.to) by an operator", transition: t)
+        case ("reset", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .reset, text: "reset by an operator (\(t.from) → closed)", transition: t)
+        case (_, "half_open", "closed"): return IncidentEvent(at: t.at, lane: t.lane, kind: .probeSucceeded, text: "probe succeeded: closed", transition: t)
+        case (_, "half_open", "open"):
+            return IncidentEvent(at: t.at, lane: t.lane, kind: .probeFailed, text: "probe failed (\(t.reason)): reopened\(openFor)" + (last.isEmpty ? "" : ", last \(last)"), transition: t)
+        case (_, _, "half_open"): return IncidentEvent(at: t.at, lane: t.lane, kind: .halfOpen, text: "half-open: probing (\(t.reason))", transition: t)
+        case (_, _, "open"): return IncidentEvent(at: t.at, lane: t.lane, kind: .trip, text: "tripped (\(t.reason)): \(stats); open\(openFor)", transition: t)
+        default: return IncidentEvent(at: t.at, lane: t.lane, kind: .other, text: "\(t.from) → \(t.to) (\(t.reason))", transition: t)
+        }
+    }
+
+    static func summary(
+        lanes: [Lane], segments: [Segment], incidents: [Incident], sources: [Lane: StoreSource], from: Int64, to: Int64
+    ) throws -> [BreakerSummary] {
+        let period = max(1, to - from)
+        return try lanes.map { lane in
+            let open = segments.filter { $0.lane == lane && $0.isTripped }.reduce(Int64(0)) { sum, s in
+                sum + max(0, min(s.end ?? to, to) - max(s.start, from))
+            }
+            let involved = incidents.filter { $0.lanes.contains(lane) }
+            let detects = involved.compactMap(\.timeToDetect)
+            let recovers = involved.compactMap(\.timeToRecover)
+            let traffic = try sources[lane]?.traffic(instance: lane.instance, breakers: [lane.breaker], from: bucketStart(from), to: to) ?? TrafficTotals()
+            return BreakerSummary(
+                lane: lane, incidents: involved.count, openMs: open, availability: 1 - Double(open) / Double(period),
+                meanTimeToDetectMs: detects.isEmpty ? nil : detects.reduce(0, +) / Int64(detects.count),
+                meanTimeToRecoverMs: recovers.isEmpty ? nil : recovers.reduce(0, +) / Int64(recovers.count),
+                longestIncidentMs: involved.map { ($0.end ?? to) - $0.start }.max(), traffic: traffic
+            )
+        }
+    }
+
+    static func bucketStart(_ ms: Int64) -> Int64 { ms - ((ms % 10_000) + 10_000) % 10_000 }
+
+    /// `20260101T000231`.
+    static func compactStamp(_ ms: Int64) -> String {
+        let text = Timestamp.milliseconds(ms).rfc3339  // 2026-01-01T00:02:31.123Z
+        return String(text.prefix(19)).filter { $0 != "-" && $0 != ":" }
+    }
+}
+
+extension TrafficTotals {
+    mutating func add(_ o: TrafficTotals) {
+        successes += o.successes; failures += o.failures; timeouts += o.timeouts; ignored += o.ignored; rejected += o.rejected
+        fallbacksIn += o.fallbacksIn; fallbacksOut += o.fallbacksOut; slow += o.slow; expired += o.expired; abandoned += o.abandoned
+    }
+}
+
+/// Durations for people: `45s`, `3m 12s`, `2h 05m`, `1d 3h`.
+public enum DurationFormat {
+    public static func text(_ ms: Int64) -> String {
+        if ms < 1_000 { return "\(max(0, ms))ms" }
+        let s = ms / 1_000
+        if s < 60 { return ms % 1_000 == 0 || s >= 10 ? "\(s)s" : "\(s).\((ms % 1_000) / 100)s" }
+        if s < 3_600 { return "\(s / 60)m \(pad(s % 60))s" }
+        if s < 86_400 { return "\(s / 3_600)h \(pad(s / 60 % 60))m" }
+        return "\(s / 86_400)d \(s / 3_600 % 24)h"
+    }
+
+    static func pad(_ v: Int64) -> String { v < 10 ? "0\(v)" : "\(v)" }
+}
+
+extension RandomAccessCollection {
+    /// The first index whose element satisfies `belongs`, for a predicate that
+    /// is false then true along the collection (a binary search).
+    func partitionIndex(_ belongs: (Element) -> Bool) -> Index {
+        var low = startIndex, count = self.count
+        while count > 0 {
+            let half = count / 2
+            let middle = index(low, offsetBy: half)
+            if belongs(self[middle]) {
+                count = half
+            } else {
+                low = index(after: middle)
+                count -= half + 1
+            }
+        }
+        return low
+    }
+}

@@ -1,0 +1,65 @@
+import FuseboxWire
+
+/// The machine-readable report; its schema is documented in docs/analyze.md
+/// and versioned by the `schema` field.
+public enum JSONReport {
+    public static let schema = "fusebox.analyze/v1"
+
+    public static func render(_ a: Analysis) -> String {
+        var w = JSONWriter(capacity: 4_096)
+        w.string("schema", schema)
+        w.stringArray("sources", a.sources)
+        w.string("from", TimeText.rfc(a.from))
+        w.string("to", TimeText.rfc(a.to))
+        w.objects("incidents", a.incidents) { w, i in
+            w.string("id", i.id)
+            w.string("start", TimeText.rfc(i.start))
+            w.string("end", TimeText.rfc(i.end))
+            w.bool("ongoing", i.end == nil)
+            w.int("duration_ms", i.end.map { $0 - i.start })
+            w.stringArray("breakers", i.lanes.map(\.label))
+            w.string("first_failure", TimeText.rfc(i.firstFailure))
+            w.string("first_open", TimeText.rfc(i.firstOpen))
+            w.int("time_to_detect_ms", i.timeToDetect)
+            w.int("time_to_recover_ms", i.timeToRecover)
+            w.object("traffic") { w in traffic(&w, i.traffic) }
+            w.objects("fallbacks", i.fallbacks) { w, f in
+                w.string("chain", f.chain); w.string("from", f.from); w.string("to", f.to); w.int("count", f.count)
+            }
+            w.objects("unserved", i.unserved.sorted { $0.key < $1.key }) { w, u in w.string("chain", u.key); w.int("count", u.value) }
+            w.objects("error_mix", i.errorMix) { w, e in w.string("label", e.label); w.int("count", e.count) }
+            w.objects("flapping", i.flapping.sorted { $0.key < $1.key }) { w, f in w.string("breaker", f.key.label); w.int("trips", f.value) }
+            w.bool("correlated", i.correlated)
+            w.objects("segments", i.segments) { w, s in
+                w.string("breaker", s.lane.breaker); w.string("instance", s.lane.instance); w.string("state", s.state)
+                w.string("start", TimeText.rfc(s.start)); w.string("end", TimeText.rfc(s.end))
+            }
+            w.objects("events", i.events) { w, e in
+                w.string("at", TimeText.rfc(e.at))
+                w.string("breaker", e.lane?.breaker); w.string("instance", e.lane?.instance)
+                w.string("kind", e.kind.rawValue)
+                w.string("text", e.text)
+                if let t = e.transition {
+                    w.string("from_state", t.from); w.string("to_state", t.to); w.string("reason", t.reason)
+                    w.int("failure_count", t.failureCount); w.double("failure_rate", t.failureRate)
+                    w.int("calls_in_window", t.callsInWindow); w.int("last_status", t.lastStatus); w.string("last_error", t.lastError)
+                    w.string("open_until", TimeText.rfc(t.openUntil))
+                }
+            }
+        }
+        w.objects("summary", a.summary) { w, s in
+            w.string("breaker", s.lane.breaker); w.string("instance", s.lane.instance)
+            w.int("incidents", s.incidents); w.int("open_ms", s.openMs); w.double("availability", s.availability)
+            w.int("mean_time_to_detect_ms", s.meanTimeToDetectMs); w.int("mean_time_to_recover_ms", s.meanTimeToRecoverMs)
+            w.int("longest_incident_ms", s.longestIncidentMs)
+            w.object("traffic") { w in traffic(&w, s.traffic) }
+        }
+        return String(decoding: w.finish(), as: UTF8.self)
+    }
+
+    static func traffic(_ w: inout JSONWriter, _ t: TrafficTotals) {
+        w.int("calls", t.calls); w.int("successes", t.successes); w.int("failures", t.failures); w.int("timeouts", t.timeouts)
+        w.int("ignored", t.ignored); w.int("rejected", t.rejected); w.int("fallbacks_out", t.fallbacksOut)
+        w.int("fallbacks_in", t.fallbacksIn); w.int("slow", t.slow); w.int("expired", t.expired); w.int("abandoned", t.abandoned)
+    }
+}

@@ -1,0 +1,51 @@
+/// For pasting into a postmortem document.
+public enum MarkdownReport {
+    public static func render(_ a: Analysis, summaryOnly: Bool) -> String {
+        var out = [
+            "# Incident report",
+            "",
+            "- **Stores:** \(a.sources.map { "`\($0)`" }.joined(separator: ", "))",
+            "- **Period:** \(TimeText.full(a.from)) → \(TimeText.full(a.to)) (\(DurationFormat.text(a.to - a.from)))",
+            "- **Incidents:** \(a.incidents.count)",
+        ]
+        if !summaryOnly {
+            for incident in a.incidents {
+                out += [
+                    "", "## \(incident.id)", "",
+                    "| | |", "|---|---|",
+                    "| Start | \(TimeText.full(incident.start)) |",
+                    "| End | \(incident.end.map(TimeText.full) ?? "ongoing") |",
+                    "| Duration | \(incident.durationText) |",
+                    "| Breakers | \(incident.lanes.map { "`\($0.label)`" }.joined(separator: ", ")) |",
+                    "| Time to detect | \(incident.timeToDetect.map { DurationFormat.text($0) } ?? "-") |",
+                    "| Time to recover | \(incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet") |",
+                    "| Traffic | \(incident.callsLine) |",
+                ]
+                for f in incident.fallbacks { out.append("| Fallback (\(f.chain)) | `\(f.from)` → `\(f.to)`: \(f.count) |") }
+                for (chain, count) in incident.unserved.sorted(by: { $0.key < $1.key }) {
+                    out.append("| Unserved (\(chain)) | \(count) |")
+                }
+                if !incident.errorMix.isEmpty {
+                    out.append("| Errors (sampled) | " + incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", ") + " |")
+                }
+                for flag in incident.flags { out.append("| Flag | \(flag) |") }
+                out += ["", "### Timeline", "", "| Time (UTC) | Breaker | Event |", "|---|---|---|"]
+                for event in incident.events {
+                    out.append("| \(TimeText.clock(event.at)) | \(event.lane.map { "`\($0.label)`" } ?? "") | \(event.text.replacingPipes) |")
+                }
+            }
+        }
+        out += ["", "## Per breaker", "", "| Breaker | Incidents | Open time | Availability | Mean detect | Mean recover | Longest | Calls | Failed | Rejected |",
+                "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for s in a.summary {
+            out.append("| `\(s.lane.label)` | \(s.incidents) | \(DurationFormat.text(s.openMs)) | \(TimeText.percent(s.availability)) | "
+                + "\(s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-") | \(s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-") | "
+                + "\(s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-") | \(s.traffic.calls) | \(s.traffic.failed) | \(s.traffic.rejected) |")
+        }
+        return out.joined(separator: "\n") + "\n"
+    }
+}
+
+extension String {
+    var replacingPipes: String { split(separator: "|", omittingEmptySubsequences: false).joined(separator: "\\|") }
+}

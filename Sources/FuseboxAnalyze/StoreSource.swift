@@ -1,0 +1,210 @@
+import FuseboxConfig
+import FuseboxCore
+import FuseboxStore
+import GRDB
+
+/// One store file, read-only, and the queries the analyzer asks of it.
+final class StoreSource: @unchecked Sendable {
+    let path: String
+    let queue: DatabaseQueue
+
+    init(path: String, queue: DatabaseQueue) {
+        self.path = path
+        self.queue = queue
+    }
+
+    func lane(_ instance: String, _ breaker: String, multiHost: Bool) -> Lane {
+        Lane(instance: instance, breaker: breaker, label: multiHost ? "\(instance)/\(breaker)" : breaker)
+    }
+
+    static func breakerClause(_ breakers: Set<String>) -> (String, [String]) {
+        guard !breakers.isEmpty else { return ("", []) }
+        let sorted = breakers.sorted()
+        return (" AND breaker IN (\(sorted.map { _ in "?" }.joined(separator: ",")))", sorted)
+    }
+
+    /// First and last record times.
+    func extent() throws -> (Int64, Int64)? {
+        try queue.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT min(m), max(m) FROM (
+                    SELECT min(at_ms) AS m FROM transitions UNION ALL SELECT max(at_ms) FROM transitions
+                    UNION ALL SELECT min(bucket_ms) FROM traffic UNION ALL SELECT max(bucket_ms) + 10000 FROM traffic)
+                """)
+            guard let first: Int64 = row?[0], let last: Int64 = row?[1] else { return nil }
+            return (first, last)
+        }
+    }
+
+    /// Every instance that ran on this store (each run records itself), and
+    /// any with traffic, found by seeking along the traffic key rather than
+    /// scanning millions of rows.
+    func instances() throws -> [String] {
+        try queue.read { db in
+            var found = Set(try String.fetchAll(db, sql: "SELECT DISTINCT instance FROM runs"))
+            var next = try String.fetchOne(db, sql: "SELECT min(instance) FROM traffic")
+            while let instance = next {
+                found.insert(instance)
+                next = try String.fetchOne(db, sql: "SELECT min(instance) FROM traffic WHERE instance > ?", arguments: [instance])
+            }
+            return found.sorted()
+        }
+    }
+
+    func transitions(from: Int64, to: Int64, breakers: Set<String>, multiHost: Bool) throws -> [StoredTransition] {
+        let (clause, names) = Self.breakerClause(breakers)
+        return try queue.read { db in
+            let cursor = try Row.fetchCursor(db, sql: """
+                SELECT at_ms, instance, breaker, old_state, new_state, reason, generation, failure_count, calls_in_window,
+                    failure_rate, slow_call_rate, last_error, last_status, open_until_ms
+                FROM transitions WHERE at_ms >= ? AND at_ms <= ?\(clause) ORDER BY at_ms, id
+                """, arguments: StatementArguments([from, to] as [DatabaseValueConvertible]) + StatementArguments(names))
+            var result: [StoredTransition] = []
+            var lanes: [String: Lane] = [:]
+            while let row = try cursor.next() {
+                let instance: String = row[1], breaker: String = row[2]
+                let key = instance + "\u{0}" + breaker
+                let lane = lanes[key] ?? self.lane(instance, breaker, multiHost: multiHost)
+                lanes[key] = lane
+                result.append(StoredTransition(
+                    at: row[0], lane: lane, from: row[3], to: row[4], reason: row[5], generation: row[6],
+                    failureCount: row[7], callsInWindow: row[8], failureRate: row[9], slowCallRate: row[10],
+                    lastError: row[11], lastStatus: row[12], openUntil: row[13]
+                ))
+            }
+            return result
+        }
+    }
+
+    /// Each lane's state just before `from`.
+    func statesBefore(_ from: Int64, breakers: Set<String>, multiHost: Bool) throws -> [(Lane, String)] {
+        let (clause, names) = Self.breakerClause(breakers)
+        return try queue.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT instance, breaker, new_state FROM transitions WHERE id IN (
+                    SELECT max(id) FROM transitions WHERE at_ms < ?\(clause) GROUP BY instance, breaker)
+                """, arguments: StatementArguments([from]) + StatementArguments(names)).map { row in
+                (lane(row[0], row[1], multiHost: multiHost), row[2] as String)
+            }
+        }
+    }
+
+    /// Lanes with traffic in the range: a skip-scan along the traffic key
+    /// (instance, breaker, bucket), one seek per lane.
+    func trafficLanes(from: Int64, to: Int64, breakers: Set<String>, multiHost: Bool) throws -> [Lane] {
+        try queue.read { db in
+            var lanes: [Lane] = []
+            var next = try Row.fetchOne(db, sql: "SELECT instance, breaker FROM traffic ORDER BY instance, breaker LIMIT 1")
+            while let row = next {
+                let instance: String = row[0], breaker: String = row[1]
+                let inRange = try Bool.fetchOne(db, sql: """
+                    SELECT EXISTS (SELECT 1 FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms <= ?)
+                    """, arguments: [instance, breaker, from, to]) ?? false
+                if inRange, breakers.isEmpty || breakers.contains(breaker) {
+                    lanes.append(lane(instance, breaker, multiHost: multiHost))
+                }
+                next = try Row.fetchOne(db, sql: """
+                    SELECT instance, breaker FROM traffic WHERE (instance, breaker) > (?, ?) ORDER BY instance, breaker LIMIT 1
+                    """, arguments: [instance, breaker])
+            }
+            return lanes
+        }
+    }
+
+    /// Breakers of `chain`: from the latest run's configuration, else from recorded routes.
+    func chainMembers(_ chain: String) throws -> Set<String> {
+        try queue.read { db in
+            if let text = try String.fetchOne(db, sql: "SELECT config FROM runs ORDER BY started_ms DESC LIMIT 1"),
+               let config = try? ConfigLoader.load(yaml: text, file: path),
+               let found = config.engine.chains.first(where: { $0.name == chain }) {
+                return Set(found.breakers)
+            }
+            let rows = try Row.fetchAll(db, sql: "SELECT DISTINCT from_breaker, to_breaker FROM routes WHERE chain = ?", arguments: [chain])
+            return Set(rows.flatMap { [$0[0] as String, $0[1] as String] }.filter { !$0.isEmpty })
+        }
+    }
+
+    func traffic(instance: String, breakers: [String], from: Int64, to: Int64) throws -> TrafficTotals {
+        guard !breakers.isEmpty else { return TrafficTotals() }
+        return try queue.read { db in
+            let row = try Row.fetchOne(db, sql: """
+                SELECT sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in),
+                    sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned)
+                FROM traffic WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ?
+                    AND breaker IN (\(breakers.map { _ in "?" }.joined(separator: ",")))
+                """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers))
+            func v(_ i: Int) -> Int { (row?[i] as Int?) ?? 0 }
+            return TrafficTotals(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
+                                 fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9))
+        }
+    }
+
+    /// The earliest failure of these breakers in the window, and whose: a
+    /// sampled failure's time, else the start of the first bucket with failures.
+    func firstFailure(instance: String, breakers: [String], from: Int64, to: Int64) throws -> (at: Int64, breaker: String)? {
+        guard !breakers.isEmpty else { return nil }
+        let list = breakers.map { _ in "?" }.joined(separator: ",")
+        return try queue.read { db in
+            if let row = try Row.fetchOne(db, sql: """
+                SELECT at_ms, breaker FROM failures WHERE instance = ? AND at_ms >= ? AND at_ms <= ? AND breaker IN (\(list))
+                ORDER BY at_ms, id LIMIT 1
+                """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers)) {
+                return (row[0], row[1])
+            }
+            guard let row = try Row.fetchOne(db, sql: """
+                SELECT bucket_ms, breaker FROM traffic WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ?
+                    AND breaker IN (\(list)) AND failures + timeouts > 0 ORDER BY bucket_ms LIMIT 1
+                """, arguments: StatementArguments([instance, from - 10_000, to] as [DatabaseValueConvertible]) + StatementArguments(breakers))
+            else { return nil }
+            return (max(row[0] as Int64, from), row[1])
+        }
+    }
+
+    /// Sampled failures by status (or outcome when no status came).
+    func errorMix(instance: String, breakers: [String], from: Int64, to: Int64) throws -> [String: Int] {
+        guard !breakers.isEmpty else { return [:] }
+        return try queue.read { db in
+            var mix: [String: Int] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT coalesce(CAST(status AS TEXT), outcome), count(*) FROM failures
+                WHERE instance = ? AND at_ms >= ? AND at_ms <= ? AND breaker IN (\(breakers.map { _ in "?" }.joined(separator: ",")))
+                GROUP BY 1
+                """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers)) {
+                mix[row[0], default: 0] += row[1] as Int
+            }
+            return mix
+        }
+    }
+
+    func routes(instance: String, from: Int64, to: Int64) throws -> [(chain: String, from: String, to: String, count: Int)] {
+        try queue.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT chain, from_breaker, to_breaker, sum(count) FROM routes
+                WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ? GROUP BY 1, 2, 3 ORDER BY 1, 2, 3
+                """, arguments: [instance, from, to]).map { ($0[0], $0[1], $0[2], $0[3]) }
+        }
+    }
+
+    /// Calls and failures per lane in `columns` equal slices of the range,
+    /// one primary-key range scan per lane.
+    func histogram(lanes: [Lane], from: Int64, to: Int64, columns: Int) throws -> [Lane: [(calls: Int, failed: Int)]] {
+        let span = max(1, to - from)
+        return try queue.read { db in
+            var result: [Lane: [(calls: Int, failed: Int)]] = [:]
+            for lane in lanes {
+                var values = Array(repeating: (calls: 0, failed: 0), count: columns)
+                let rows = try Row.fetchCursor(db, sql: """
+                    SELECT (bucket_ms - ?) * ? / ?, sum(successes + failures + timeouts + ignored), sum(failures + timeouts)
+                    FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms <= ? GROUP BY 1
+                    """, arguments: [from, columns, span, lane.instance, lane.breaker, from, to])
+                while let row = try rows.next() {
+                    let column = min(columns - 1, max(0, row[0] as Int))
+                    values[column].calls += row[1] as Int
+                    values[column].failed += row[2] as Int
+                }
+                result[lane] = values
+            }
+            return result
+        }
+    }
+}

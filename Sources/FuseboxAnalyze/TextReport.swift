@@ -1,0 +1,71 @@
+/// The terminal report (colour only when asked, i.e. on a TTY).
+public enum TextReport {
+    public static func render(_ a: Analysis, summaryOnly: Bool, colour: Bool) -> String {
+        func paint(_ text: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
+        var out = [
+            paint("Fusebox incident report", "1"),
+            "stores:    \(a.sources.joined(separator: ", "))",
+            "period:    \(TimeText.full(a.from)) → \(TimeText.full(a.to)) (\(DurationFormat.text(a.to - a.from)))",
+            "incidents: \(a.incidents.count)",
+        ]
+        if summaryOnly || a.incidents.isEmpty {
+            out += ["", summaryTable(a)]
+            if a.incidents.isEmpty { out += ["", "no incidents: no breaker left the closed state in this period"] }
+            return out.joined(separator: "\n") + "\n"
+        }
+        for incident in a.incidents {
+            out.append("")
+            out.append(paint("incident \(incident.id)", "1;31") + "  \(TimeText.full(incident.start)) → "
+                + (incident.end.map(TimeText.full) ?? "ongoing") + "  (\(incident.durationText))")
+            out.append("  breakers:  \(incident.lanes.map(\.label).joined(separator: ", "))")
+            let detect = incident.timeToDetect.map { DurationFormat.text($0) } ?? "-"
+            let recover = incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet"
+            out.append("  detect:    \(detect) (first failure → first trip)   recover: \(recover) (first trip → all closed)")
+            out.append("  traffic:   \(incident.callsLine)")
+            for f in incident.fallbacks { out.append("  fallback:  \(f.chain): \(f.from) → \(f.to) served \(f.count)") }
+            for (chain, count) in incident.unserved.sorted(by: { $0.key < $1.key }) {
+                out.append("  unserved:  \(chain): \(count) routes found no breaker")
+            }
+            if !incident.errorMix.isEmpty {
+                out.append("  errors:    " + incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", ") + " (sampled)")
+            }
+            for flag in incident.flags { out.append("  " + paint("flag", "33") + ":      \(flag)") }
+            out.append("  timeline:")
+            let width = max(8, incident.lanes.map(\.label.count).max() ?? 8)
+            for event in incident.events {
+                let lane = (event.lane?.label ?? "").padding(width)
+                let text: String
+                switch event.kind {
+                case .trip, .probeFailed: text = paint(event.text, "31")
+                case .probeSucceeded, .recovered: text = paint(event.text, "32")
+                case .halfOpen: text = paint(event.text, "33")
+                default: text = event.text
+                }
+                out.append("    \(TimeText.clock(event.at))  \(lane)  \(text)")
+            }
+        }
+        out += ["", summaryTable(a)]
+        return out.joined(separator: "\n") + "\n"
+    }
+
+    static func summaryTable(_ a: Analysis) -> String {
+        var rows = [["breaker", "incidents", "open time", "availability", "mean detect", "mean recover", "longest", "calls", "failed", "rejected"]]
+        for s in a.summary {
+            rows.append([
+                s.lane.label, String(s.incidents), DurationFormat.text(s.openMs), TimeText.percent(s.availability),
+                s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-", s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-",
+                s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-", String(s.traffic.calls), String(s.traffic.failed),
+                String(s.traffic.rejected),
+            ])
+        }
+        let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { i, cell in i == 0 ? cell.padding(widths[i]) : cell.leftPadding(widths[i]) }.joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+}
+
+extension String {
+    func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
+    func leftPadding(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}
