@@ -41,6 +41,7 @@ let package = Package(
         .target(name: "FuseboxAnalyze", dependencies: [
             "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxWire",
             .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // Discrete-event outage scenarios driving the real engine on a virtual clock.
         .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig"]),

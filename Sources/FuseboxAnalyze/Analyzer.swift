@@ -81,31 +81,29 @@ public enum Analyzer {
         let instances = Set(try sources.flatMap { try $0.instances() })
         let multiHost = instances.count > 1
 
-        var transitions: [StoredTransition] = []
-        var priorStates: [Lane: String] = [:]
-        var laneSource: [Lane: StoreSource] = [:]
+        var histories: [LaneHistory] = []
         for source in sources {
-            let loaded = try source.transitions(from: from, to: to, breakers: breakerFilter, multiHost: multiHost)
-            for t in loaded { laneSource[t.lane] = source }
-            transitions += loaded
-            for (lane, state) in try source.statesBefore(from, breakers: breakerFilter, multiHost: multiHost) {
-                priorStates[lane] = state
-                laneSource[lane] = source
-            }
-            for lane in try source.trafficLanes(from: from, to: to, breakers: breakerFilter, multiHost: multiHost) where laneSource[lane] == nil {
-                laneSource[lane] = source
+            let loaded = try source.laneHistories(from: from, to: to, breakers: breakerFilter, multiHost: multiHost)
+            let known = Set(loaded.map(\.lane))
+            histories += loaded
+            // Lanes with traffic and no transitions: closed throughout.
+            for lane in try source.trafficLanes(from: from, to: to, breakers: breakerFilter, multiHost: multiHost) where !known.contains(lane) {
+                histories.append(LaneHistory(lane: lane, source: source, segments: [CompactSegment(start: from, end: .max, state: 0)]))
             }
         }
+        histories.sort { $0.lane < $1.lane }
         timing.mark("load")
-        transitions.sort { ($0.at, $0.lane) < ($1.at, $1.lane) }
-        timing.mark("sort")
-        let lanes = laneSource.keys.sorted()
-        let segments = IncidentFinder.segments(transitions, prior: priorStates, lanes: lanes, from: from)
-        var incidents = IncidentFinder.incidents(segments: segments, transitions: transitions, to: to, options: options)
+        let sourceOf = Dictionary(histories.map { ($0.lane, $0.source) }, uniquingKeysWith: { first, _ in first })
+        var incidents = IncidentFinder.incidents(histories, options: options)
         timing.mark("incidents")
-        for index in incidents.indices {
-            let previousEnd = index > 0 ? incidents[index - 1].end ?? incidents[index - 1].start : nil
-            try IncidentFinder.enrich(&incidents[index], sources: laneSource, previousEnd: previousEnd, options: options)
+        // Enriching is one range query per incident and store: split across
+        // the cores, each worker on its own read-only connections.
+        let previousEnds = incidents.indices.map { $0 > 0 ? incidents[$0 - 1].end ?? incidents[$0 - 1].start : nil }
+        let found = incidents
+        incidents = try Parallel.map(Array(incidents.indices), sources: sourceOf) { index, sources in
+            var incident = found[index]
+            try IncidentFinder.enrich(&incident, sources: sources, previousEnd: previousEnds[index], options: options)
+            return incident
         }
         timing.mark("enrich")
         var rangeFrom = from, rangeTo = to
@@ -115,24 +113,25 @@ public enum Analyzer {
             rangeFrom = max(from, (found.firstFailure ?? found.start) - 60_000)
             rangeTo = min(to, (found.end ?? to) + 60_000)
         }
-        let summary = try IncidentFinder.summary(
-            lanes: lanes, segments: segments, incidents: incidents, sources: laneSource, from: rangeFrom, to: rangeTo
-        )
-        timing.mark("summary")
         // No more columns than 10-second traffic buckets, or the bars comb.
         let columns = Int(min(Int64(options.histogramColumns), max(1, (rangeTo - rangeFrom) / 10_000)))
+        var traffic: [Lane: TrafficTotals] = [:]
         var histogram: [Lane: [(calls: Int, failed: Int)]] = [:]
-        for (_, group) in Dictionary(grouping: lanes, by: { ObjectIdentifier(laneSource[$0]!) }) {
-            let source = laneSource[group[0]]!
-            for (lane, values) in try source.histogram(lanes: group, from: rangeFrom, to: rangeTo, columns: columns) {
-                histogram[lane] = values
-            }
+        let lanes = histories.map(\.lane)
+        let (scanFrom, scanTo) = (rangeFrom, rangeTo)
+        let scanned = try Parallel.map(lanes, sources: sourceOf) { lane, sources in
+            try sources[lane]!.traffic(lanes: [lane], from: scanFrom, to: scanTo, columns: columns)[lane]!
         }
-        timing.mark("histogram")
+        for (lane, result) in zip(lanes, scanned) {
+            traffic[lane] = result.totals
+            histogram[lane] = result.columns
+        }
+        let summary = IncidentFinder.summary(histories, incidents: incidents, traffic: traffic, from: rangeFrom, to: rangeTo)
+        timing.mark("summary")
         return Analysis(
-            sources: options.databases, from: rangeFrom, to: rangeTo, lanes: lanes,
-            segments: segments.filter { ($0.end ?? .max) > rangeFrom && $0.start < rangeTo }, incidents: incidents, summary: summary,
-            histogram: histogram, histogramColumns: columns, transitionsRead: transitions.count
+            sources: options.databases, from: rangeFrom, to: rangeTo, lanes: histories.map(\.lane), histories: histories,
+            incidents: incidents, summary: summary, details: IncidentDetails(sources: sourceOf),
+            histogram: histogram, histogramColumns: columns
         )
     }
 }
@@ -154,3 +153,65 @@ final class PhaseTimer {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+/// Runs read-only store work on every core: each worker gets its own
+/// connections (a GRDB queue serializes its reads), results keep their order.
+enum Parallel {
+    static func map<Item: Sendable, Result: Sendable>(
+        _ items: [Item], sources: [Lane: StoreSource], _ work: @escaping @Sendable (Item, [Lane: StoreSource]) throws -> Result
+    ) throws -> [Result] {
+        let workers = min(max(1, System.cores), items.count)
+        guard workers > 1 else { return try items.map { try work($0, sources) } }
+        var connections: [[Lane: StoreSource]] = [sources]
+        for _ in 1..<workers {
+            var clones: [ObjectIdentifier: StoreSource] = [:]
+            var copy: [Lane: StoreSource] = [:]
+            for (lane, source) in sources {
+                let id = ObjectIdentifier(source)
+                if clones[id] == nil { clones[id] = try source.clone() }
+                copy[lane] = clones[id]
+            }
+            connections.append(copy)
+        }
+        let results = ResultSlots<Result>(count: items.count)
+        let perWorker = connections
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            var index = worker
+            while index < items.count {
+                results.set(index, Swift.Result { try work(items[index], perWorker[worker]) })
+                index += workers
+            }
+        }
+        return try results.values()
+    }
+}
+
+enum System {
+    static var cores: Int { Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
+}
+
+/// One slot per item, each written by exactly one worker.
+final class ResultSlots<Value>: @unchecked Sendable {
+    private var slots: [Swift.Result<Value, Error>?]
+    private let lock = NSLockLite()
+
+    init(count: Int) { slots = Array(repeating: nil, count: count) }
+
+    func set(_ index: Int, _ value: Swift.Result<Value, Error>) { lock.locked { slots[index] = value } }
+
+    func values() throws -> [Value] { try slots.map { try $0!.get() } }
+}
+
+/// A pthread mutex, for the few writes into `ResultSlots`.
+final class NSLockLite: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func locked<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+import Dispatch

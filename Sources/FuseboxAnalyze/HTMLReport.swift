@@ -7,6 +7,9 @@ public enum HTMLReport {
         "disabled": "#9e9e9e", "metrics_only": "#1e88e5",
     ]
 
+    /// Events listed per incident on the page.
+    public static let eventLimit = 300
+
     public static func render(_ a: Analysis) -> String {
         var html = """
         <!DOCTYPE html>
@@ -29,7 +32,8 @@ public enum HTMLReport {
         html += swimlanes(a)
         html += "<h2>Incidents</h2>\n"
         if a.incidents.isEmpty { html += "<p>No breaker left the closed state in this period.</p>\n" }
-        for incident in a.incidents {
+        for overview in a.incidents {
+            let incident = (try? a.detailed(overview, limit: eventLimit)) ?? overview
             html += "<section class=\"incident\" id=\"\(escape(incident.id))\"><div class=\"facts\"><h2>\(escape(incident.id))</h2><table>\n"
             var facts: [(String, String)] = [
                 ("start", TimeText.full(incident.start)), ("end", incident.end.map(TimeText.full) ?? "ongoing"),
@@ -47,6 +51,9 @@ public enum HTMLReport {
             html += incident.events.map {
                 "<tr><td>\(TimeText.clock($0.at))</td><td>\(escape($0.lane?.label ?? ""))</td><td>\(escape($0.text))</td></tr>"
             }.joined(separator: "\n")
+            if incident.transitionCount > eventLimit {
+                html += "<tr><td></td><td></td><td>… \(incident.transitionCount - eventLimit) more transitions (fusebox analyze --incident \(escape(incident.id)) --format json)</td></tr>"
+            }
             html += "</table></div></section>\n"
         }
         html += "<h2>Per breaker</h2><table><tr><th>breaker</th><th>incidents</th><th>open time</th><th>availability</th><th>mean detect</th><th>mean recover</th><th>calls</th><th>failed</th></tr>\n"
@@ -78,9 +85,8 @@ public enum HTMLReport {
             let y = top + Double(row) * rowHeight
             svg += "<g class=\"lane\" data-breaker=\"\(escape(lane.label))\">\n"
             svg += "<text x=\"\(f(left - 8))\" y=\"\(f(y + 15))\" font-size=\"12\" text-anchor=\"end\">\(escape(lane.label))</text>\n"
-            for s in a.segments where s.lane == lane {
+            for s in a.stateBars(lane, pixels: width) {
                 let x0 = x(s.start), x1 = x(s.end ?? a.to)
-                guard x1 > x0 else { continue }
                 svg += "<rect x=\"\(f(x0))\" y=\"\(f(y))\" width=\"\(f(max(0.5, x1 - x0)))\" height=\"\(f(laneHeight))\" fill=\"\(colours[s.state] ?? "#bdbdbd")\">"
                 svg += "<title>\(escape("\(lane.label) \(s.state) \(TimeText.full(s.start)) → \(s.end.map(TimeText.full) ?? "end")"))</title></rect>\n"
             }
@@ -118,5 +124,30 @@ public enum HTMLReport {
             }
         }
         return out
+    }
+}
+
+extension Analysis {
+    /// A lane's states as bars at most `pixels` wide in all: spans too narrow
+    /// to see are merged into their neighbour, showing the most severe state
+    /// (open over forced open over half-open over the rest), so a month of
+    /// flapping draws as red rather than as a million rectangles.
+    func stateBars(_ lane: Lane, pixels: Double) -> [Segment] {
+        guard let history = histories.first(where: { $0.lane == lane }) else { return [] }
+        let minimum = max(1, Int64(Double(to - from) / pixels))
+        let severity: [UInt8: Int] = [1: 4, 3: 3, 2: 2, 5: 1, 4: 1, 0: 0]
+        var bars: [CompactSegment] = []
+        for s in history.segments where s.end > from && s.start < to {
+            var clipped = s
+            clipped.start = max(s.start, from)
+            clipped.end = min(s.end, to)
+            if let last = bars.last, last.end - last.start < minimum || clipped.end - clipped.start < minimum {
+                bars[bars.count - 1].end = clipped.end
+                if severity[clipped.state, default: 0] > severity[last.state, default: 0] { bars[bars.count - 1].state = clipped.state }
+            } else {
+                bars.append(clipped)
+            }
+        }
+        return bars.map { Segment(lane: lane, state: CompactSegment.stateNames[Int($0.state)], start: $0.start, end: $0.end) }
     }
 }

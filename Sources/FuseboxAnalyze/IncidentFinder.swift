@@ -4,81 +4,69 @@ import FuseboxCore
 /// some breaker refused traffic, merged across short gaps, then the counts,
 /// lead-in and events of each.
 enum IncidentFinder {
-    /// Each lane's states over time, starting at `from` with its prior state
-    /// (or the first transition's `from`, or closed).
-    static func segments(_ transitions: [StoredTransition], prior: [Lane: String], lanes: [Lane], from: Int64) -> [Segment] {
-        var byLane: [Lane: [StoredTransition]] = [:]
-        for t in transitions { byLane[t.lane, default: []].append(t) }
-        var result: [Segment] = []
-        for lane in lanes {
-            let list = byLane[lane] ?? []
-            var state = prior[lane] ?? list.first?.from ?? "closed"
-            var start = from
-            for t in list {
-                if t.at > start || state != t.to { result.append(Segment(lane: lane, state: state, start: start, end: t.at)) }
-                state = t.to
-                start = t.at
-            }
-            result.append(Segment(lane: lane, state: state, start: start, end: nil))
+    /// The spans in which some breaker was not closed, merged across
+    /// `mergeGap`, each with its lanes, clipped segments, first trip and
+    /// flapping counts, all from the compact histories.
+    static func incidents(_ histories: [LaneHistory], options: AnalyzeOptions) -> [Incident] {
+        var tripped: [(start: Int64, end: Int64)] = []
+        for history in histories {
+            for segment in history.segments where segment.isTripped { tripped.append((segment.start, segment.end)) }
         }
-        return result.filter { segment in segment.end.map { $0 > segment.start } ?? true }
-    }
-
-    static func incidents(segments: [Segment], transitions: [StoredTransition], to: Int64, options: AnalyzeOptions) -> [Incident] {
-        let tripped = segments.filter(\.isTripped).sorted { $0.start < $1.start }
-        var spans: [(start: Int64, end: Int64?)] = []
+        tripped.sort { $0.start < $1.start }
+        var spans: [(start: Int64, end: Int64)] = []
         for segment in tripped {
-            if let last = spans.last, last.end.map({ segment.start - $0 < options.mergeGap }) ?? true {
-                let end: Int64? = (last.end == nil || segment.end == nil) ? nil : max(last.end!, segment.end!)
-                spans[spans.count - 1].end = end
+            if let last = spans.last, last.end == .max || segment.start - last.end < options.mergeGap {
+                spans[spans.count - 1].end = max(last.end, segment.end)
             } else {
-                spans.append((segment.start, segment.end))
+                spans.append(segment)
             }
         }
-        // Transitions are sorted by time and each lane's segments by start, so
-        // each span finds its own with binary searches, not a scan of all.
-        var laneSegments: [Lane: [Segment]] = [:]
-        for segment in segments { laneSegments[segment.lane, default: []].append(segment) }
         return spans.map { span in
-            let spanEnd = span.end ?? .max
             var lanes: [Lane] = []
             var clipped: [Segment] = []
-            for (lane, list) in laneSegments {
-                // Segments overlapping the span: from the last one starting at or before its start.
+            var firstOpen: Int64?
+            var firstTripped = Int64.max
+            var flapping: [Lane: Int] = [:]
+            var transitionCount = 0
+            for history in histories {
+                let list = history.segments
                 var index = max(0, list.partitionIndex { $0.start > span.start } - 1)
-                var tripped = false
                 var kept: [Segment] = []
-                while index < list.count, list[index].start <= spanEnd {
+                var trips = 0
+                var isInvolved = false
+                while index < list.count, list[index].start <= span.end {
                     let s = list[index]
+                    if s.end > span.start {
+                        if s.isTripped {
+                            isInvolved = true
+                            firstTripped = min(firstTripped, max(s.start, span.start))
+                        }
+                        if s.start >= span.start {
+                            transitionCount += 1
+                            if s.state == CompactSegment.openState {
+                                firstOpen = min(firstOpen ?? s.start, s.start)
+                                if index > 0, list[index - 1].state == 0 { trips += 1 }
+                            }
+                        }
+                        let start = max(s.start, span.start), end = min(s.end, span.end)
+                        if end > start {
+                            kept.append(Segment(lane: history.lane, state: CompactSegment.stateNames[Int(s.state)], start: start,
+                                                end: end == .max ? nil : end))
+                        }
+                    }
                     index += 1
-                    guard (s.end ?? .max) > span.start else { continue }
-                    if s.isTripped { tripped = true }
-                    var c = s
-                    c.start = max(s.start, span.start)
-                    if let end = span.end { c.end = min(s.end ?? end, end) }
-                    if (c.end ?? .max) > c.start { kept.append(c) }
                 }
-                if tripped {
-                    lanes.append(lane)
-                    clipped += kept
-                }
+                guard isInvolved else { continue }
+                lanes.append(history.lane)
+                clipped += kept
+                if trips >= 3 { flapping[history.lane] = trips }
             }
             lanes.sort()
             clipped.sort { ($0.lane, $0.start) < ($1.lane, $1.start) }
-            let laneSet = Set(lanes)
-            let first = transitions.partitionIndex { $0.at >= span.start }
-            let last = transitions.partitionIndex { $0.at > spanEnd }
-            let changes = transitions[first..<last].filter { laneSet.contains($0.lane) }
-            // Detection ends at the first trip by the rules (an operator's force is not a detection).
-            let firstOpen = (changes.first { $0.to == "open" } ?? changes.first { Segment.trippedStates.contains($0.to) })?.at ?? span.start
-            // Flapping: the breaker closed and tripped again, several times
-            // (reopening after a failed probe is backoff, not flapping).
-            var flapping: [Lane: Int] = [:]
-            for t in changes where t.to == "open" && t.from == "closed" { flapping[t.lane, default: 0] += 1 }
-            flapping = flapping.filter { $0.value >= 3 }
             return Incident(
-                id: "inc-" + compactStamp(span.start), start: span.start, end: span.end, lanes: lanes, segments: clipped,
-                events: changes.map(event), firstFailure: nil, firstOpen: firstOpen, flapping: flapping
+                id: "inc-" + compactStamp(span.start), start: span.start, end: span.end == .max ? nil : span.end, lanes: lanes,
+                segments: clipped, events: [], firstFailure: nil, firstOpen: firstOpen ?? (firstTripped == .max ? span.start : firstTripped),
+                transitionCount: transitionCount, flapping: flapping
             )
         }
     }
@@ -118,18 +106,7 @@ enum IncidentFinder {
         }
         incident.fallbacks = fallbacks.values.sorted { ($0.chain, $0.from, $0.to) < ($1.chain, $1.from, $1.to) }
         incident.errorMix = mix.map { ($0.key, $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.label < $1.label }
-        if let first = incident.firstFailure {
-            incident.events.insert(IncidentEvent(
-                at: first, lane: firstFailing, kind: .firstFailure,
-                text: "first failure seen" + (incident.errorMix.first.map { " (\($0.label))" } ?? ""), transition: nil
-            ), at: 0)
-        }
-        if let end = incident.end {
-            incident.events.append(IncidentEvent(
-                at: end, lane: nil, kind: .recovered,
-                text: "all breakers closed, \(DurationFormat.text(end - incident.firstOpen)) after the first trip", transition: nil
-            ))
-        }
+        incident.firstFailingLane = firstFailing
     }
 
     static func event(_ t: StoredTransition) -> IncidentEvent {
@@ -150,22 +127,22 @@ enum IncidentFinder {
     }
 
     static func summary(
-        lanes: [Lane], segments: [Segment], incidents: [Incident], sources: [Lane: StoreSource], from: Int64, to: Int64
-    ) throws -> [BreakerSummary] {
+        _ histories: [LaneHistory], incidents: [Incident], traffic: [Lane: TrafficTotals], from: Int64, to: Int64
+    ) -> [BreakerSummary] {
         let period = max(1, to - from)
-        return try lanes.map { lane in
-            let open = segments.filter { $0.lane == lane && $0.isTripped }.reduce(Int64(0)) { sum, s in
-                sum + max(0, min(s.end ?? to, to) - max(s.start, from))
+        return histories.map { history in
+            let lane = history.lane
+            let open = history.segments.filter(\.isTripped).reduce(Int64(0)) { sum, s in
+                sum + max(0, min(s.end, to) - max(s.start, from))
             }
             let involved = incidents.filter { $0.lanes.contains(lane) }
             let detects = involved.compactMap(\.timeToDetect)
             let recovers = involved.compactMap(\.timeToRecover)
-            let traffic = try sources[lane]?.traffic(instance: lane.instance, breakers: [lane.breaker], from: bucketStart(from), to: to) ?? TrafficTotals()
             return BreakerSummary(
                 lane: lane, incidents: involved.count, openMs: open, availability: 1 - Double(open) / Double(period),
                 meanTimeToDetectMs: detects.isEmpty ? nil : detects.reduce(0, +) / Int64(detects.count),
                 meanTimeToRecoverMs: recovers.isEmpty ? nil : recovers.reduce(0, +) / Int64(recovers.count),
-                longestIncidentMs: involved.map { ($0.end ?? to) - $0.start }.max(), traffic: traffic
+                longestIncidentMs: involved.map { ($0.end ?? to) - $0.start }.max(), traffic: traffic[lane] ?? TrafficTotals()
             )
         }
     }

@@ -6,12 +6,37 @@ public enum JSONReport {
     public static let schema = "fusebox.analyze/v1"
 
     public static func render(_ a: Analysis) -> String {
-        var w = JSONWriter(capacity: 4_096)
-        w.string("schema", schema)
-        w.stringArray("sources", a.sources)
-        w.string("from", TimeText.rfc(a.from))
-        w.string("to", TimeText.rfc(a.to))
-        w.objects("incidents", a.incidents) { w, i in
+        var text = ""
+        write(a) { text += $0 }
+        return text
+    }
+
+    /// One JSON document, written incident by incident with every event.
+    public static func write(_ a: Analysis, to emit: (String) -> Void) {
+        var head = JSONWriter(capacity: 1_024)
+        head.string("schema", schema)
+        head.stringArray("sources", a.sources)
+        head.string("from", TimeText.rfc(a.from))
+        head.string("to", TimeText.rfc(a.to))
+        var opening = head.finish()
+        opening.removeLast(2)  // "}\n": the object goes on
+        emit(String(decoding: opening, as: UTF8.self) + ",\"incidents\":[")
+        for (index, overview) in a.incidents.enumerated() {
+            let i = (try? a.detailed(overview)) ?? overview
+            var w = JSONWriter(capacity: 4_096)
+            incident(&w, i)
+            var bytes = w.finish()
+            bytes.removeLast()  // newline
+            emit((index > 0 ? "," : "") + String(decoding: bytes, as: UTF8.self))
+        }
+        var tail = JSONWriter(capacity: 1_024)
+        tail.objects("summary", a.summary) { w, s in summary(&w, s) }
+        var closing = tail.finish()
+        closing.removeFirst()  // "{": continues the document
+        emit("]," + String(decoding: closing, as: UTF8.self))
+    }
+
+    static func incident(_ w: inout JSONWriter, _ i: Incident) {
             w.string("id", i.id)
             w.string("start", TimeText.rfc(i.start))
             w.string("end", TimeText.rfc(i.end))
@@ -46,15 +71,14 @@ public enum JSONReport {
                     w.string("open_until", TimeText.rfc(t.openUntil))
                 }
             }
-        }
-        w.objects("summary", a.summary) { w, s in
+    }
+
+    static func summary(_ w: inout JSONWriter, _ s: BreakerSummary) {
             w.string("breaker", s.lane.breaker); w.string("instance", s.lane.instance)
             w.int("incidents", s.incidents); w.int("open_ms", s.openMs); w.double("availability", s.availability)
             w.int("mean_time_to_detect_ms", s.meanTimeToDetectMs); w.int("mean_time_to_recover_ms", s.meanTimeToRecoverMs)
             w.int("longest_incident_ms", s.longestIncidentMs)
             w.object("traffic") { w in traffic(&w, s.traffic) }
-        }
-        return String(decoding: w.finish(), as: UTF8.self)
     }
 
     static func traffic(_ w: inout JSONWriter, _ t: TrafficTotals) {

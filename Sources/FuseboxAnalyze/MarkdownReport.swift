@@ -1,6 +1,14 @@
 /// For pasting into a postmortem document.
 public enum MarkdownReport {
+    public static let eventLimit = 200
+
     public static func render(_ a: Analysis, summaryOnly: Bool) -> String {
+        var text = ""
+        write(a, summaryOnly: summaryOnly) { text += $0 }
+        return text
+    }
+
+    public static func write(_ a: Analysis, summaryOnly: Bool, to emit: (String) -> Void) {
         var out = [
             "# Incident report",
             "",
@@ -9,7 +17,8 @@ public enum MarkdownReport {
             "- **Incidents:** \(a.incidents.count)",
         ]
         if !summaryOnly {
-            for incident in a.incidents {
+            for overview in a.incidents {
+                let incident = (try? a.detailed(overview, limit: eventLimit)) ?? overview
                 out += [
                     "", "## \(incident.id)", "",
                     "| | |", "|---|---|",
@@ -33,6 +42,11 @@ public enum MarkdownReport {
                 for event in incident.events {
                     out.append("| \(TimeText.clock(event.at)) | \(event.lane.map { "`\($0.label)`" } ?? "") | \(event.text.replacingPipes) |")
                 }
+                if incident.transitionCount > eventLimit {
+                    out.append("| | | … \(incident.transitionCount - eventLimit) more transitions (`fusebox analyze --incident \(incident.id) --format json`) |")
+                }
+                emit(out.joined(separator: "\n") + "\n")
+                out = []
             }
         }
         out += ["", "## Per breaker", "", "| Breaker | Incidents | Open time | Availability | Mean detect | Mean recover | Longest | Calls | Failed | Rejected |",
@@ -42,7 +56,7 @@ public enum MarkdownReport {
                 + "\(s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-") | \(s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-") | "
                 + "\(s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-") | \(s.traffic.calls) | \(s.traffic.failed) | \(s.traffic.rejected) |")
         }
-        return out.joined(separator: "\n") + "\n"
+        emit(out.joined(separator: "\n") + "\n")
     }
 }
 

@@ -85,9 +85,14 @@ public struct Incident: Sendable, Equatable {
     public var end: Int64?
     public var lanes: [Lane]
     public var segments: [Segment]
+    /// Filled by `Analysis.detailed(_:limit:)`; empty in the overview.
     public var events: [IncidentEvent]
     public var firstFailure: Int64?
+    /// Whose failure came first.
+    public var firstFailingLane: Lane?
     public var firstOpen: Int64
+    /// Transitions in the incident (its events are loaded on demand).
+    public var transitionCount = 0
     public var timeToDetect: Int64? { firstFailure.map { firstOpen - $0 } }
     public var timeToRecover: Int64? { end.map { $0 - firstOpen } }
     public var traffic = TrafficTotals()
@@ -126,12 +131,19 @@ public struct Analysis: Sendable {
     public var from: Int64
     public var to: Int64
     public var lanes: [Lane]
-    /// Every lane's states over the period, for the swimlanes.
-    public var segments: [Segment]
+    /// Every lane's states over the period, compact.
+    let histories: [LaneHistory]
     public var incidents: [Incident]
     public var summary: [BreakerSummary]
+    /// Loads an incident's events from its store when a report needs them.
+    let details: IncidentDetails
     /// Per lane, calls and failures in columns across the period (for the HTML page).
     public var histogram: [Lane: [(calls: Int, failed: Int)]]
     public var histogramColumns: Int
-    public var transitionsRead: Int
+
+    /// The incident with its events: the first failure, each transition
+    /// (at most `limit`, the earliest), and the recovery.
+    public func detailed(_ incident: Incident, limit: Int? = nil) throws -> Incident {
+        try details.load(incident, limit: limit)
+    }
 }

@@ -13,6 +13,9 @@ final class StoreSource: @unchecked Sendable {
         self.queue = queue
     }
 
+    /// Another read-only connection to the same file, for a second thread.
+    func clone() throws -> StoreSource { StoreSource(path: path, queue: try StoreDatabase.openForReading(path)) }
+
     func lane(_ instance: String, _ breaker: String, multiHost: Bool) -> Lane {
         Lane(instance: instance, breaker: breaker, label: multiHost ? "\(instance)/\(breaker)" : breaker)
     }

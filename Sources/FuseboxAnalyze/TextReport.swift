@@ -1,6 +1,16 @@
 /// The terminal report (colour only when asked, i.e. on a TTY).
 public enum TextReport {
+    /// Events shown per incident; the rest are counted (see `--incident`).
+    public static let eventLimit = 50
+
     public static func render(_ a: Analysis, summaryOnly: Bool, colour: Bool) -> String {
+        var text = ""
+        write(a, summaryOnly: summaryOnly, colour: colour) { text += $0 }
+        return text
+    }
+
+    /// Writes the report in pieces, one incident at a time.
+    public static func write(_ a: Analysis, summaryOnly: Bool, colour: Bool, to emit: (String) -> Void) {
         func paint(_ text: String, _ code: String) -> String { colour ? "\u{1B}[\(code)m\(text)\u{1B}[0m" : text }
         var out = [
             paint("Fusebox incident report", "1"),
@@ -11,10 +21,13 @@ public enum TextReport {
         if summaryOnly || a.incidents.isEmpty {
             out += ["", summaryTable(a)]
             if a.incidents.isEmpty { out += ["", "no incidents: no breaker left the closed state in this period"] }
-            return out.joined(separator: "\n") + "\n"
+            emit(out.joined(separator: "\n") + "\n")
+            return
         }
-        for incident in a.incidents {
-            out.append("")
+        emit(out.joined(separator: "\n") + "\n")
+        for overview in a.incidents {
+            let incident = (try? a.detailed(overview, limit: eventLimit)) ?? overview
+            out = [""]
             out.append(paint("incident \(incident.id)", "1;31") + "  \(TimeText.full(incident.start)) → "
                 + (incident.end.map(TimeText.full) ?? "ongoing") + "  (\(incident.durationText))")
             out.append("  breakers:  \(incident.lanes.map(\.label).joined(separator: ", "))")
@@ -43,9 +56,12 @@ public enum TextReport {
                 }
                 out.append("    \(TimeText.clock(event.at))  \(lane)  \(text)")
             }
+            if incident.transitionCount > eventLimit {
+                out.append("    … \(incident.transitionCount - eventLimit) more transitions: fusebox analyze --incident \(incident.id) --format json")
+            }
+            emit(out.joined(separator: "\n") + "\n")
         }
-        out += ["", summaryTable(a)]
-        return out.joined(separator: "\n") + "\n"
+        emit("\n" + summaryTable(a) + "\n")
     }
 
     static func summaryTable(_ a: Analysis) -> String {

@@ -60,25 +60,27 @@ struct AnalyzeCommand: ParsableCommand {
             printError("fusebox analyze: \(error)")
             throw ExitCode(1)
         }
-        let text: String
-        switch format {
-        case "markdown": text = MarkdownReport.render(analysis, summaryOnly: summary)
-        case "json": text = JSONReport.render(analysis)
-        case "html": text = HTMLReport.render(analysis)
-        default:
-            let colour = output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil
-            text = TextReport.render(analysis, summaryOnly: summary, colour: colour)
-        }
+        var file: UnsafeMutablePointer<FILE>? = nil
         if let output {
-            guard let file = fopen(output, "w") else {
+            file = fopen(output, "w")
+            guard file != nil else {
                 printError("fusebox analyze: cannot write \(output): \(String(cString: strerror(errno)))")
                 throw ExitCode(1)
             }
-            fputs(text, file)
+        }
+        // Reports are written incident by incident: a month of history never sits in memory whole.
+        let emit: (String) -> Void = { chunk in fputs(chunk, file ?? stdoutFile()) }
+        switch format {
+        case "markdown": MarkdownReport.write(analysis, summaryOnly: summary, to: emit)
+        case "json": JSONReport.write(analysis, to: emit)
+        case "html": emit(HTMLReport.render(analysis))
+        default:
+            let colour = output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil
+            TextReport.write(analysis, summaryOnly: summary, colour: colour, to: emit)
+        }
+        if let file {
             fclose(file)
-            printError("wrote \(output)")
-        } else {
-            print(text, terminator: "")
+            printError("wrote \(output!)")
         }
     }
 
@@ -89,3 +91,12 @@ struct AnalyzeCommand: ParsableCommand {
         throw ValidationError("\(flag) takes an RFC 3339 time (2026-01-01T00:00:00Z), a date (2026-01-01) or an age (2h, 7d); got \"\(text)\"")
     }
 }
+
+/// The C library's standard output stream.
+func stdoutFile() -> UnsafeMutablePointer<FILE> { fdopenStandardOutput.file }
+
+private final class StandardOutputStream: @unchecked Sendable {
+    let file: UnsafeMutablePointer<FILE> = fdopen(1, "w")
+}
+
+private let fdopenStandardOutput = StandardOutputStream()

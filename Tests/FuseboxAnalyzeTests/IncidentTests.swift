@@ -26,7 +26,7 @@ struct IncidentTests {
         let h = try oneOutage()
         let a = try analyze(h)
         #expect(a.incidents.count == 1)
-        let incident = try #require(a.incidents.first)
+        let incident = try a.detailed(try #require(a.incidents.first))
         // Five failures at 1:00–1:04 trip it at 1:04; the first probe after 3:00 closes it.
         #expect(incident.start == StoreHistory.ms(.seconds(64)))
         #expect(incident.firstFailure == StoreHistory.ms(.seconds(60)))
@@ -80,7 +80,8 @@ struct IncidentTests {
         try h.engine().force("ollama", .open)
         try h.traffic(count: 30)
         h.finish()
-        let incident = try #require(try analyze(h).incidents.last)
+        let analysis = try analyze(h)
+        let incident = try analysis.detailed(try #require(analysis.incidents.last))
         #expect(incident.end == nil && incident.timeToRecover == nil)
         #expect(incident.events.contains { $0.kind == .forced })
         #expect(TextReport.render(try analyze(h), summaryOnly: false, colour: false).contains("ongoing"))
