@@ -1,0 +1,21 @@
+"""Python client for the Fusebox circuit-breaker sidecar.
+
+    from fusebox import Fusebox, BreakerOpen
+
+    fb = Fusebox("./fusebox.sock")
+    with fb.guard("openai") as call:
+        reply = openai_client.chat.completions.create(...)
+
+    for attempt in fb.chain("llm"):
+        with attempt:
+            return ask(attempt.breaker, prompt)
+"""
+from .classify import default_classifier
+from .client import Attempt, Fusebox, Guard, Permit
+from .errors import BreakerOpen, ChainExhausted, FuseboxError, ProtocolError, SidecarUnavailable
+
+__all__ = [
+    "Attempt", "BreakerOpen", "ChainExhausted", "Fusebox", "FuseboxError", "Guard", "Permit", "ProtocolError",
+    "SidecarUnavailable", "default_classifier",
+]
+__version__ = "0.1.0"

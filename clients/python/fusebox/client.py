@@ -1,0 +1,362 @@
+"""The synchronous client: a thread-safe connection pool over the sidecar's
+Unix socket, and the ``guard`` / ``chain`` / decorator forms apps use."""
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+
+from .classify import Classifier, default_classifier
+from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
+
+log = logging.getLogger("fusebox")
+T = TypeVar("T")
+
+UNAVAILABLE_POLICIES = ("allow", "deny", "raise")
+
+
+class Permit:
+    """A granted call. ``degraded`` permits were made up by the client while
+    the sidecar was unreachable (policy ``allow``): reporting them does nothing."""
+
+    __slots__ = ("id", "breaker", "probe", "degraded")
+
+    def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False) -> None:
+        self.id = id
+        self.breaker = breaker
+        self.probe = probe
+        self.degraded = degraded
+
+    def __repr__(self) -> str:
+        return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded})"
+
+
+class _Connection:
+    """One socket with its own read buffer; used by one thread at a time."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        try:
+            self.sock.connect(path)
+        except BaseException:
+            self.sock.close()
+            raise
+        self.buffer = b""
+        self.pid = os.getpid()
+
+    def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
+        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+        while b"\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("the sidecar closed the connection")
+            self.buffer += chunk
+        line, _, self.buffer = self.buffer.partition(b"\n")
+        return json.loads(line)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class Fusebox:
+    """A client for one sidecar, safe to share between threads.
+
+    ``on_unavailable`` decides what happens when the sidecar cannot be
+    reached: ``"allow"`` (default) lets the call through so the sidecar is
+    never the reason the app goes down, ``"deny"`` refuses it with
+    ``BreakerOpen``, ``"raise"`` raises ``SidecarUnavailable``. Either way it
+    logs once and tries again at most every ``reconnect_interval`` seconds.
+    """
+
+    def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
+                 pool_size: int = 8, reconnect_interval: float = 1.0,
+                 classifiers: Sequence[Classifier] = ()) -> None:
+        if on_unavailable not in UNAVAILABLE_POLICIES:
+            raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
+        self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
+        self.timeout = timeout
+        self.on_unavailable = on_unavailable
+        self.pool_size = pool_size
+        self.reconnect_interval = reconnect_interval
+        self.classifiers = list(classifiers)
+        self._lock = threading.Lock()
+        self._idle: List[_Connection] = []
+        self._pid = os.getpid()
+        self._down_since: Optional[float] = None
+        self._next_attempt = 0.0
+        _forget_after_fork(self)
+
+    # -- the protocol ---------------------------------------------------------
+
+    def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
+        """Sends one request and returns the answer (``ok`` true); raises
+        ``ProtocolError`` for an error answer and ``SidecarUnavailable`` when
+        the sidecar cannot be reached."""
+        connection = self._take()
+        try:
+            answer = connection.request(message)
+        except (OSError, ValueError) as error:
+            connection.close()
+            self._mark_down(error)
+            raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+        self._give(connection)
+        self._mark_up()
+        if not answer.get("ok"):
+            problem = answer.get("error") or {}
+            raise ProtocolError(problem.get("code", "unknown"), problem.get("message", ""))
+        return answer
+
+    def acquire(self, breaker: str) -> Permit:
+        """A permit for one call to ``breaker``, or ``BreakerOpen``."""
+        try:
+            answer = self.request({"op": "acquire", "breaker": breaker})
+        except SidecarUnavailable:
+            return self._unavailable(breaker)
+        if not answer["allowed"]:
+            raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"))
+        return Permit(answer["permit"], breaker, bool(answer.get("probe")))
+
+    def route(self, chain: str, exclude: Sequence[str] = ()) -> Permit:
+        """A permit from the first breaker of ``chain`` that grants one."""
+        try:
+            answer = self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
+        except SidecarUnavailable:
+            return self._unavailable(chain)
+        if not answer["allowed"]:
+            raise ChainExhausted(chain, answer.get("skipped", []))
+        return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
+
+    def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
+               latency_ms: Optional[float] = None, error: Optional[str] = None,
+               retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None) -> Optional[str]:
+        """Reports how a permitted call went; returns the breaker's state after it."""
+        if permit.degraded or permit.id is None:
+            return None
+        message: Dict[str, Any] = {"op": "report", "permit": permit.id}
+        for key, value in (("outcome", outcome), ("status", status), ("latency_ms", latency_ms), ("error", error),
+                           ("retry_after_ms", retry_after_ms), ("error_kind", error_kind)):
+            if value is not None:
+                message[key] = value
+        if "outcome" not in message and "status" not in message and "error_kind" not in message:
+            message["outcome"] = "success"
+        try:
+            return self.request(message).get("state")
+        except SidecarUnavailable:
+            return None  # the sidecar went away: it released the permit itself
+        except ProtocolError as problem:
+            if problem.code == "unknown_permit":
+                log.debug("fusebox: %s", problem)  # expired, or released by a reconnect
+                return None
+            raise
+
+    def status(self, breaker: Optional[str] = None) -> List[Dict[str, Any]]:
+        message: Dict[str, Any] = {"op": "status"}
+        if breaker is not None:
+            message["breaker"] = breaker
+        return self.request(message)["breakers"]
+
+    # -- the forms apps use ---------------------------------------------------
+
+    def guard(self, breaker: str) -> "Guard":
+        """``with fb.guard("openai") as call: …`` acquires a permit (or raises
+        ``BreakerOpen``), runs the block, and reports success, or the failure
+        the exception describes. ``call.status = 429`` reports a status."""
+        return Guard(self, breaker)
+
+    def chain(self, name: str) -> Iterator["Attempt"]:
+        """Walks a fallback chain::
+
+            for attempt in fb.chain("llm"):
+                with attempt:
+                    return call_provider(attempt.breaker)
+
+        A failing attempt is reported and the next breaker is tried; when no
+        breaker is left the last error is raised (``ChainExhausted`` if none
+        could even be tried)."""
+        tried: List[str] = []
+        last_error: Optional[BaseException] = None
+        while True:
+            try:
+                permit = self.route(name, exclude=tried)
+            except ChainExhausted:
+                if last_error is not None:
+                    raise last_error
+                raise
+            attempt = Attempt(self, permit)
+            yield attempt
+            if attempt.succeeded or permit.degraded:
+                return
+            if attempt.error is None:
+                return  # the block neither failed nor finished: nothing more to try
+            tried.append(permit.breaker)
+            last_error = attempt.error
+
+    def protect(self, breaker: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """The decorator form of ``guard``."""
+        def decorate(function: Callable[..., T]) -> Callable[..., T]:
+            @functools.wraps(function)
+            def wrapper(*args: Any, **kwargs: Any) -> T:
+                with self.guard(breaker):
+                    return function(*args, **kwargs)
+            return wrapper
+        return decorate
+
+    def classify(self, error: BaseException) -> Dict[str, Any]:
+        for classifier in self.classifiers:
+            fields = classifier(error)
+            if fields:
+                return fields
+        return default_classifier(error)
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for connection in idle:
+            connection.close()
+
+    def __enter__(self) -> "Fusebox":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- the pool ---------------------------------------------------------------
+
+    def _take(self) -> _Connection:
+        with self._lock:
+            if self._pid != os.getpid():
+                self._after_fork()
+            while self._idle:
+                connection = self._idle.pop()
+                if connection.pid == self._pid:
+                    return connection
+            if self._down_since is not None and time.monotonic() < self._next_attempt:
+                raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
+        try:
+            return _Connection(self.socket_path, self.timeout)
+        except OSError as error:
+            self._mark_down(error)
+            raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+
+    def _give(self, connection: _Connection) -> None:
+        with self._lock:
+            if connection.pid == os.getpid() and len(self._idle) < self.pool_size:
+                self._idle.append(connection)
+                return
+        connection.close()
+
+    def _after_fork(self) -> None:
+        # The child inherited the parent's sockets: using them would interleave
+        # the two processes' requests. Drop them (closing our copy of a file
+        # descriptor does not touch the parent's) and start afresh.
+        for connection in self._idle:
+            connection.close()
+        self._idle = []
+        self._pid = os.getpid()
+
+    def _mark_down(self, error: BaseException) -> None:
+        with self._lock:
+            if self._down_since is None:
+                self._down_since = time.monotonic()
+                log.warning("fusebox: sidecar at %s unreachable (%s); policy %r until it is back",
+                            self.socket_path, error, self.on_unavailable)
+            self._next_attempt = time.monotonic() + self.reconnect_interval
+
+    def _mark_up(self) -> None:
+        if self._down_since is not None:
+            with self._lock:
+                if self._down_since is not None:
+                    log.warning("fusebox: sidecar at %s reachable again", self.socket_path)
+                    self._down_since = None
+
+    def _unavailable(self, breaker: str) -> Permit:
+        if self.on_unavailable == "allow":
+            return Permit(None, breaker, degraded=True)
+        if self.on_unavailable == "deny":
+            raise BreakerOpen(breaker, "unavailable", None)
+        raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable")
+
+
+class Guard:
+    """``with fb.guard(name) as call:`` — see ``Fusebox.guard``."""
+
+    def __init__(self, client: Fusebox, breaker: str) -> None:
+        self.client = client
+        self.breaker = breaker
+        self.permit: Optional[Permit] = None
+        self.status: Optional[int] = None
+        self._started = 0.0
+
+    def __enter__(self) -> "Guard":
+        self.permit = self.client.acquire(self.breaker)
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+        assert self.permit is not None
+        latency = (time.monotonic() - self._started) * 1000
+        if error is None:
+            if self.status is not None:
+                self.client.report(self.permit, status=self.status, latency_ms=latency)
+            else:
+                self.client.report(self.permit, outcome="success", latency_ms=latency)
+        elif isinstance(error, Exception):
+            self.client.report(self.permit, latency_ms=latency, **self.client.classify(error))
+        else:  # KeyboardInterrupt, SystemExit, GeneratorExit: the app gave up
+            self.client.report(self.permit, outcome="cancelled")
+        return False
+
+
+class Attempt(Guard):
+    """One try along a chain: like a guard, but a failure is reported and
+    swallowed so the chain can go on to the next breaker."""
+
+    def __init__(self, client: Fusebox, permit: Permit) -> None:
+        super().__init__(client, permit.breaker)
+        self.permit = permit
+        self.succeeded = False
+        self.error: Optional[BaseException] = None
+
+    def __enter__(self) -> "Attempt":
+        self._started = time.monotonic()
+        return self
+
+    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+        super().__exit__(kind, error, trace)
+        if error is None:
+            self.succeeded = True
+            return False
+        if isinstance(error, Exception):
+            self.error = error
+            return True
+        return False
+
+
+_clients: "List[Any]" = []
+
+
+def _forget_after_fork(client: Fusebox) -> None:
+    """Registers the client so a forked child drops inherited connections at once."""
+    import weakref
+    _clients.append(weakref.ref(client))
+
+
+def _reset_in_child() -> None:
+    for ref in list(_clients):
+        client = ref()
+        if client is not None:
+            client._lock = threading.Lock()  # the parent's lock may have been held at fork
+            client._after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_reset_in_child)
