@@ -10,12 +10,13 @@
         with attempt:
             return ask(attempt.breaker, prompt)
 """
+from .aio import AsyncAttempt, AsyncFusebox, AsyncGuard
 from .classify import default_classifier
 from .client import Attempt, Fusebox, Guard, Permit
 from .errors import BreakerOpen, ChainExhausted, FuseboxError, ProtocolError, SidecarUnavailable
 
 __all__ = [
-    "Attempt", "BreakerOpen", "ChainExhausted", "Fusebox", "FuseboxError", "Guard", "Permit", "ProtocolError",
+    "AsyncAttempt", "AsyncFusebox", "AsyncGuard", "Attempt", "BreakerOpen", "ChainExhausted", "Fusebox", "FuseboxError", "Guard", "Permit", "ProtocolError",
     "SidecarUnavailable", "default_classifier",
 ]
 __version__ = "0.1.0"

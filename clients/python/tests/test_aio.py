@@ -1,0 +1,90 @@
+"""The asyncio client against the real sidecar binary."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from fusebox import AsyncFusebox, BreakerOpen, ChainExhausted, SidecarUnavailable
+
+
+class Upstream503(Exception):
+    status_code = 503
+
+
+def run(coroutine):
+    return asyncio.run(coroutine)
+
+
+def test_async_guard_and_breaker_open(sidecar):
+    async def main():
+        fb = AsyncFusebox(sidecar.socket)
+        async with fb.guard("openai"):
+            pass
+        for _ in range(3):
+            with pytest.raises(Upstream503):
+                async with fb.guard("openai"):
+                    raise Upstream503()
+        with pytest.raises(BreakerOpen) as refused:
+            async with fb.guard("openai"):
+                pytest.fail("must not run")
+        assert refused.value.retry_in_ms is not None
+        await fb.close()
+
+    run(main())
+
+
+def test_async_chain_falls_back(sidecar):
+    async def main():
+        fb = AsyncFusebox(sidecar.socket)
+        tried = []
+        async for attempt in fb.chain("llm"):
+            async with attempt:
+                tried.append(attempt.breaker)
+                if attempt.breaker == "openai":
+                    raise Upstream503()
+        assert tried == ["openai", "anthropic"]
+        sidecar.admin('{"op":"force","breaker":"anthropic","state":"open"}')
+        sidecar.admin('{"op":"force","breaker":"ollama","state":"open"}')
+        sidecar.admin('{"op":"force","breaker":"openai","state":"open"}')
+        with pytest.raises(ChainExhausted):
+            async for attempt in fb.chain("llm"):
+                async with attempt:
+                    pass
+        await fb.close()
+
+    run(main())
+
+
+def test_fifty_tasks_share_one_client(sidecar):
+    async def main():
+        fb = AsyncFusebox(sidecar.socket, pool_size=16)
+
+        async def work():
+            for _ in range(20):
+                async with fb.guard("anthropic"):
+                    await asyncio.sleep(0)
+
+        await asyncio.gather(*(work() for _ in range(50)))
+        [anthropic] = await fb.status("anthropic")
+        assert anthropic["permits_in_flight"] == 0
+        await fb.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("policy", ["allow", "deny", "raise"])
+def test_async_sidecar_absent(stopped_sidecar, policy):
+    async def main():
+        fb = AsyncFusebox(stopped_sidecar.socket, on_unavailable=policy)
+        if policy == "allow":
+            async with fb.guard("openai") as call:
+                assert call.permit.degraded
+        elif policy == "deny":
+            with pytest.raises(BreakerOpen):
+                await fb.acquire("openai")
+        else:
+            with pytest.raises(SidecarUnavailable):
+                await fb.acquire("openai")
+
+    run(main())
