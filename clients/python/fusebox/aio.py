@@ -50,6 +50,7 @@ class AsyncFusebox:
         self._idle: List[_AsyncConnection] = []
         self._down_since: Optional[float] = None
         self._next_attempt = 0.0
+        self.chains: Dict[str, List[str]] = {}
 
     async def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         connection = await self._take()
@@ -84,6 +85,11 @@ class AsyncFusebox:
         try:
             answer = await self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
         except SidecarUnavailable:
+            if self.on_unavailable == "allow" and chain in self.chains:
+                left = [member for member in self.chains[chain] if member not in exclude]
+                if not left:
+                    raise ChainExhausted(chain, [])
+                return Permit(None, left[0], degraded=True)
             return self._unavailable(chain)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
@@ -127,7 +133,7 @@ class AsyncFusebox:
                 raise
             attempt = AsyncAttempt(self, permit)
             yield attempt
-            if attempt.succeeded or permit.degraded or attempt.error is None:
+            if attempt.succeeded or attempt.error is None:
                 return
             tried.append(permit.breaker)
             last_error = attempt.error
@@ -153,10 +159,14 @@ class AsyncFusebox:
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), self.timeout)
-        except (OSError, asyncio.TimeoutError) as error:
+            connection = _AsyncConnection(reader, writer)
+            hello = await connection.request({"op": "hello", "protocol": 1, "client": "fusebox-python-asyncio/0.1.0"}, self.timeout)
+        except (OSError, ValueError, asyncio.TimeoutError) as error:
             self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
-        return _AsyncConnection(reader, writer)
+        if isinstance(hello.get("chains"), dict):
+            self.chains = hello["chains"]
+        return connection
 
     def _mark_down(self, error: BaseException) -> None:
         if self._down_since is None:

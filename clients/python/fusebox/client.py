@@ -79,7 +79,7 @@ class Fusebox:
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
                  pool_size: int = 8, reconnect_interval: float = 1.0,
-                 classifiers: Sequence[Classifier] = ()) -> None:
+                 classifiers: Sequence[Classifier] = (), chains: Optional[Dict[str, List[str]]] = None) -> None:
         if on_unavailable not in UNAVAILABLE_POLICIES:
             raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
         self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
@@ -93,6 +93,9 @@ class Fusebox:
         self._pid = os.getpid()
         self._down_since: Optional[float] = None
         self._next_attempt = 0.0
+        # Chains as the sidecar last described them (hello), so that while it
+        # is unreachable a chain is still walked in its order.
+        self.chains: Dict[str, List[str]] = dict(chains or {})
         _forget_after_fork(self)
 
     # -- the protocol ---------------------------------------------------------
@@ -130,6 +133,11 @@ class Fusebox:
         try:
             answer = self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
         except SidecarUnavailable:
+            if self.on_unavailable == "allow" and chain in self.chains:
+                left = [member for member in self.chains[chain] if member not in exclude]
+                if not left:
+                    raise ChainExhausted(chain, [])
+                return Permit(None, left[0], degraded=True)
             return self._unavailable(chain)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
@@ -193,7 +201,7 @@ class Fusebox:
                 raise
             attempt = Attempt(self, permit)
             yield attempt
-            if attempt.succeeded or permit.degraded:
+            if attempt.succeeded:
                 return
             if attempt.error is None:
                 return  # the block neither failed nor finished: nothing more to try
@@ -242,10 +250,14 @@ class Fusebox:
             if self._down_since is not None and time.monotonic() < self._next_attempt:
                 raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
-            return _Connection(self.socket_path, self.timeout)
-        except OSError as error:
+            connection = _Connection(self.socket_path, self.timeout)
+            hello = connection.request({"op": "hello", "protocol": 1, "client": "fusebox-python/0.1.0"})
+        except (OSError, ValueError) as error:
             self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+        if isinstance(hello.get("chains"), dict):
+            self.chains = hello["chains"]
+        return connection
 
     def _give(self, connection: _Connection) -> None:
         with self._lock:

@@ -199,3 +199,20 @@ def test_unknown_names_raise_protocol_errors(sidecar):
     assert error.value.code == "unknown_breaker"
     with pytest.raises(ValueError):
         Fusebox(sidecar.socket, on_unavailable="maybe")
+
+
+def test_while_the_sidecar_is_down_a_chain_is_walked_in_its_known_order(stopped_sidecar):
+    fb = Fusebox(stopped_sidecar.socket, chains={"llm": ["openai", "anthropic"]})
+    tried = []
+    for attempt in fb.chain("llm"):
+        with attempt:
+            tried.append(attempt.breaker)
+            if attempt.breaker == "openai":
+                raise FakeAPIError(503)
+    assert tried == ["openai", "anthropic"]
+
+
+def test_the_client_learns_chains_from_the_sidecar(sidecar):
+    fb = Fusebox(sidecar.socket)
+    fb.status()
+    assert fb.chains == {"llm": ["openai", "anthropic", "ollama"]}

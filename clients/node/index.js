@@ -1,0 +1,292 @@
+// Client for the Fusebox circuit-breaker sidecar, on node:net with no dependencies.
+// One connection, pipelined: the sidecar answers in request order, so each
+// request simply waits for the next line.
+import net from 'node:net';
+
+/** The breaker refused the call; `retryInMs` says when it may admit again (null if unknown). */
+export class BreakerOpen extends Error {
+  /** @param {string} breaker @param {string} state @param {number|null} retryInMs @param {object[]} [skipped] */
+  constructor(breaker, state, retryInMs, skipped = []) {
+    super(`breaker ${JSON.stringify(breaker)} is ${state}` + (retryInMs != null ? `; retry in ${retryInMs} ms` : ''));
+    this.name = 'BreakerOpen';
+    this.breaker = breaker;
+    this.state = state;
+    this.retryInMs = retryInMs ?? null;
+    this.skipped = skipped;
+  }
+}
+
+/** No breaker of a chain could take the call. */
+export class ChainExhausted extends BreakerOpen {
+  /** @param {string} chain @param {object[]} skipped */
+  constructor(chain, skipped) {
+    const retries = skipped.map((s) => s.retry_in_ms).filter((r) => r != null);
+    super(chain, 'exhausted', retries.length ? Math.min(...retries) : null, skipped);
+    this.name = 'ChainExhausted';
+    this.chain = chain;
+  }
+}
+
+/** The sidecar could not be reached (with `onUnavailable: 'raise'`). */
+export class SidecarUnavailable extends Error {
+  constructor(message) { super(message); this.name = 'SidecarUnavailable'; }
+}
+
+/** The sidecar answered with an error. */
+export class ProtocolError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) { super(`${code}: ${message}`); this.name = 'ProtocolError'; this.code = code; }
+}
+
+/**
+ * What a report says about an error, found by shape: OpenAI/Anthropic SDK errors
+ * (`status`, `headers`), fetch/axios-style `response.status`, Node's ETIMEDOUT/ECONNREFUSED.
+ * @param {any} error
+ * @returns {Record<string, any>}
+ */
+export function classifyError(error) {
+  const fields = { error: String(error?.message ?? error).slice(0, 1000) };
+  const status = [error?.status, error?.statusCode, error?.response?.status].find((s) => Number.isInteger(s) && s >= 100 && s <= 599);
+  if (status != null) {
+    fields.status = status;
+    const headers = error?.headers ?? error?.response?.headers;
+    const get = (name) => (typeof headers?.get === 'function' ? headers.get(name) : headers?.[name]);
+    const ms = Number(get('retry-after-ms'));
+    const s = Number(get('retry-after'));
+    if (Number.isFinite(ms) && get('retry-after-ms') != null) fields.retry_after_ms = ms;
+    else if (Number.isFinite(s) && get('retry-after') != null) fields.retry_after_ms = s * 1000;
+    return fields;
+  }
+  const code = error?.code ?? '';
+  const name = error?.name ?? '';
+  if (code === 'ETIMEDOUT' || /timeout/i.test(name) || name === 'AbortError') {
+    return { ...fields, outcome: 'timeout', error_kind: 'timeout' };
+  }
+  if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
+    return { ...fields, error_kind: 'connection' };
+  }
+  return { ...fields, outcome: 'failure' };
+}
+
+export class Fusebox {
+  /**
+   * @param {object} [options]
+   * @param {string} [options.socketPath] default $FUSEBOX_SOCKET or ./fusebox.sock
+   * @param {number} [options.timeoutMs] per request, default 2000
+   * @param {'allow'|'deny'|'raise'} [options.onUnavailable] when the sidecar is unreachable, default 'allow'
+   * @param {number} [options.reconnectIntervalMs] default 1000
+   * @param {(error: any) => Record<string, any>|null} [options.classify] your own error mapping, tried first
+   */
+  constructor(options = {}) {
+    this.socketPath = options.socketPath ?? process.env.FUSEBOX_SOCKET ?? './fusebox.sock';
+    this.timeoutMs = options.timeoutMs ?? 2000;
+    this.onUnavailable = options.onUnavailable ?? 'allow';
+    if (!['allow', 'deny', 'raise'].includes(this.onUnavailable)) {
+      throw new TypeError(`onUnavailable must be allow, deny or raise; got ${this.onUnavailable}`);
+    }
+    this.reconnectIntervalMs = options.reconnectIntervalMs ?? 1000;
+    this.customClassify = options.classify;
+    /** @type {net.Socket|null} */ this.socket = null;
+    /** @type {Promise<net.Socket>|null} */ this.connecting = null;
+    /** @type {{resolve: Function, reject: Function, timer: any}[]} */ this.pending = [];
+    this.buffer = '';
+    this.downSince = null;
+    this.nextAttempt = 0;
+    /** Chains as the sidecar last described them (hello), for fail-open routing. */
+    this.chains = options.chains ?? {};
+  }
+
+  /** Sends one request; resolves with the answer (`ok: true`). */
+  async request(message) {
+    const socket = await this.#connect();
+    return new Promise((resolve, reject) => {
+      const entry = { resolve, reject, timer: null };
+      entry.timer = setTimeout(() => {
+        this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: no answer in ${this.timeoutMs} ms`));
+      }, this.timeoutMs);
+      this.pending.push(entry);
+      socket.write(JSON.stringify(message) + '\n');
+    }).then((answer) => {
+      if (!answer.ok) throw new ProtocolError(answer.error?.code ?? 'unknown', answer.error?.message ?? '');
+      return answer;
+    });
+  }
+
+  /** @param {string} breaker @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>} */
+  async acquire(breaker) {
+    let answer;
+    try {
+      answer = await this.request({ op: 'acquire', breaker });
+    } catch (error) {
+      if (error instanceof SidecarUnavailable) return this.#unavailable(breaker);
+      throw error;
+    }
+    if (!answer.allowed) throw new BreakerOpen(breaker, answer.state, answer.retry_in_ms);
+    return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false };
+  }
+
+  /** @param {string} chain @param {string[]} [exclude] */
+  async route(chain, exclude = []) {
+    let answer;
+    try {
+      answer = await this.request({ op: 'route', chain, exclude });
+    } catch (error) {
+      if (error instanceof SidecarUnavailable) return this.#unavailable(chain, exclude);
+      throw error;
+    }
+    if (!answer.allowed) throw new ChainExhausted(chain, answer.skipped ?? []);
+    return { id: answer.permit, breaker: answer.breaker, probe: Boolean(answer.probe), degraded: false };
+  }
+
+  /** Reports how a permitted call went; resolves with the breaker's state (or null). */
+  async report(permit, fields = {}) {
+    if (permit.degraded || permit.id == null) return null;
+    const message = { op: 'report', permit: permit.id, ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v != null)) };
+    if (!('outcome' in message) && !('status' in message) && !('error_kind' in message)) message.outcome = 'success';
+    try {
+      return (await this.request(message)).state ?? null;
+    } catch (error) {
+      if (error instanceof SidecarUnavailable) return null;
+      if (error instanceof ProtocolError && error.code === 'unknown_permit') return null;
+      throw error;
+    }
+  }
+
+  async status(breaker) {
+    return (await this.request(breaker ? { op: 'status', breaker } : { op: 'status' })).breakers;
+  }
+
+  /**
+   * Runs `fn` under a permit of `breaker` and reports how it went; rethrows its error.
+   * Throws BreakerOpen without calling `fn` when the breaker refuses.
+   * @template T @param {string} breaker @param {(permit: object) => Promise<T>|T} fn @returns {Promise<T>}
+   */
+  async guard(breaker, fn) {
+    const permit = await this.acquire(breaker);
+    return this.#run(permit, fn, false);
+  }
+
+  /**
+   * Walks a fallback chain: `fn(breaker)` is tried on each breaker the sidecar grants,
+   * each failure reported, until one succeeds; the last error is thrown when none is left.
+   * @template T @param {string} chain @param {(breaker: string, permit: object) => Promise<T>|T} fn @returns {Promise<T>}
+   */
+  async chain(chain, fn) {
+    const tried = [];
+    let lastError = null;
+    for (;;) {
+      let permit;
+      try {
+        permit = await this.route(chain, tried);
+      } catch (error) {
+        if (error instanceof ChainExhausted && lastError) throw lastError;
+        throw error;
+      }
+      const result = await this.#run(permit, (p) => fn(permit.breaker, p), true);
+      if (!result.failed) return result.value;
+      tried.push(permit.breaker);
+      lastError = result.error;
+    }
+  }
+
+  /** Closes the connection (outstanding permits are released by the sidecar). */
+  close() {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  classify(error) {
+    return (this.customClassify && this.customClassify(error)) || classifyError(error);
+  }
+
+  async #run(permit, fn, forChain) {
+    const started = performance.now();
+    try {
+      const value = await fn(permit);
+      await this.report(permit, { outcome: 'success', latency_ms: performance.now() - started });
+      return forChain ? { failed: false, value } : value;
+    } catch (error) {
+      await this.report(permit, { latency_ms: performance.now() - started, ...this.classify(error) });
+      if (forChain) return { failed: true, error };
+      throw error;
+    }
+  }
+
+  async #connect() {
+    if (this.socket && !this.socket.destroyed) return this.socket;
+    if (this.connecting) return this.connecting;
+    if (this.downSince != null && Date.now() < this.nextAttempt) {
+      throw new SidecarUnavailable(`fusebox sidecar at ${this.socketPath} is unreachable (retrying)`);
+    }
+    this.connecting = new Promise((resolve, reject) => {
+      const socket = net.createConnection(this.socketPath);
+      socket.setEncoding('utf8');
+      socket.unref();  // an idle client never keeps the process alive
+      const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.timeoutMs);
+      socket.once('connect', () => {
+        clearTimeout(timer);
+        if (this.downSince != null) console.warn(`fusebox: sidecar at ${this.socketPath} reachable again`);
+        this.downSince = null;
+        this.socket = socket;
+        resolve(socket);
+        // Learn the chains, so a later outage of the sidecar can still walk them in order.
+        this.request({ op: 'hello', protocol: 1, client: 'fusebox-node/0.1.0' })
+          .then((hello) => { this.chains = hello.chains ?? this.chains; })
+          .catch(() => {});
+      });
+      socket.on('data', (chunk) => this.#receive(chunk));
+      socket.on('error', (error) => {
+        clearTimeout(timer);
+        this.#markDown(error);
+        reject(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: ${error.message}`));
+        this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: ${error.message}`));
+      });
+      socket.on('close', () => {
+        if (this.socket === socket) this.socket = null;
+        this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: connection closed`));
+      });
+    }).finally(() => { this.connecting = null; });
+    return this.connecting;
+  }
+
+  #receive(chunk) {
+    this.buffer += chunk;
+    let newline;
+    while ((newline = this.buffer.indexOf('\n')) >= 0) {
+      const line = this.buffer.slice(0, newline);
+      this.buffer = this.buffer.slice(newline + 1);
+      const entry = this.pending.shift();
+      if (!entry) continue;
+      clearTimeout(entry.timer);
+      try { entry.resolve(JSON.parse(line)); } catch (error) { entry.reject(error); }
+    }
+  }
+
+  #fail(error) {
+    const waiting = this.pending;
+    this.pending = [];
+    this.buffer = '';
+    for (const entry of waiting) { clearTimeout(entry.timer); entry.reject(error); }
+    if (waiting.length && this.socket) { this.socket.destroy(); this.socket = null; }
+  }
+
+  #markDown(error) {
+    if (this.downSince == null) {
+      this.downSince = Date.now();
+      console.warn(`fusebox: sidecar at ${this.socketPath} unreachable (${error.message}); policy ${this.onUnavailable} until it is back`);
+    }
+    this.nextAttempt = Date.now() + this.reconnectIntervalMs;
+  }
+
+  #unavailable(name, tried = []) {
+    if (this.onUnavailable === 'allow') {
+      // A chain walks its known members in order, without breakers; a breaker is just allowed.
+      const members = this.chains[name];
+      const next = members ? members.find((m) => !tried.includes(m)) : name;
+      if (next === undefined) throw new ChainExhausted(name, []);
+      return { id: null, breaker: next, probe: false, degraded: true };
+    }
+    if (this.onUnavailable === 'deny') throw new BreakerOpen(name, 'unavailable', null);
+    throw new SidecarUnavailable(`fusebox sidecar at ${this.socketPath} is unreachable`);
+  }
+}

@@ -1,0 +1,129 @@
+// The Node client against the real sidecar binary.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import net from 'node:net';
+import { Fusebox, BreakerOpen, ChainExhausted, SidecarUnavailable, classifyError } from '../index.js';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const binary = process.env.FUSEBOX_BINARY ?? resolve(here, '../../../.build/debug/fusebox');
+const config = `
+socket: ./fusebox.sock
+admin_socket: ./fusebox-admin.sock
+http: off
+store: off
+defaults:
+  trip: { consecutive_failures: 3, window: off }
+  open: { duration: 500ms, jitter: 0, backoff: off }
+breakers: { openai: {}, anthropic: {}, ollama: {} }
+chains: { llm: [openai, anthropic, ollama] }
+`;
+
+async function startSidecar() {
+  const folder = mkdtempSync(join(tmpdir(), 'fusebox-node-'));
+  writeFileSync(join(folder, 'fusebox.yaml'), config);
+  const child = spawn(binary, ['serve', '--config', 'fusebox.yaml'], { cwd: folder, stdio: 'ignore' });
+  const socket = join(folder, 'fusebox.sock');
+  for (let i = 0; i < 500 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.ok(existsSync(socket), 'the sidecar did not start');
+  return {
+    folder, socket, adminSocket: join(folder, 'fusebox-admin.sock'),
+    stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }),
+  };
+}
+
+function admin(sidecar, line) {
+  return new Promise((resolveLine, reject) => {
+    const s = net.createConnection(sidecar.adminSocket, () => s.write(line + '\n'));
+    s.setEncoding('utf8');
+    s.once('data', (d) => { s.destroy(); resolveLine(d); });
+    s.once('error', reject);
+  });
+}
+
+class ApiError extends Error {
+  constructor(status, headers = {}) { super(`HTTP ${status}`); this.status = status; this.headers = headers; }
+}
+
+let sidecar;
+before(async () => { sidecar = await startSidecar(); });
+after(async () => { await sidecar.stop(); rmSync(sidecar.folder, { recursive: true, force: true }); });
+
+test('guard reports success and classified failures', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  assert.equal(await fb.guard('openai', async () => 42), 42);
+  for (const error of [new ApiError(404), new ApiError(503), Object.assign(new Error('slow'), { code: 'ETIMEDOUT' })]) {
+    await assert.rejects(fb.guard('openai', async () => { throw error; }), error);
+  }
+  const [openai] = await fb.status('openai');
+  assert.equal(openai.consecutive_failures, 2);
+  await assert.rejects(fb.guard('openai', async () => { throw new ApiError(500); }));
+  await assert.rejects(fb.guard('openai', async () => assert.fail('must not run')), (e) => e instanceof BreakerOpen && e.retryInMs > 0);
+  fb.close();
+});
+
+test('chain falls back in order and reports each try', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  const tried = [];
+  const answer = await fb.chain('llm', async (breaker) => {
+    tried.push(breaker);
+    if (breaker !== 'ollama') throw new ApiError(502);
+    return `from ${breaker}`;
+  });
+  assert.equal(answer, 'from ollama');
+  assert.deepEqual(tried.slice(-2), ['anthropic', 'ollama']);
+  for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"force","breaker":"${name}","state":"open"}`);
+  await assert.rejects(fb.chain('llm', async () => 'never'), (e) => e instanceof ChainExhausted && e.skipped.length === 3);
+  for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"reset","breaker":"${name}"}`);
+  fb.close();
+});
+
+test('fifty concurrent calls share one pipelined connection', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  await Promise.all(Array.from({ length: 50 }, () => fb.guard('anthropic', async () => { await new Promise((r) => setImmediate(r)); })));
+  const [anthropic] = await fb.status('anthropic');
+  assert.equal(anthropic.permits_in_flight, 0);
+  fb.close();
+});
+
+test('sidecar absent: allow, deny or raise', async () => {
+  const missing = join(tmpdir(), `fusebox-none-${process.pid}.sock`);
+  const allow = new Fusebox({ socketPath: missing, chains: { llm: ['openai', 'anthropic'] } });
+  assert.equal(await allow.guard('openai', async (permit) => permit.degraded), true);
+  const order = [];
+  assert.equal(await allow.chain('llm', async (b) => { order.push(b); if (b === 'openai') throw new ApiError(503); return b; }), 'anthropic');
+  assert.deepEqual(order, ['openai', 'anthropic']);
+  await assert.rejects(new Fusebox({ socketPath: missing, onUnavailable: 'deny' }).acquire('openai'), BreakerOpen);
+  await assert.rejects(new Fusebox({ socketPath: missing, onUnavailable: 'raise' }).acquire('openai'), SidecarUnavailable);
+});
+
+test('a sidecar restart is survived', async () => {
+  const own = await startSidecar();
+  const fb = new Fusebox({ socketPath: own.socket, reconnectIntervalMs: 50 });
+  await fb.guard('openai', async () => 1);
+  await own.stop();
+  assert.equal(await fb.guard('openai', async (p) => p.degraded), true);
+  const child = spawn(binary, ['serve', '--config', 'fusebox.yaml'], { cwd: own.folder, stdio: 'ignore' });
+  try {
+    let degraded = true;
+    for (let i = 0; i < 100 && degraded; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      degraded = await fb.guard('openai', async (p) => p.degraded);
+    }
+    assert.equal(degraded, false, 'the client never reconnected');
+  } finally {
+    fb.close();
+    await new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); });
+    rmSync(own.folder, { recursive: true, force: true });
+  }
+});
+
+test('errors are classified by shape', () => {
+  assert.deepEqual(classifyError(new ApiError(429, { 'retry-after': '3' })).retry_after_ms, 3000);
+  assert.equal(classifyError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).error_kind, 'connection');
+  assert.equal(classifyError(Object.assign(new Error('x'), { name: 'AbortError' })).outcome, 'timeout');
+});
