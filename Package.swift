@@ -79,6 +79,8 @@ let package = Package(
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // libFuzzer targets (scripts/fuzz); built normally it replays a corpus.
+        .executableTarget(name: "fusebox-fuzz", dependencies: ["FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxServer"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
             "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
@@ -97,7 +99,7 @@ let package = Package(
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "FuseboxWire"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "fusebox-fuzz", "FuseboxWire"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -80,7 +80,7 @@ chains: {{ llm: [openai, anthropic, ollama] }}
         start(FUSEBOX, "serve", "--config", f"{work}/fusebox.yaml")
         for name in ("openai", "anthropic", "ollama"):
             start(sys.executable, os.path.join(HERE, "fake_provider.py"), name, str(ports[name]))
-        wait_for("the sidecar", lambda: os.path.exists(f"{work}/fusebox.sock"))
+        wait_for("the sidecar", lambda: os.path.exists(f"{work}/fusebox.sock") and os.path.exists(f"{work}/fusebox-admin.sock"))
         start(sys.executable, os.path.join(HERE, "app.py"), str(ports["app"]), f"{work}/fusebox.sock",
               str(ports["openai"]), str(ports["anthropic"]), str(ports["ollama"]))
         for name in ("openai", "anthropic", "ollama"):

@@ -28,7 +28,9 @@ async function startSidecar() {
   writeFileSync(join(folder, 'fusebox.yaml'), config);
   const child = spawn(binary, ['serve', '--config', 'fusebox.yaml'], { cwd: folder, stdio: 'ignore' });
   const socket = join(folder, 'fusebox.sock');
-  for (let i = 0; i < 500 && !existsSync(socket); i++) await new Promise((r) => setTimeout(r, 20));
+  const adminSocket = join(folder, 'fusebox-admin.sock');
+  // Both sockets: the admin one is bound just after the main one.
+  for (let i = 0; i < 500 && !(existsSync(socket) && existsSync(adminSocket)); i++) await new Promise((r) => setTimeout(r, 20));
   assert.ok(existsSync(socket), 'the sidecar did not start');
   return {
     folder, socket, adminSocket: join(folder, 'fusebox-admin.sock'),

@@ -40,7 +40,8 @@ class Sidecar:
         self.process = subprocess.Popen([BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder,
                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.time() + 20
-        while not os.path.exists(self.socket):
+        # Both sockets: the admin one is bound just after the main one.
+        while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
             if time.time() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"fusebox did not start: {self.process.stderr.read() if self.process.stderr else ''}")
             time.sleep(0.02)
