@@ -10,7 +10,7 @@ import Darwin
 /// Reads a YAML configuration into a validated `Configuration`.
 public enum ConfigLoader {
     static let topLevelKeys = [
-        "socket", "admin_socket", "socket_mode", "max_connections", "http", "store", "retention", "instance", "log", "defaults", "breakers", "chains",
+        "socket", "admin_socket", "socket_mode", "max_connections", "allowed_uids", "http", "store", "retention", "instance", "log", "defaults", "breakers", "chains",
     ]
 
     /// The embedded default.
@@ -55,6 +55,10 @@ public enum ConfigLoader {
             case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
             case "socket_mode": config.socketMode = try socketMode(value)
             case "max_connections": config.maxConnections = try value.int(1...1_000_000)
+            case "allowed_uids":
+                config.allowedUIDs = value.isOff ? nil : try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> UInt32 in
+                    UInt32(try item.int(0...Int(Int32.max)))
+                }
             case "http": config.http = value.isOff ? nil : try endpoint(value)
             case "store": config.store = value.isOff ? nil : try path(value)
             case "retention": config.retention = value.isOff ? nil : try value.duration()

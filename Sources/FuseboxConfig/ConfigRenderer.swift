@@ -10,6 +10,7 @@ public enum ConfigRenderer {
         lines.append("admin_socket: \(config.adminSocket.map(quoted) ?? "off")")
         lines.append("socket_mode: \"0\(String(config.socketMode, radix: 8))\"")
         lines.append("max_connections: \(config.maxConnections)")
+        lines.append("allowed_uids: \(config.allowedUIDs.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" } ?? "off")")
         lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")
         lines.append("store: \(config.store.map(quoted) ?? "off")")
         lines.append("retention: \(config.retention.map(DurationText.format) ?? "off")")

@@ -38,6 +38,8 @@ public struct Configuration: Sendable, Equatable {
     public var socketMode: UInt32 = 0o600
     /// Connections open at once across both sockets; more are answered `overloaded`.
     public var maxConnections: Int = 1_000
+    /// When set, only peers with these user ids (checked with SO_PEERCRED) may talk on either socket.
+    public var allowedUIDs: [UInt32]?
     /// `nil` when `http: off`.
     public var http: HTTPEndpoint? = HTTPEndpoint(host: "127.0.0.1", port: 9464)
     /// `nil` when `store: off`.

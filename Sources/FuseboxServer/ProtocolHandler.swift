@@ -1,6 +1,11 @@
 import FuseboxCore
 import FuseboxWire
+import Logging
 import NIOCore
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The decision path: each framed line is served synchronously on the event
 /// loop, so pipelined requests are answered in order; answers are flushed once
@@ -15,19 +20,43 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private let hub: SubscriberHub
     private let limiter: ConnectionLimiter
     private let observer: any ServerObserver
+    private let allowedUIDs: Set<UInt32>?
+    private let logger: Logger
     private var admitted = false
     private var subscribed = false
     private var readDeferred = false
     private var closing = false
 
-    public init(session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver) {
+    public init(
+        session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver,
+        allowedUIDs: Set<UInt32>? = nil, logger: Logger = Logger(label: "fusebox")
+    ) {
         self.session = session
         self.hub = hub
         self.limiter = limiter
         self.observer = observer
+        self.allowedUIDs = allowedUIDs
+        self.logger = logger
     }
 
     public func channelActive(context: ChannelHandlerContext) {
+        guard let allowedUIDs else { return admit(context: context) }
+        // On the event loop the option is read at once, so this decides before any read.
+        Self.peerCredentials(context.channel).whenComplete { result in
+            let peer = try? result.get()
+            if let peer, allowedUIDs.contains(peer.uid) { return self.admit(context: context) }
+            self.logger.warning("connection_refused", metadata: [
+                "reason": .string("peer uid not in allowed_uids"),
+                "peer_uid": peer.map { .stringConvertible(Int($0.uid)) } ?? .string("unknown"),
+                "peer_pid": peer.map { .stringConvertible(Int($0.pid)) } ?? .string("unknown"),
+            ])
+            self.observer.served(op: nil, error: .forbidden)
+            let error = WireError(.forbidden, "this user may not use the sidecar (allowed_uids)")
+            self.closeAfterWriting(context: context, ResponseEncoder.error(error))
+        }
+    }
+
+    private func admit(context: ChannelHandlerContext) {
         guard limiter.enter() else {
             let error = WireError(.overloaded, "the sidecar is at its limit of \(limiter.limit) connections; retry later")
             observer.served(op: nil, error: .overloaded)
@@ -37,6 +66,23 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         admitted = true
         observer.connectionOpened()
         context.fireChannelActive()
+    }
+
+    /// What SO_PEERCRED returns (Linux's `struct ucred`).
+    struct PeerCredentials: Sendable {
+        var pid: Int32 = 0
+        var uid: UInt32 = 0
+        var gid: UInt32 = 0
+    }
+
+    /// The connecting process's pid and uid; fails where the channel is not a
+    /// Unix socket (an embedded channel in tests).
+    static func peerCredentials(_ channel: Channel) -> EventLoopFuture<PeerCredentials> {
+        guard let provider = channel as? SocketOptionProvider else {
+            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
+        }
+        let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux; glibc hides the name behind _GNU_SOURCE
+        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(soPeerCred))
     }
 
     public func channelInactive(context: ChannelHandlerContext) {

@@ -23,6 +23,7 @@ public final class SocketServer: Service, Sendable {
         public var adminSocket: String?
         public var mode: UInt32
         public var maxConnections: Int
+        public var allowedUIDs: Set<UInt32>?
         public var serverName: String
         /// How often the engine's timers run (open → half-open, leases, max_wait).
         public var tickInterval: TimeAmount = .milliseconds(100)
@@ -32,6 +33,7 @@ public final class SocketServer: Service, Sendable {
             adminSocket = configuration.adminSocket
             mode = configuration.socketMode
             maxConnections = configuration.maxConnections
+            allowedUIDs = configuration.allowedUIDs.map(Set.init)
             self.serverName = serverName
         }
     }
@@ -98,6 +100,7 @@ public final class SocketServer: Service, Sendable {
         let limiter = self.limiter
         let observer = self.observer
         let serverName = settings.serverName
+        let allowedUIDs = settings.allowedUIDs
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1_024)
@@ -113,7 +116,10 @@ public final class SocketServer: Service, Sendable {
                     let session = ConnectionSession(engine: engine, isAdmin: admin, serverName: serverName, logger: logger)
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
-                        ProtocolHandler(session: session, hub: hub, limiter: limiter, observer: observer)
+                        ProtocolHandler(
+                            session: session, hub: hub, limiter: limiter, observer: observer,
+                            allowedUIDs: allowedUIDs, logger: logger
+                        )
                     )
                 }
             }

@@ -7,7 +7,8 @@ import Darwin
 /// A small blocking client for protocol v1 over a Unix socket: what `fusebox
 /// ctl` and the end-to-end tests speak through. One request at a time, or
 /// raw lines for pipelining.
-public final class LineClient {
+/// Use from one thread at a time (it may be handed from one thread to another).
+public final class LineClient: @unchecked Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public var description: String
     }

@@ -2,10 +2,11 @@
 import Glibc
 #endif
 
-// Built with `-D FUZZING -sanitize=fuzzer,address` (scripts/fuzz), libFuzzer
-// supplies `main` and calls this for every input; the target is chosen by
-// FUSEBOX_FUZZ_TARGET. Built normally, `fusebox-fuzz TARGET FILE…` replays
-// inputs once: how the corpus and past crashes run as regression tests.
+// Built with `-D FUZZING -sanitize=fuzzer,address` (scripts/fuzz), `main`
+// hands control to libFuzzer's driver, which calls this for every input; the
+// target is chosen by FUSEBOX_FUZZ_TARGET. Built normally,
+// `fusebox-fuzz TARGET FILE…` replays inputs once: how the corpus and past
+// crashes run as regression tests.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     let target = getenv("FUSEBOX_FUZZ_TARGET").map { String(cString: $0) } ?? "protocol"
@@ -13,7 +14,22 @@ public func fuzzOneInput(_ data: UnsafePointer<UInt8>?, _ size: Int) -> Int32 {
     return 0
 }
 
-#if !FUZZING
+#if FUZZING
+@_silgen_name("LLVMFuzzerRunDriver")
+func runFuzzerDriver(
+    _ argc: UnsafeMutablePointer<Int32>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>>,
+    _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> Int32
+) -> Int32
+
+@main
+enum FuzzDriver {
+    static func main() {
+        var argc = CommandLine.argc
+        var argv = CommandLine.unsafeArgv
+        exit(runFuzzerDriver(&argc, &argv) { data, size in fuzzOneInput(data, size) })
+    }
+}
+#else
 @main
 enum ReplayMain {
     static func main() {
