@@ -180,6 +180,15 @@ public enum ConfigLoader {
         guard !host.isEmpty, let port = Int(portText), (0...65_535).contains(port) else {
             throw node.error("expected host:port such as 127.0.0.1:9464 (port 0 to 65535), or off; got \"\(text)\"")
         }
+        // A host name or IPv4 address (letters, digits, '-', '.'), or an IPv6 address in brackets.
+        let bracketed = text.hasPrefix("[")
+        let allowed = host.unicodeScalars.allSatisfy { scalar in
+            scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-" || scalar == "."
+                || (bracketed && scalar == ":"))
+        }
+        guard allowed, host.utf8.count <= 253 else {
+            throw node.error("expected a host name or IP address before the port (IPv6 in brackets: [::1]:9464); got \"\(text)\"")
+        }
         return HTTPEndpoint(host: String(host), port: port)
     }
 

@@ -141,6 +141,7 @@ struct ConfigLoaderTests {
         ("chains: { c: [] }", "chains.c", "at least one"),
         ("socket: a.sock\nsocket: b.sock", "socket", "given twice"),
         ("http: localhost", "http", "host:port"),
+        ("http: \"127.br]eakers:0.1:9464\"", "http", "host name or IP address"),
         ("socket: x.sock\nadmin_socket: x.sock", "admin_socket", "must differ"),
     ])
     func impossibleValuesAreRefused(yaml: String, key: String, message: String) throws {
