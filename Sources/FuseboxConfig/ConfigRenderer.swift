@@ -20,12 +20,12 @@ public enum ConfigRenderer {
         lines += policy(config.defaults).map { "  " + $0 }
         lines.append(config.engine.breakers.isEmpty ? "breakers: {}" : "breakers:")
         for breaker in config.engine.breakers {
-            lines.append("  \(breaker.name):")
+            lines.append("  \(name(breaker.name)):")
             lines += policy(breaker.policy).map { "    " + $0 }
         }
         lines.append(config.engine.chains.isEmpty ? "chains: {}" : "chains:")
         for chain in config.engine.chains {
-            lines.append("  \(chain.name): [\(chain.breakers.joined(separator: ", "))]")
+            lines.append("  \(name(chain.name)): [\(chain.breakers.map(name).joined(separator: ", "))]")
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -67,17 +67,36 @@ public enum ConfigRenderer {
         return rule.description
     }
 
-    /// A double-quoted YAML scalar.
+    /// A breaker or chain name: plain when it starts with a letter, digit or
+    /// underscore (the usual case), quoted when YAML could read it as syntax.
+    static func name(_ text: String) -> String {
+        guard let first = text.unicodeScalars.first, first.properties.isAlphabetic || ("0"..."9").contains(first) || first == "_"
+        else { return quoted(text) }
+        return text
+    }
+
+    /// A double-quoted YAML scalar. Anything a YAML reader would fold, refuse
+    /// or take as a line break (controls, DEL, C1, U+2028/2029, BOM,
+    /// noncharacters) is escaped, so the text loads back exactly.
     static func quoted(_ text: String) -> String {
         var out = "\""
         for scalar in text.unicodeScalars {
+            let v = scalar.value
             switch scalar {
             case "\"": out += "\\\""
             case "\\": out += "\\\\"
             case "\n": out += "\\n"
             case "\t": out += "\\t"
             default:
-                if scalar.value < 0x20 { out += "\\x" + String(scalar.value, radix: 16).leftPadded(2) } else { out.unicodeScalars.append(scalar) }
+                let printable = (0x20...0x7E).contains(v) || (v >= 0xA0 && v != 0x2028 && v != 0x2029 && v != 0xFEFF
+                    && !(0xFDD0...0xFDEF).contains(v) && v & 0xFFFE != 0xFFFE)
+                if printable {
+                    out.unicodeScalars.append(scalar)
+                } else if v <= 0xFFFF {
+                    out += "\\u" + String(v, radix: 16).leftPadded(4)
+                } else {
+                    out += "\\U" + String(v, radix: 16).leftPadded(8)
+                }
             }
         }
         return out + "\""

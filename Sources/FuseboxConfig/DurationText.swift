@@ -28,7 +28,11 @@ public enum DurationText {
             let unit = Int64(scale)
             if ns % unit == 0 { return "\(ns / unit)\(suffix)" }
         }
-        return "\(Double(ns) / 1e6)ms"
+        // Below a millisecond: fixed-point milliseconds (the reader takes no exponent).
+        var fraction = String(ns % 1_000_000)
+        fraction = String(repeating: "0", count: 6 - fraction.count) + fraction
+        while fraction.hasSuffix("0") { fraction.removeLast() }
+        return "\(ns / 1_000_000).\(fraction)ms"
     }
 }
 
