@@ -72,8 +72,7 @@ extension StoreSource {
     func traffic(lanes: [Lane], from: Int64, to: Int64, columns: Int) throws -> [Lane: (totals: TrafficTotals, columns: [(calls: Int, failed: Int)])] {
         try queue.read { db in
             let statement = try db.makeStatement(sql: """
-                SELECT sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in),
-                    sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned)
+                SELECT \(TrafficTotals.sums)
                 FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms < ?
                 """)
             var result: [Lane: (totals: TrafficTotals, columns: [(calls: Int, failed: Int)])] = [:]
@@ -86,9 +85,7 @@ extension StoreSource {
                     let low = from + span * Int64(column) / Int64(columns)
                     let high = column == columns - 1 ? to + 1 : from + span * Int64(column + 1) / Int64(columns)
                     guard let row = try Row.fetchOne(statement, arguments: [lane.instance, lane.breaker, low, high]) else { continue }
-                    func v(_ i: Int) -> Int { (row[i] as Int?) ?? 0 }
-                    let slice = TrafficTotals(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
-                                              fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9))
+                    let slice = TrafficTotals(sums: row)
                     totals.add(slice)
                     values.append((slice.calls, slice.failed))
                 }

@@ -20,12 +20,6 @@ final class StoreSource: @unchecked Sendable {
         Lane(instance: instance, breaker: breaker, label: multiHost ? "\(instance)/\(breaker)" : breaker)
     }
 
-    static func breakerClause(_ breakers: Set<String>) -> (String, [String]) {
-        guard !breakers.isEmpty else { return ("", []) }
-        let sorted = breakers.sorted()
-        return (" AND breaker IN (\(sorted.map { _ in "?" }.joined(separator: ",")))", sorted)
-    }
-
     /// First and last record times.
     func extent() throws -> (Int64, Int64)? {
         try queue.read { db in
@@ -51,44 +45,6 @@ final class StoreSource: @unchecked Sendable {
                 next = try String.fetchOne(db, sql: "SELECT min(instance) FROM traffic WHERE instance > ?", arguments: [instance])
             }
             return found.sorted()
-        }
-    }
-
-    func transitions(from: Int64, to: Int64, breakers: Set<String>, multiHost: Bool) throws -> [StoredTransition] {
-        let (clause, names) = Self.breakerClause(breakers)
-        return try queue.read { db in
-            let cursor = try Row.fetchCursor(db, sql: """
-                SELECT at_ms, instance, breaker, old_state, new_state, reason, generation, failure_count, calls_in_window,
-                    failure_rate, slow_call_rate, last_error, last_status, open_until_ms
-                FROM transitions WHERE at_ms >= ? AND at_ms <= ?\(clause) ORDER BY at_ms, id
-                """, arguments: StatementArguments([from, to] as [DatabaseValueConvertible]) + StatementArguments(names))
-            var result: [StoredTransition] = []
-            var lanes: [String: Lane] = [:]
-            while let row = try cursor.next() {
-                let instance: String = row[1], breaker: String = row[2]
-                let key = instance + "\u{0}" + breaker
-                let lane = lanes[key] ?? self.lane(instance, breaker, multiHost: multiHost)
-                lanes[key] = lane
-                result.append(StoredTransition(
-                    at: row[0], lane: lane, from: row[3], to: row[4], reason: row[5], generation: row[6],
-                    failureCount: row[7], callsInWindow: row[8], failureRate: row[9], slowCallRate: row[10],
-                    lastError: row[11], lastStatus: row[12], openUntil: row[13]
-                ))
-            }
-            return result
-        }
-    }
-
-    /// Each lane's state just before `from`.
-    func statesBefore(_ from: Int64, breakers: Set<String>, multiHost: Bool) throws -> [(Lane, String)] {
-        let (clause, names) = Self.breakerClause(breakers)
-        return try queue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT instance, breaker, new_state FROM transitions WHERE id IN (
-                    SELECT max(id) FROM transitions WHERE at_ms < ?\(clause) GROUP BY instance, breaker)
-                """, arguments: StatementArguments([from]) + StatementArguments(names)).map { row in
-                (lane(row[0], row[1], multiHost: multiHost), row[2] as String)
-            }
         }
     }
 
@@ -131,14 +87,11 @@ final class StoreSource: @unchecked Sendable {
         guard !breakers.isEmpty else { return TrafficTotals() }
         return try queue.read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in),
-                    sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned)
+                SELECT \(TrafficTotals.sums)
                 FROM traffic WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ?
                     AND breaker IN (\(breakers.map { _ in "?" }.joined(separator: ",")))
                 """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers))
-            func v(_ i: Int) -> Int { (row?[i] as Int?) ?? 0 }
-            return TrafficTotals(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
-                                 fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9))
+            return row.map(TrafficTotals.init(sums:)) ?? TrafficTotals()
         }
     }
 
@@ -187,27 +140,18 @@ final class StoreSource: @unchecked Sendable {
                 """, arguments: [instance, from, to]).map { ($0[0], $0[1], $0[2], $0[3]) }
         }
     }
+}
 
-    /// Calls and failures per lane in `columns` equal slices of the range,
-    /// one primary-key range scan per lane.
-    func histogram(lanes: [Lane], from: Int64, to: Int64, columns: Int) throws -> [Lane: [(calls: Int, failed: Int)]] {
-        let span = max(1, to - from)
-        return try queue.read { db in
-            var result: [Lane: [(calls: Int, failed: Int)]] = [:]
-            for lane in lanes {
-                var values = Array(repeating: (calls: 0, failed: 0), count: columns)
-                let rows = try Row.fetchCursor(db, sql: """
-                    SELECT (bucket_ms - ?) * ? / ?, sum(successes + failures + timeouts + ignored), sum(failures + timeouts)
-                    FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms <= ? GROUP BY 1
-                    """, arguments: [from, columns, span, lane.instance, lane.breaker, from, to])
-                while let row = try rows.next() {
-                    let column = min(columns - 1, max(0, row[0] as Int))
-                    values[column].calls += row[1] as Int
-                    values[column].failed += row[2] as Int
-                }
-                result[lane] = values
-            }
-            return result
-        }
+extension TrafficTotals {
+    /// The select list that sums a range of `traffic` rows, in the order `init(sums:)` reads.
+    static let sums = """
+        sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in), \
+        sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned)
+        """
+
+    init(sums row: Row) {
+        func v(_ i: Int) -> Int { (row[i] as Int?) ?? 0 }
+        self.init(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
+                  fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9))
     }
 }

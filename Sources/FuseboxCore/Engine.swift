@@ -21,8 +21,6 @@ public final class Engine: Sendable {
         self.registry = Mutex(Registry(configuration: configuration, now: clock.now(), seed: seed))
     }
 
-    public var now: Timestamp { clock.now() }
-
     // MARK: Decisions
 
     /// May the app call `breaker` now? When allowed, the permit must be

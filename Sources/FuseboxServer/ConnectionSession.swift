@@ -33,8 +33,6 @@ public final class ConnectionSession {
         self.logger = logger
     }
 
-    public var outstandingPermits: Int { permits.count }
-
     public func handle(_ line: UnsafeRawBufferPointer) -> Reply {
         switch RequestDecoder.decode(line) {
         case .failure(let error):

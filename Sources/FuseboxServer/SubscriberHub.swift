@@ -20,8 +20,6 @@ public final class SubscriberHub: EngineObserver, @unchecked Sendable {
         self.maxDropped = maxDropped
     }
 
-    public var count: Int { subscribers.withLockedValue { $0.count } }
-
     func add(_ channel: Channel) {
         let subscriber = Subscriber(channel: channel)
         subscribers.withLockedValue { $0[ObjectIdentifier(channel)] = subscriber }
