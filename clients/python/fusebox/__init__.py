@@ -12,7 +12,8 @@
 """
 from .aio import AsyncAttempt, AsyncFusebox, AsyncGuard
 from .classify import default_classifier
-from .client import Attempt, Fusebox, Guard, Permit
+from .client import Attempt, Fusebox, Guard
+from .policy import Permit
 from .errors import BreakerOpen, ChainExhausted, FuseboxError, ProtocolError, SidecarUnavailable
 
 __all__ = [

@@ -9,9 +9,9 @@ import os
 import time
 from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
 
-from .classify import Classifier, default_classifier
-from .client import UNAVAILABLE_POLICIES, Permit
+from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
+from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
 
@@ -34,23 +34,13 @@ class _AsyncConnection:
         self.writer.close()
 
 
-class AsyncFusebox:
+class AsyncFusebox(ClientPolicy):
     """``Fusebox`` for asyncio code; one instance per event loop."""
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
                  pool_size: int = 8, reconnect_interval: float = 1.0, classifiers: Sequence[Classifier] = ()) -> None:
-        if on_unavailable not in UNAVAILABLE_POLICIES:
-            raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
-        self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
-        self.timeout = timeout
-        self.on_unavailable = on_unavailable
-        self.pool_size = pool_size
-        self.reconnect_interval = reconnect_interval
-        self.classifiers = list(classifiers)
+        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, None)
         self._idle: List[_AsyncConnection] = []
-        self._down_since: Optional[float] = None
-        self._next_attempt = 0.0
-        self.chains: Dict[str, List[str]] = {}
 
     async def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         connection = await self._take()
@@ -58,15 +48,13 @@ class AsyncFusebox:
             answer = await connection.request(message, self.timeout)
         except (OSError, ValueError, asyncio.TimeoutError) as error:
             connection.close()
-            self._mark_down(error)
+            self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         if len(self._idle) < self.pool_size:
             self._idle.append(connection)
         else:
             connection.close()
-        if self._down_since is not None:
-            log.warning("fusebox: sidecar at %s reachable again", self.socket_path)
-            self._down_since = None
+        self._note_up()
         if not answer.get("ok"):
             problem = answer.get("error") or {}
             raise ProtocolError(problem.get("code", "unknown"), problem.get("message", ""))
@@ -85,23 +73,15 @@ class AsyncFusebox:
         try:
             answer = await self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
         except SidecarUnavailable:
-            if self.on_unavailable == "allow" and chain in self.chains:
-                left = [member for member in self.chains[chain] if member not in exclude]
-                if not left:
-                    raise ChainExhausted(chain, [])
-                return Permit(None, left[0], degraded=True)
-            return self._unavailable(chain)
+            return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
         return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
 
     async def report(self, permit: Permit, **fields: Any) -> Optional[str]:
-        if permit.degraded or permit.id is None:
+        message = self._report_message(permit, fields)
+        if message is None:
             return None
-        message: Dict[str, Any] = {"op": "report", "permit": permit.id}
-        message.update({k: v for k, v in fields.items() if v is not None})
-        if not {"outcome", "status", "error_kind"} & message.keys():
-            message["outcome"] = "success"
         try:
             return (await self.request(message)).get("state")
         except SidecarUnavailable:
@@ -138,13 +118,6 @@ class AsyncFusebox:
             tried.append(permit.breaker)
             last_error = attempt.error
 
-    def classify(self, error: BaseException) -> Dict[str, Any]:
-        for classifier in self.classifiers:
-            fields = classifier(error)
-            if fields:
-                return fields
-        return default_classifier(error)
-
     async def close(self) -> None:
         idle, self._idle = self._idle, []
         for connection in idle:
@@ -155,32 +128,18 @@ class AsyncFusebox:
             connection = self._idle.pop()
             if connection.pid == os.getpid() and not connection.writer.is_closing():
                 return connection
-        if self._down_since is not None and time.monotonic() < self._next_attempt:
+        if self._retrying():
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), self.timeout)
             connection = _AsyncConnection(reader, writer)
             hello = await connection.request({"op": "hello", "protocol": 1, "client": "fusebox-python-asyncio/0.1.0"}, self.timeout)
         except (OSError, ValueError, asyncio.TimeoutError) as error:
-            self._mark_down(error)
+            self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         if isinstance(hello.get("chains"), dict):
             self.chains = hello["chains"]
         return connection
-
-    def _mark_down(self, error: BaseException) -> None:
-        if self._down_since is None:
-            self._down_since = time.monotonic()
-            log.warning("fusebox: sidecar at %s unreachable (%s); policy %r until it is back",
-                        self.socket_path, error, self.on_unavailable)
-        self._next_attempt = time.monotonic() + self.reconnect_interval
-
-    def _unavailable(self, breaker: str) -> Permit:
-        if self.on_unavailable == "allow":
-            return Permit(None, breaker, degraded=True)
-        if self.on_unavailable == "deny":
-            raise BreakerOpen(breaker, "unavailable", None)
-        raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable")
 
 
 class AsyncGuard:

@@ -11,30 +11,12 @@ import threading
 import time
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
 
-from .classify import Classifier, default_classifier
+from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
+from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
 T = TypeVar("T")
-
-UNAVAILABLE_POLICIES = ("allow", "deny", "raise")
-
-
-class Permit:
-    """A granted call. ``degraded`` permits were made up by the client while
-    the sidecar was unreachable (policy ``allow``): reporting them does nothing."""
-
-    __slots__ = ("id", "breaker", "probe", "degraded")
-
-    def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False) -> None:
-        self.id = id
-        self.breaker = breaker
-        self.probe = probe
-        self.degraded = degraded
-
-    def __repr__(self) -> str:
-        return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded})"
-
 
 class _Connection:
     """One socket with its own read buffer; used by one thread at a time."""
@@ -67,7 +49,7 @@ class _Connection:
             pass
 
 
-class Fusebox:
+class Fusebox(ClientPolicy):
     """A client for one sidecar, safe to share between threads.
 
     ``on_unavailable`` decides what happens when the sidecar cannot be
@@ -80,22 +62,10 @@ class Fusebox:
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
                  pool_size: int = 8, reconnect_interval: float = 1.0,
                  classifiers: Sequence[Classifier] = (), chains: Optional[Dict[str, List[str]]] = None) -> None:
-        if on_unavailable not in UNAVAILABLE_POLICIES:
-            raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
-        self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
-        self.timeout = timeout
-        self.on_unavailable = on_unavailable
-        self.pool_size = pool_size
-        self.reconnect_interval = reconnect_interval
-        self.classifiers = list(classifiers)
+        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains)
         self._lock = threading.Lock()
         self._idle: List[_Connection] = []
         self._pid = os.getpid()
-        self._down_since: Optional[float] = None
-        self._next_attempt = 0.0
-        # Chains as the sidecar last described them (hello), so that while it
-        # is unreachable a chain is still walked in its order.
-        self.chains: Dict[str, List[str]] = dict(chains or {})
         _forget_after_fork(self)
 
     # -- the protocol ---------------------------------------------------------
@@ -133,12 +103,7 @@ class Fusebox:
         try:
             answer = self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
         except SidecarUnavailable:
-            if self.on_unavailable == "allow" and chain in self.chains:
-                left = [member for member in self.chains[chain] if member not in exclude]
-                if not left:
-                    raise ChainExhausted(chain, [])
-                return Permit(None, left[0], degraded=True)
-            return self._unavailable(chain)
+            return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
         return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
@@ -147,15 +112,12 @@ class Fusebox:
                latency_ms: Optional[float] = None, error: Optional[str] = None,
                retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None) -> Optional[str]:
         """Reports how a permitted call went; returns the breaker's state after it."""
-        if permit.degraded or permit.id is None:
+        message = self._report_message(permit, {
+            "outcome": outcome, "status": status, "latency_ms": latency_ms, "error": error,
+            "retry_after_ms": retry_after_ms, "error_kind": error_kind,
+        })
+        if message is None:
             return None
-        message: Dict[str, Any] = {"op": "report", "permit": permit.id}
-        for key, value in (("outcome", outcome), ("status", status), ("latency_ms", latency_ms), ("error", error),
-                           ("retry_after_ms", retry_after_ms), ("error_kind", error_kind)):
-            if value is not None:
-                message[key] = value
-        if "outcome" not in message and "status" not in message and "error_kind" not in message:
-            message["outcome"] = "success"
         try:
             return self.request(message).get("state")
         except SidecarUnavailable:
@@ -218,13 +180,6 @@ class Fusebox:
             return wrapper
         return decorate
 
-    def classify(self, error: BaseException) -> Dict[str, Any]:
-        for classifier in self.classifiers:
-            fields = classifier(error)
-            if fields:
-                return fields
-        return default_classifier(error)
-
     def close(self) -> None:
         with self._lock:
             idle, self._idle = self._idle, []
@@ -247,7 +202,7 @@ class Fusebox:
                 connection = self._idle.pop()
                 if connection.pid == self._pid:
                     return connection
-            if self._down_since is not None and time.monotonic() < self._next_attempt:
+            if self._retrying():
                 raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
             connection = _Connection(self.socket_path, self.timeout)
@@ -277,25 +232,12 @@ class Fusebox:
 
     def _mark_down(self, error: BaseException) -> None:
         with self._lock:
-            if self._down_since is None:
-                self._down_since = time.monotonic()
-                log.warning("fusebox: sidecar at %s unreachable (%s); policy %r until it is back",
-                            self.socket_path, error, self.on_unavailable)
-            self._next_attempt = time.monotonic() + self.reconnect_interval
+            self._note_down(error)
 
     def _mark_up(self) -> None:
         if self._down_since is not None:
             with self._lock:
-                if self._down_since is not None:
-                    log.warning("fusebox: sidecar at %s reachable again", self.socket_path)
-                    self._down_since = None
-
-    def _unavailable(self, breaker: str) -> Permit:
-        if self.on_unavailable == "allow":
-            return Permit(None, breaker, degraded=True)
-        if self.on_unavailable == "deny":
-            raise BreakerOpen(breaker, "unavailable", None)
-        raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable")
+                self._note_up()
 
 
 class Guard:

@@ -1,0 +1,102 @@
+"""What the sync and asyncio clients share: settings, what to do while the
+sidecar is unreachable, and how a report and an exception's fields are built."""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Dict, List, Optional, Sequence
+
+from .classify import Classifier, default_classifier
+from .errors import BreakerOpen, ChainExhausted, SidecarUnavailable
+
+log = logging.getLogger("fusebox")
+UNAVAILABLE_POLICIES = ("allow", "deny", "raise")
+
+
+class Permit:
+    """A granted call. ``degraded`` permits were made up by the client while
+    the sidecar was unreachable (policy ``allow``): reporting them does nothing."""
+
+    __slots__ = ("id", "breaker", "probe", "degraded")
+
+    def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False) -> None:
+        self.id = id
+        self.breaker = breaker
+        self.probe = probe
+        self.degraded = degraded
+
+    def __repr__(self) -> str:
+        return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded})"
+
+
+class ClientPolicy:
+    """Settings and fail-open behaviour common to ``Fusebox`` and ``AsyncFusebox``."""
+
+    def __init__(self, socket_path: Optional[str], timeout: float, on_unavailable: str, pool_size: int,
+                 reconnect_interval: float, classifiers: Sequence[Classifier],
+                 chains: Optional[Dict[str, List[str]]]) -> None:
+        if on_unavailable not in UNAVAILABLE_POLICIES:
+            raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
+        self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
+        self.timeout = timeout
+        self.on_unavailable = on_unavailable
+        self.pool_size = pool_size
+        self.reconnect_interval = reconnect_interval
+        self.classifiers = list(classifiers)
+        # Chains as the sidecar last described them (hello), so that while it
+        # is unreachable a chain is still walked in its order.
+        self.chains: Dict[str, List[str]] = dict(chains or {})
+        self._down_since: Optional[float] = None
+        self._next_attempt = 0.0
+
+    def classify(self, error: BaseException) -> Dict[str, Any]:
+        """Report fields for an exception: your classifiers first, then the default."""
+        for classifier in self.classifiers:
+            fields = classifier(error)
+            if fields:
+                return fields
+        return default_classifier(error)
+
+    @staticmethod
+    def _report_message(permit: Permit, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The report request, or None for a degraded permit (nothing to report)."""
+        if permit.degraded or permit.id is None:
+            return None
+        message: Dict[str, Any] = {"op": "report", "permit": permit.id}
+        message.update({key: value for key, value in fields.items() if value is not None})
+        if not {"outcome", "status", "error_kind"} & message.keys():
+            message["outcome"] = "success"
+        return message
+
+    def _retrying(self) -> bool:
+        """The sidecar is known to be down and it is not yet time to try again."""
+        return self._down_since is not None and time.monotonic() < self._next_attempt
+
+    def _note_down(self, error: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = time.monotonic()
+            log.warning("fusebox: sidecar at %s unreachable (%s); policy %r until it is back",
+                        self.socket_path, error, self.on_unavailable)
+        self._next_attempt = time.monotonic() + self.reconnect_interval
+
+    def _note_up(self) -> None:
+        if self._down_since is not None:
+            log.warning("fusebox: sidecar at %s reachable again", self.socket_path)
+            self._down_since = None
+
+    def _unavailable(self, breaker: str) -> Permit:
+        if self.on_unavailable == "allow":
+            return Permit(None, breaker, degraded=True)
+        if self.on_unavailable == "deny":
+            raise BreakerOpen(breaker, "unavailable", None)
+        raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable")
+
+    def _unavailable_route(self, chain: str, exclude: Sequence[str]) -> Permit:
+        """Fail-open routing: the chain's known members in order, without breakers."""
+        if self.on_unavailable == "allow" and chain in self.chains:
+            left = [member for member in self.chains[chain] if member not in exclude]
+            if not left:
+                raise ChainExhausted(chain, [])
+            return Permit(None, left[0], degraded=True)
+        return self._unavailable(chain)
