@@ -200,7 +200,8 @@ def main():
     db = sqlite3.connect(f"{work}/fusebox.db")
     integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     stored = {(b, g, t) for b, g, t in db.execute("SELECT breaker, generation, timestamp FROM transitions")}
-    restart_ms = int(restart_at * 1000)
+    # The restarted process's own start, as it recorded it: its counters began there.
+    restart_ms = db.execute("SELECT max(started_ms) FROM runs").fetchone()[0]
     stored_after_restart = db.execute("SELECT count(*) FROM transitions WHERE at_ms >= ?", (restart_ms,)).fetchone()[0]
     logged = set()
     with open(f"{work}/fusebox.log") as f:
@@ -234,7 +235,8 @@ def main():
         ("PRAGMA integrity_check ok", integrity == "ok"),
         ("every transition seen is in the store (outside the crash window)", not missing_store),
         ("every transition seen is in the log (outside the crash window)", not missing_log),
-        ("fusebox_transitions_total equals the store's count since the restart", int(counted) == stored_after_restart),
+        (f"fusebox_transitions_total ({int(counted)}) equals the store's count since the restart ({stored_after_restart})",
+         int(counted) == stored_after_restart),
         ("RSS shows no growth trend (last third within 10% of the middle third)", last <= middle * 1.10 + 1024),
         ("descriptors back to their baseline", baseline_fds is not None and final_fds <= baseline_fds + 2),
         ("transitions happened", len(subscriber.seen) > 10),

@@ -91,7 +91,7 @@ public enum Sidecar {
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let store {
             // First in the list, so the group stops it last and its final flush sees every event.
-            let service = StoreService(writer: store, version: version, config: ConfigRenderer.yaml(configuration))
+            let service = StoreService(writer: store)
             services.append(.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))
         }
         services += [
@@ -133,8 +133,15 @@ public enum Sidecar {
             ])
         }
         do {
+            // The run is recorded before any socket opens, so every transition of this run comes after its start.
+            try store?.start(version: version, config: ConfigRenderer.yaml(configuration))
+        } catch {
+            throw StartError(description: "cannot record the run in the store: \(error)")
+        }
+        do {
             try await group.run()
         } catch {
+            store?.stop()
             let reason = (error as? SocketFile.Problem)?.description ?? "\(error)"
             logger.error("start_failed", metadata: ["error": .string(reason)])
             throw StartError(description: reason)

@@ -2,22 +2,15 @@ import Dispatch
 import FuseboxStore
 import ServiceLifecycle
 
-/// Runs the store writer for the life of the sidecar. Listed first in the
-/// service group so it stops last: by then the sockets are closed, and its
-/// stop flushes everything the engine produced.
+/// Stops the (already started) store writer when the sidecar stops. Listed
+/// first in the service group so it stops last: by then the sockets are
+/// closed, and its stop flushes everything the engine produced.
 public struct StoreService: Service {
     private let writer: StoreWriter
-    private let version: String
-    private let config: String
 
-    public init(writer: StoreWriter, version: String, config: String) {
-        self.writer = writer
-        self.version = version
-        self.config = config
-    }
+    public init(writer: StoreWriter) { self.writer = writer }
 
     public func run() async throws {
-        try writer.start(version: version, config: config)
         try? await gracefulShutdown()
         let writer = self.writer
         await withCheckedContinuation { (done: CheckedContinuation<Void, Never>) in
