@@ -40,6 +40,10 @@ struct Breaker: Sendable {
     var leaseHead: Int32 = -1
     var leaseTail: Int32 = -1
     var permitsInFlight = 0
+    /// Concurrency cap and rate budgets; checked after the state allows a call.
+    var budget: Budget
+    /// Acquires in the engine's `WaitQueue` for this breaker.
+    var waiting = 0
 
     init(name: String, policy: BreakerPolicy, now: Timestamp) {
         self.name = name
@@ -47,7 +51,12 @@ struct Breaker: Sendable {
         self.rules = TripRules(policy: policy.trip)
         self.health = HealthWindow(policy.trip.window)
         self.stateSince = now
+        self.budget = Budget(policy.budget, now: now)
     }
+
+    /// States in which the breaker itself lets calls through, so only a budget
+    /// can hold one back (and a queued acquire waits for the budget alone).
+    var admitsFreely: Bool { state == .closed || state == .metricsOnly || state == .disabled }
 
     // MARK: Decisions
 
@@ -202,9 +211,10 @@ struct Breaker: Sendable {
     /// they still fit. A new window shape cannot keep the old window's counts;
     /// a half-open breaker with fewer probe slots than probes out keeps them
     /// until they report.
-    mutating func adopt(_ newPolicy: BreakerPolicy) -> (windowReset: Bool, changed: Bool) {
+    mutating func adopt(_ newPolicy: BreakerPolicy, at now: Timestamp) -> (windowReset: Bool, changed: Bool) {
         guard newPolicy != policy else { return (false, false) }
         let windowReset = newPolicy.trip.window != policy.trip.window
+        budget.adopt(newPolicy.budget, at: now)
         policy = newPolicy
         rules = TripRules(policy: newPolicy.trip)
         if windowReset { health = HealthWindow(newPolicy.trip.window) }

@@ -7,19 +7,22 @@ public struct BreakerPolicy: Sendable, Equatable {
     public var classify: ClassificationPolicy
     /// An unreported permit counts as a timeout after this long.
     public var permitTTL: Duration
+    public var budget: BudgetPolicy
 
     public init(
         trip: TripPolicy = TripPolicy(),
         open: OpenPolicy = OpenPolicy(),
         halfOpen: HalfOpenPolicy = HalfOpenPolicy(),
         classify: ClassificationPolicy = ClassificationPolicy(),
-        permitTTL: Duration = .seconds(120)
+        permitTTL: Duration = .seconds(120),
+        budget: BudgetPolicy = BudgetPolicy()
     ) {
         self.trip = trip
         self.open = open
         self.halfOpen = halfOpen
         self.classify = classify
         self.permitTTL = permitTTL
+        self.budget = budget
     }
 
     public static let `default` = BreakerPolicy()

@@ -24,16 +24,36 @@ public final class Engine: Sendable {
     // MARK: Decisions
 
     /// May the app call `breaker` now? When allowed, the permit must be
-    /// reported (or released) before its deadline.
-    public func acquire(_ breaker: String) throws(EngineError) -> Decision {
+    /// reported (or released) before its deadline. `cost` is the call's
+    /// estimated tokens, for a token budget. Never waits.
+    public func acquire(_ breaker: String, cost: Int = 0) throws(EngineError) -> Decision {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> Decision in
-            try registry.acquire(registry.index(of: breaker), at: clock.now(), observer: observer)
+            try registry.acquire(registry.index(of: breaker), cost: cost, at: clock.now(), observer: observer)
         }
     }
 
+    /// Like `acquire`, but a breaker at its `max_in_flight` with a queue
+    /// queues the request: `resume` then receives the answer once, from
+    /// whichever thread frees a slot or ticks past the timeout, unless
+    /// `cancelWait` withdraws it first.
+    public func acquire(_ breaker: String, cost: Int = 0, orWait resume: @escaping WaitResume) throws(EngineError)
+        -> AcquireResult
+    {
+        try registry.withLock { (registry: inout Registry) throws(EngineError) -> AcquireResult in
+            try registry.acquireOrWait(registry.index(of: breaker), cost: cost, at: clock.now(), observer: observer, resume: resume)
+        }
+    }
+
+    /// Withdraws a queued acquire (its client went away). False when it was
+    /// already answered: its `resume` has run or is about to.
+    public func cancelWait(_ ticket: WaitTicket) -> Bool {
+        registry.withLock { registry in registry.cancelWait(ticket, at: clock.now(), observer: observer) }
+    }
+
     /// Walks `chain` in order and takes the first breaker that grants a permit,
-    /// passing over those in `exclude` (the app already tried them).
-    public func route(_ chain: String, exclude: [String] = []) throws(EngineError) -> RouteDecision {
+    /// passing over those in `exclude` (the app already tried them). A breaker
+    /// over a budget is passed over like an open one; route never queues.
+    public func route(_ chain: String, exclude: [String] = [], cost: Int = 0) throws(EngineError) -> RouteDecision {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> RouteDecision in
             guard let members = registry.chains[chain] else { throw .unknownChain(chain) }
             let now = clock.now()
@@ -41,13 +61,15 @@ public final class Engine: Sendable {
             for index in members {
                 let name = registry.breakers[index].name
                 if exclude.contains(name) { continue }
-                let decision = try registry.acquire(index, at: now, observer: observer)
+                let decision = try registry.acquire(index, cost: cost, at: now, observer: observer)
                 if decision.allowed {
                     let primary = registry.breakers[members[0]].name
                     if index != members[0] { observer.fellBack(chain: chain, from: primary, to: name, at: now) }
                     return RouteDecision(allowed: true, breaker: name, permit: decision.permit, skipped: skipped)
                 }
-                skipped.append(SkippedBreaker(breaker: name, state: decision.state, retryIn: decision.retryIn))
+                skipped.append(SkippedBreaker(
+                    breaker: name, state: decision.state, retryIn: decision.retryIn, reason: decision.reason ?? .open
+                ))
             }
             observer.exhausted(chain: chain, at: now)
             return RouteDecision(allowed: false, breaker: nil, permit: nil, skipped: skipped)
@@ -57,7 +79,7 @@ public final class Engine: Sendable {
     /// Reports how a permitted call went; returns the breaker's state after it.
     @discardableResult
     public func report(_ permit: PermitID, _ report: CallReport) throws(EngineError) -> BreakerState {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
             try registry.report(permit, report, at: clock.now(), observer: observer)
         }
     }
@@ -79,7 +101,7 @@ public final class Engine: Sendable {
     /// Ends a permit without a result: it frees its slot and counts nothing
     /// against the provider.
     public func release(_ permit: PermitID, _ reason: ReleaseReason) throws(EngineError) {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) in
+        try delivering { (registry: inout Registry) throws(EngineError) in
             try registry.release(permit, reason, at: clock.now(), observer: observer)
         }
     }
@@ -88,27 +110,47 @@ public final class Engine: Sendable {
     /// half-open, a silent probe past `max_wait`). The server calls it from a
     /// timer so transitions are seen even without traffic.
     public func tick() {
-        registry.withLock { registry in registry.tick(at: clock.now(), observer: observer) }
+        delivering { registry in registry.tick(at: clock.now(), observer: observer) }
+    }
+
+    /// Runs one decision under the lock, then hands queued acquires it
+    /// answered to their waiters, outside the lock. Nothing is allocated
+    /// unless someone was waiting.
+    private func delivering<Result, Failure: Error>(
+        _ body: (inout Registry) throws(Failure) -> Result
+    ) throws(Failure) -> Result {
+        var ready: [WaitDelivery] = []
+        let result = try registry.withLock { (registry: inout Registry) throws(Failure) -> Result in
+            let result = try body(&registry)
+            if !registry.ready.isEmpty { swap(&ready, &registry.ready) }
+            return result
+        }
+        for delivery in ready { delivery.resume(delivery.decision) }
+        return result
     }
 
     // MARK: Operators
 
     @discardableResult
     public func force(_ breaker: String, _ mode: ForcedMode) throws(EngineError) -> BreakerState {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
-            let change = registry.breakers[index].force(mode, at: clock.now(), random: &registry.random)
+            let now = clock.now()
+            let change = registry.breakers[index].force(mode, at: now, random: &registry.random)
             if let change { observer.transitioned(change) }
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
             return registry.breakers[index].state
         }
     }
 
     @discardableResult
     public func reset(_ breaker: String) throws(EngineError) -> BreakerState {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
-            let change = registry.breakers[index].reset(at: clock.now(), random: &registry.random)
+            let now = clock.now()
+            let change = registry.breakers[index].reset(at: now, random: &registry.random)
             if let change { observer.transitioned(change) }
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
             return registry.breakers[index].state
         }
     }
@@ -116,7 +158,7 @@ public final class Engine: Sendable {
     /// Replaces the configuration (SIGHUP): kept breakers keep their state.
     public func apply(_ configuration: EngineConfiguration) throws(EngineError) -> ReloadSummary {
         try configuration.validate()
-        return registry.withLock { registry in registry.apply(configuration, at: clock.now(), observer: observer) }
+        return delivering { registry in registry.apply(configuration, at: clock.now(), observer: observer) }
     }
 
     // MARK: Reading
@@ -139,13 +181,16 @@ public final class Engine: Sendable {
             let indices = try breaker.map { name throws(EngineError) in [try registry.index(of: name)] }
                 ?? Array(registry.breakers.indices)
             return indices.map { index in
+                let rateAvailable = registry.breakers[index].budget.rateAvailable(at: now)
+                let tokensAvailable = registry.breakers[index].budget.tokensAvailable(at: now)
                 let b = registry.breakers[index]
                 return BreakerSnapshot(
                     name: b.name, state: b.state, generation: b.generation, stateSince: b.stateSince,
                     openUntil: b.openUntil, consecutiveFailures: b.consecutiveFailures,
                     window: registry.breakers[index].window(at: now), failedProbes: b.failedProbes,
                     probesInFlight: b.probesInFlight, permitsInFlight: b.permitsInFlight,
-                    lastError: b.lastError, lastStatus: b.lastStatus, policy: b.policy
+                    lastError: b.lastError, lastStatus: b.lastStatus, policy: b.policy,
+                    queued: b.waiting, rateAvailable: rateAvailable, tokensAvailable: tokensAvailable
                 )
             }
         }

@@ -32,13 +32,25 @@ public protocol EngineObserver: Sendable {
     func transitioned(_ transition: Transition)
     func recorded(_ call: RecordedCall)
     /// An acquire (or a route step) was refused.
-    func rejected(breaker: String, state: BreakerState, at: Timestamp)
+    func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp)
+    /// A queued acquire left the queue after `waited`: granted, refused, timed out or withdrawn.
+    func dequeued(breaker: String, waited: Duration, how: QueueExit)
     /// A route served `chain` from `to` although `from` was first in line.
     func fellBack(chain: String, from: String, to: String, at: Timestamp)
     /// No breaker of `chain` granted a permit.
     func exhausted(chain: String, at: Timestamp)
     func permitIssued(breaker: String)
     func permitEnded(breaker: String, how: PermitEnd)
+}
+
+/// How a queued acquire left the queue.
+public enum QueueExit: String, Sendable {
+    case granted
+    /// Refused when its turn came (the breaker opened, or a budget was spent).
+    case refused
+    case timedOut = "timed_out"
+    /// Its client went away.
+    case withdrawn
 }
 
 public enum PermitEnd: String, Sendable {
@@ -51,7 +63,8 @@ public enum PermitEnd: String, Sendable {
 extension EngineObserver {
     public func transitioned(_ transition: Transition) {}
     public func recorded(_ call: RecordedCall) {}
-    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {}
+    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {}
+    public func dequeued(breaker: String, waited: Duration, how: QueueExit) {}
     public func fellBack(chain: String, from: String, to: String, at: Timestamp) {}
     public func exhausted(chain: String, at: Timestamp) {}
     public func permitIssued(breaker: String) {}

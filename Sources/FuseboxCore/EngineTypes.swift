@@ -81,6 +81,29 @@ public struct Decision: Sendable, Equatable {
     public var permit: Permit?
     /// When refused: how long until the breaker may admit again, when known.
     public var retryIn: Duration?
+    /// When refused: which limit refused.
+    public var reason: RejectionReason?
+    /// For an acquire that queued: how long it waited.
+    public var waited: Duration?
+
+    public init(
+        allowed: Bool, state: BreakerState, permit: Permit? = nil, retryIn: Duration? = nil,
+        reason: RejectionReason? = nil, waited: Duration? = nil
+    ) {
+        self.allowed = allowed
+        self.state = state
+        self.permit = permit
+        self.retryIn = retryIn
+        self.reason = reason
+        self.waited = waited
+    }
+}
+
+/// An acquire that may wait: answered now, or queued and answered later
+/// through the `WaitResume` it was given.
+public enum AcquireResult: Sendable, Equatable {
+    case decided(Decision)
+    case queued(WaitTicket)
 }
 
 /// A breaker `route` passed over, and why.
@@ -88,6 +111,7 @@ public struct SkippedBreaker: Sendable, Equatable {
     public var breaker: String
     public var state: BreakerState
     public var retryIn: Duration?
+    public var reason: RejectionReason
 }
 
 /// The answer to `route`.
@@ -113,6 +137,12 @@ public struct BreakerSnapshot: Sendable, Equatable {
     public var lastError: String?
     public var lastStatus: Int?
     public var policy: BreakerPolicy
+    /// Acquires waiting in the breaker's queue.
+    public var queued: Int
+    /// Requests the rate budget would grant now; nil without one.
+    public var rateAvailable: Double?
+    /// Tokens the token budget would grant now; nil without one.
+    public var tokensAvailable: Double?
 }
 
 /// What a reload changed.

@@ -7,8 +7,11 @@ public struct EventFanout: EngineObserver {
 
     public func transitioned(_ transition: Transition) { for o in observers { o.transitioned(transition) } }
     public func recorded(_ call: RecordedCall) { for o in observers { o.recorded(call) } }
-    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {
-        for o in observers { o.rejected(breaker: breaker, state: state, at: at) }
+    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {
+        for o in observers { o.rejected(breaker: breaker, state: state, reason: reason, at: at) }
+    }
+    public func dequeued(breaker: String, waited: Duration, how: QueueExit) {
+        for o in observers { o.dequeued(breaker: breaker, waited: waited, how: how) }
     }
     public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
         for o in observers { o.fellBack(chain: chain, from: from, to: to, at: at) }

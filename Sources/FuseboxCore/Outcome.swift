@@ -27,6 +27,8 @@ public struct CallReport: Sendable, Equatable {
     public var latency: Duration?
     public var error: String?
     public var retryAfter: Duration?
+    /// Tokens the provider counted for the call; reconciles the token budget.
+    public var tokensUsed: Int?
 
     public init(
         outcome: Outcome? = nil,
@@ -34,7 +36,8 @@ public struct CallReport: Sendable, Equatable {
         errorKind: ErrorKind? = nil,
         latency: Duration? = nil,
         error: String? = nil,
-        retryAfter: Duration? = nil
+        retryAfter: Duration? = nil,
+        tokensUsed: Int? = nil
     ) {
         self.outcome = outcome
         self.status = status
@@ -42,6 +45,7 @@ public struct CallReport: Sendable, Equatable {
         self.latency = latency
         self.error = error
         self.retryAfter = retryAfter
+        self.tokensUsed = tokensUsed
     }
 
     public static func success(latency: Duration? = nil) -> CallReport {

@@ -48,6 +48,8 @@ struct PermitSlab: Sendable {
         var id: UInt64 = 0          // 0: free
         var breaker: Int32 = -1
         var probe = false
+        /// Tokens charged to the token budget at acquire, settled at report.
+        var cost: UInt32 = 0
         var generation: UInt64 = 0
         var issuedAt = Timestamp(nanoseconds: 0)
         var deadline = Timestamp(nanoseconds: 0)

@@ -7,6 +7,10 @@ struct Registry: Sendable {
     var chainNames: [String] = []
     var permits = PermitSlab()
     var random: SplitMix64
+    var waitQueue = WaitQueue()
+    /// Queued acquires answered during the current decision, handed to their
+    /// clients once the lock is released.
+    var ready: [WaitDelivery] = []
 
     init(configuration: EngineConfiguration, now: Timestamp, seed: UInt64) {
         random = SplitMix64(seed: seed)
@@ -32,20 +36,30 @@ struct Registry: Sendable {
 
     // MARK: Permits
 
-    mutating func acquire(_ index: Int, at now: Timestamp, observer: some EngineObserver) throws(EngineError) -> Decision {
+    /// The breaker's state decides first, then its budgets. `queued` is set
+    /// for the acquire at the head of the breaker's queue, which may pass the
+    /// others still waiting.
+    mutating func acquire(
+        _ index: Int, cost: Int = 0, queued: Bool = false, at now: Timestamp, observer: some EngineObserver
+    ) throws(EngineError) -> Decision {
         let (admission, change) = breakers[index].admit(at: now, random: &random)
         if let change { observer.transitioned(change) }
-        guard admission.allowed else {
-            observer.rejected(breaker: breakers[index].name, state: breakers[index].state, at: now)
-            return Decision(allowed: false, state: breakers[index].state, permit: nil, retryIn: admission.retryIn)
-        }
+        guard admission.allowed else { return refuse(index, .open, retryIn: admission.retryIn, at: now, observer: observer) }
         let generation = breakers[index].generation
+        if let (reason, retryIn) = breakers[index].budget.refusal(
+            inFlight: breakers[index].permitsInFlight, waiting: queued ? 0 : breakers[index].waiting, cost: cost, at: now
+        ) {
+            breakers[index].release(generation: generation, probe: admission.probe, at: now)
+            return refuse(index, reason, retryIn: retryIn, at: now, observer: observer)
+        }
         guard let (slot, id) = permits.allocate() else {
             breakers[index].release(generation: generation, probe: admission.probe, at: now)
             throw .tooManyPermits
         }
+        breakers[index].budget.spend(cost: cost)
         let deadline = now + breakers[index].policy.permitTTL
         permits[slot].breaker = Int32(index)
+        permits[slot].cost = UInt32(clamping: cost)
         permits[slot].probe = admission.probe
         permits[slot].generation = generation
         permits[slot].issuedAt = now
@@ -55,7 +69,14 @@ struct Registry: Sendable {
         let permit = Permit(
             id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline
         )
-        return Decision(allowed: true, state: breakers[index].state, permit: permit, retryIn: nil)
+        return Decision(allowed: true, state: breakers[index].state, permit: permit)
+    }
+
+    mutating func refuse(
+        _ index: Int, _ reason: RejectionReason, retryIn: Duration?, at now: Timestamp, observer: some EngineObserver
+    ) -> Decision {
+        observer.rejected(breaker: breakers[index].name, state: breakers[index].state, reason: reason, at: now)
+        return Decision(allowed: false, state: breakers[index].state, retryIn: retryIn, reason: reason)
     }
 
     /// Ends a permit with a reported result.
@@ -76,7 +97,11 @@ struct Registry: Sendable {
         } else {
             observer.permitEnded(breaker: breakers[index].name, how: .reported)
         }
-        record(index, outcome, report, generation: held.generation, probe: held.probe, expired: false, at: now, observer: observer)
+        record(
+            index, outcome, report, generation: held.generation, probe: held.probe, expired: false,
+            cost: Int(held.cost), at: now, observer: observer
+        )
+        if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
         return breakers[index].state
     }
 
@@ -91,13 +116,20 @@ struct Registry: Sendable {
         permits.free(slot)
         breakers[index].release(generation: held.generation, probe: held.probe, at: now)
         observer.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled)
+        if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
     }
 
-    /// Counts one result and lets the breaker act on it.
+    /// Counts one result and lets the breaker and its budgets act on it.
+    /// `cost` is what the permit charged to the token budget.
     mutating func record(
         _ index: Int, _ outcome: Outcome, _ report: CallReport, generation: UInt64, probe: Bool, expired: Bool,
-        at now: Timestamp, observer: some EngineObserver
+        cost: Int = 0, at now: Timestamp, observer: some EngineObserver
     ) {
+        if let used = report.tokensUsed { breakers[index].budget.settle(cost: cost, used: used, at: now) }
+        // A 429 speaks for the whole host: every worker stops until Retry-After.
+        if report.status == 429, let retryAfter = report.retryAfter {
+            breakers[index].budget.rateLimited(until: now + retryAfter, at: now)
+        }
         let slow = breakers[index].policy.trip.slowCall.map { policy in
             report.latency.map { $0 >= policy.threshold } ?? false
         } ?? false
@@ -131,6 +163,7 @@ struct Registry: Sendable {
                 )
             }
             if let change = breakers[index].tick(at: now, random: &random) { observer.transitioned(change) }
+            if breakers[index].waiting > 0 { expireWaiters(index, at: now, observer: observer) }
         }
     }
 
@@ -175,6 +208,7 @@ struct Registry: Sendable {
         let wanted = Set(configuration.breakers.map(\.name))
         for index in breakers.indices where !wanted.contains(breakers[index].name) {
             summary.removed.append(breakers[index].name)
+            refuseAllWaiters(index, at: now, observer: observer)
             for slot in leases(of: index) {
                 unlinkLease(slot)
                 permits.free(slot)
@@ -192,7 +226,7 @@ struct Registry: Sendable {
                 continue
             }
             var breaker = breakers[old]
-            let change = breaker.adopt(definition.policy)
+            let change = breaker.adopt(definition.policy, at: now)
             if change.changed { summary.changed.append(definition.name) }
             if change.windowReset { summary.windowsReset.append(definition.name) }
             for slot in leases(of: old) { permits[slot].breaker = Int32(newIndex) }
@@ -202,6 +236,7 @@ struct Registry: Sendable {
         breakers = next
         byName = nextByName
         setChains(configuration.chains)
+        for index in breakers.indices where breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
         return summary
     }
 }

@@ -12,6 +12,8 @@ func bucket(_ at: Timestamp) -> Int64 {
 struct TrafficCounts: Sendable {
     var successes = 0, failures = 0, timeouts = 0, ignored = 0, cancelled = 0, rejected = 0
     var fallbacksIn = 0, fallbacksOut = 0, slow = 0, expired = 0, abandoned = 0
+    /// Budget refusals, also counted in `rejected`.
+    var rejectedConcurrency = 0, rejectedRate = 0, rejectedTokens = 0
     var latencySumMs = 0.0, latencyCount = 0
     /// Failure details kept for this breaker and bucket (bounded).
     var samples = 0
@@ -21,6 +23,8 @@ struct TrafficCounts: Sendable {
         ignored += other.ignored; cancelled += other.cancelled; rejected += other.rejected
         fallbacksIn += other.fallbacksIn; fallbacksOut += other.fallbacksOut; slow += other.slow
         expired += other.expired; abandoned += other.abandoned
+        rejectedConcurrency += other.rejectedConcurrency; rejectedRate += other.rejectedRate
+        rejectedTokens += other.rejectedTokens
         latencySumMs += other.latencySumMs; latencyCount += other.latencyCount
         samples += other.samples
     }

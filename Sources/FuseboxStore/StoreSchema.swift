@@ -87,6 +87,12 @@ public enum StoreSchema {
             config TEXT NOT NULL                -- the effective configuration, as fusebox check prints it
         );
         """,
+        // 2: budget refusals by reason; `rejected` keeps counting every refusal.
+        """
+        ALTER TABLE traffic ADD COLUMN rejected_concurrency INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE traffic ADD COLUMN rejected_rate INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE traffic ADD COLUMN rejected_tokens INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// Brings `db` to the current version. A file from a newer Fusebox, or one

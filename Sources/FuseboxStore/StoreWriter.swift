@@ -159,8 +159,16 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
         }
     }
 
-    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {
-        withTraffic(TrafficKey(breaker: breaker, bucket: bucket(at))) { $1.rejected += 1 }
+    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {
+        withTraffic(TrafficKey(breaker: breaker, bucket: bucket(at))) { _, counts in
+            counts.rejected += 1
+            switch reason {
+            case .open: break
+            case .concurrency: counts.rejectedConcurrency += 1
+            case .rate: counts.rejectedRate += 1
+            case .tokens: counts.rejectedTokens += 1
+            }
+        }
     }
 
     public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
@@ -252,20 +260,24 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
         }
         let traffic = try db.cachedStatement(sql: """
             INSERT INTO traffic (instance, breaker, bucket_ms, successes, failures, timeouts, ignored, cancelled, rejected,
-                fallbacks_in, fallbacks_out, slow, expired, abandoned, latency_sum_ms, latency_count)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                fallbacks_in, fallbacks_out, slow, expired, abandoned, latency_sum_ms, latency_count,
+                rejected_concurrency, rejected_rate, rejected_tokens)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (instance, breaker, bucket_ms) DO UPDATE SET
                 successes = successes + excluded.successes, failures = failures + excluded.failures,
                 timeouts = timeouts + excluded.timeouts, ignored = ignored + excluded.ignored,
                 cancelled = cancelled + excluded.cancelled, rejected = rejected + excluded.rejected,
                 fallbacks_in = fallbacks_in + excluded.fallbacks_in, fallbacks_out = fallbacks_out + excluded.fallbacks_out,
                 slow = slow + excluded.slow, expired = expired + excluded.expired, abandoned = abandoned + excluded.abandoned,
-                latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, latency_count = latency_count + excluded.latency_count
+                latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, latency_count = latency_count + excluded.latency_count,
+                rejected_concurrency = rejected_concurrency + excluded.rejected_concurrency,
+                rejected_rate = rejected_rate + excluded.rejected_rate, rejected_tokens = rejected_tokens + excluded.rejected_tokens
             """)
         for (key, c) in batch.traffic {
             try traffic.execute(arguments: [
                 instance, key.breaker, key.bucket, c.successes, c.failures, c.timeouts, c.ignored, c.cancelled, c.rejected,
                 c.fallbacksIn, c.fallbacksOut, c.slow, c.expired, c.abandoned, c.latencySumMs, c.latencyCount,
+                c.rejectedConcurrency, c.rejectedRate, c.rejectedTokens,
             ])
         }
         let failure = try db.cachedStatement(sql: """

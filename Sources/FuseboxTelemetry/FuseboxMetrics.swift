@@ -77,8 +77,16 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
         }
     }
 
-    public func rejected(breaker: String, state: BreakerState, at: Timestamp) {
-        breakers.withLock { $0[breaker]?.notPermitted.increment() }
+    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {
+        breakers.withLock { all in
+            guard let series = all[breaker] else { return }
+            series.notPermitted.increment()
+            series.budgetRejections[reason]?.increment()
+        }
+    }
+
+    public func dequeued(breaker: String, waited: Duration, how: QueueExit) {
+        breakers.withLock { $0[breaker]?.queueWait.record(waited) }
     }
 
     public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
@@ -117,7 +125,10 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
     /// The exposition text, after setting the state gauges from `snapshots`.
     public func render(_ snapshots: [BreakerSnapshot]) -> [UInt8] {
         breakers.withLock { all in
-            for snapshot in snapshots { all[snapshot.name]?.show(snapshot) }
+            for snapshot in snapshots {
+                all[snapshot.name]?.show(snapshot)
+                all[snapshot.name]?.showBuckets(snapshot, registry: registry)
+            }
         }
         return registry.emitToBuffer()
     }
@@ -140,7 +151,18 @@ final class BreakerSeries: Sendable {
     let failureRate: Gauge
     let slowCallRate: Gauge
     let inFlight: Gauge
+    /// By budget reason (concurrency, rate, tokens); `open` refusals are not budget ones.
+    let budgetRejections: [RejectionReason: Counter]
+    let queueDepth: Gauge
+    let queueWait: DurationHistogram
+    /// Exposed only while the breaker has that budget: a 0 would read as "spent".
+    private let buckets = Mutex<(rate: Gauge?, tokens: Gauge?)>((nil, nil))
     private let transitions = Mutex<[String: Counter]>([:])
+
+    static let queueWaitBuckets: [Duration] = [
+        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
+        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10),
+    ]
 
     init(name: String, registry: PrometheusCollectorRegistry) {
         self.name = name
@@ -167,6 +189,17 @@ final class BreakerSeries: Sendable {
         failureRate = registry.gauge("fusebox_failure_rate", labels: label, help: "Failure share of the breaker's window (0 to 1).")
         slowCallRate = registry.gauge("fusebox_slow_call_rate", labels: label, help: "Slow-call share of the breaker's window (0 to 1).")
         inFlight = registry.gauge("fusebox_permits_in_flight", labels: label, help: "Permits granted and not yet reported.")
+        budgetRejections = Dictionary(uniqueKeysWithValues: RejectionReason.allCases.filter { $0 != .open }.map { reason in
+            (reason, registry.counter(
+                "fusebox_budget_rejections_total", labels: label + [("reason", reason.rawValue)],
+                help: "Acquires and route steps refused by a budget: concurrency (max_in_flight), rate or tokens."
+            ))
+        })
+        queueDepth = registry.gauge("fusebox_queue_depth", labels: label, help: "Acquires waiting in the breaker's queue for a slot under max_in_flight.")
+        queueWait = registry.durationHistogram(
+            "fusebox_queue_wait_seconds", labels: label, buckets: Self.queueWaitBuckets,
+            help: "How long queued acquires waited, whether granted, refused, timed out or withdrawn."
+        )
         states[.closed]?.set(to: 1)
     }
 
@@ -189,9 +222,42 @@ final class BreakerSeries: Sendable {
         failureRate.set(to: snapshot.window.failureRate)
         slowCallRate.set(to: snapshot.window.slowCallRate)
         inFlight.set(to: Double(snapshot.permitsInFlight))
+        queueDepth.set(to: Double(snapshot.queued))
+    }
+
+    /// The bucket gauges follow the configuration: made when a budget appears, dropped when it goes.
+    func showBuckets(_ snapshot: BreakerSnapshot, registry: PrometheusCollectorRegistry) {
+        buckets.withLock { gauges in
+            gauges.rate = Self.bucketGauge(
+                gauges.rate, value: snapshot.rateAvailable, name: "fusebox_rate_tokens_available",
+                help: "Requests the breaker's rate budget would grant now.", breaker: name, registry: registry
+            )
+            gauges.tokens = Self.bucketGauge(
+                gauges.tokens, value: snapshot.tokensAvailable, name: "fusebox_token_budget_available",
+                help: "Tokens the breaker's token budget would grant now.", breaker: name, registry: registry
+            )
+        }
+    }
+
+    private static func bucketGauge(
+        _ gauge: Gauge?, value: Double?, name: String, help: String, breaker: String, registry: PrometheusCollectorRegistry
+    ) -> Gauge? {
+        guard let value else {
+            if let gauge { registry.unregisterGauge(gauge) }
+            return nil
+        }
+        let shown = gauge ?? registry.gauge(name, labels: [("breaker", breaker)], help: help)
+        shown.set(to: value)
+        return shown
     }
 
     func unregister(from registry: PrometheusCollectorRegistry) {
+        for counter in budgetRejections.values { registry.unregisterCounter(counter) }
+        registry.unregisterGauge(queueDepth)
+        registry.unregisterDurationHistogram(queueWait)
+        buckets.withLock { gauges in
+            for gauge in [gauges.rate, gauges.tokens].compactMap({ $0 }) { registry.unregisterGauge(gauge) }
+        }
         for counter in calls.values { registry.unregisterCounter(counter) }
         registry.unregisterDurationHistogram(duration)
         for counter in [notPermitted, expired, abandoned] { registry.unregisterCounter(counter) }

@@ -23,7 +23,7 @@ struct ChainTests {
         h.clock.advance(by: .seconds(20))
         let route = try h.engine.route("llm")
         #expect(route.breaker == "anthropic")
-        #expect(route.skipped == [SkippedBreaker(breaker: "openai", state: .open, retryIn: .seconds(40))])
+        #expect(route.skipped == [SkippedBreaker(breaker: "openai", state: .open, retryIn: .seconds(40), reason: .open)])
         #expect(h.observer.fallbacks == ["llm:openai->anthropic"])
     }
 

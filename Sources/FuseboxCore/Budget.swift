@@ -1,0 +1,65 @@
+/// One breaker's budgets at run time: its policy and the buckets behind it.
+/// The concurrency count itself is the breaker's lease list; this type only
+/// compares against it.
+struct Budget: Sendable {
+    private(set) var policy: BudgetPolicy
+    private var rate: TokenBucket?
+    private var tokens: TokenBucket?
+
+    init(_ policy: BudgetPolicy, now: Timestamp) {
+        self.policy = policy
+        rate = policy.rate.map { TokenBucket($0, now: now) }
+        tokens = policy.tokens.map { TokenBucket($0, now: now) }
+    }
+
+    /// The first limit that refuses a call costing `cost` tokens, and how long
+    /// until it may not, when that is known. `waiting` acquires already queued
+    /// keep their place: a newcomer does not pass them.
+    mutating func refusal(inFlight: Int, waiting: Int, cost: Int, at now: Timestamp) -> (RejectionReason, Duration?)? {
+        if let cap = policy.maxInFlight, inFlight >= cap || waiting > 0 { return (.concurrency, nil) }
+        if rate?.allows(1, at: now) == false { return (.rate, rate?.wait(for: 1, at: now)) }
+        if tokens?.allows(Double(cost), at: now) == false { return (.tokens, tokens?.wait(for: Double(cost), at: now)) }
+        return nil
+    }
+
+    /// Spends one request and `cost` tokens; call after `refusal` said nil.
+    mutating func spend(cost: Int) {
+        rate?.take(1)
+        tokens?.take(Double(cost))
+    }
+
+    /// Gives back what a call that never reached the provider had spent
+    /// (a permit refused by a later check in the same decision).
+    mutating func refund(cost: Int, at now: Timestamp) {
+        rate?.charge(-1, at: now)
+        tokens?.charge(-Double(cost), at: now)
+    }
+
+    /// Reconciles the token budget with what the provider counted.
+    mutating func settle(cost: Int, used: Int, at now: Timestamp) {
+        tokens?.charge(Double(used - cost), at: now)
+    }
+
+    /// A 429 with Retry-After: nothing more is sent until `until`.
+    mutating func rateLimited(until: Timestamp, at now: Timestamp) {
+        rate?.drain(until: until, at: now)
+        tokens?.drain(until: until, at: now)
+    }
+
+    /// Takes a reloaded policy; a bucket whose limit is unchanged keeps its level.
+    mutating func adopt(_ new: BudgetPolicy, at now: Timestamp) {
+        guard new != policy else { return }
+        rate = Self.bucket(new.rate, old: rate, oldLimit: policy.rate, at: now)
+        tokens = Self.bucket(new.tokens, old: tokens, oldLimit: policy.tokens, at: now)
+        policy = new
+    }
+
+    private static func bucket(_ limit: RateLimit?, old: TokenBucket?, oldLimit: RateLimit?, at now: Timestamp) -> TokenBucket? {
+        guard let limit else { return nil }
+        guard let old else { return TokenBucket(limit, now: now) }
+        return limit == oldLimit ? old : TokenBucket(limit, now: now, keeping: old)
+    }
+
+    mutating func rateAvailable(at now: Timestamp) -> Double? { rate?.available(at: now) }
+    mutating func tokensAvailable(at now: Timestamp) -> Double? { tokens?.available(at: now) }
+}

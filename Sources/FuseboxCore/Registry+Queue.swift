@@ -1,0 +1,82 @@
+/// A queued acquire's answer, ready to hand over once the lock is released.
+struct WaitDelivery: Sendable {
+    var resume: WaitResume
+    var decision: Decision
+}
+
+/// The queueing path: acquires that wait for a slot under `max_in_flight`.
+/// A slot freed by a report, release, expiry or reload goes to the longest
+/// waiter before any newcomer can take it.
+extension Registry {
+    mutating func acquireOrWait(
+        _ index: Int, cost: Int, at now: Timestamp, observer: some EngineObserver, resume: @escaping WaitResume
+    ) throws(EngineError) -> AcquireResult {
+        let breaker = breakers[index]
+        guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.policy.maxInFlight,
+              breaker.admitsFreely, breaker.waiting > 0 || breaker.permitsInFlight >= cap
+        else { return .decided(try acquire(index, cost: cost, at: now, observer: observer)) }
+        guard breaker.waiting < queue.max else {
+            return .decided(refuse(index, .concurrency, retryIn: nil, at: now, observer: observer))
+        }
+        let ticket = waitQueue.enqueue(WaitQueue.Waiter(
+            breaker: breaker.name, cost: cost, enqueuedAt: now, deadline: now + queue.timeout, resume: resume
+        ))
+        breakers[index].waiting += 1
+        return .queued(ticket)
+    }
+
+    /// Answers waiters from the front while the breaker has room for them, or
+    /// while the breaker itself refuses (they hear so now rather than at
+    /// their timeout).
+    mutating func serveWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
+        while breakers[index].waiting > 0 {
+            let breaker = breakers[index]
+            if let cap = breaker.budget.policy.maxInFlight, breaker.permitsInFlight >= cap, breaker.admitsFreely { return }
+            guard let waiter = waitQueue.popFirst(of: breaker.name) else {
+                breakers[index].waiting = 0
+                return
+            }
+            breakers[index].waiting -= 1
+            let decision = (try? acquire(index, cost: waiter.cost, queued: true, at: now, observer: observer))
+                ?? refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
+            deliver(waiter, decision, how: decision.allowed ? .granted : .refused, at: now, observer: observer)
+        }
+    }
+
+    /// Serves whom it can, then refuses those whose timeout has passed.
+    mutating func expireWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
+        serveWaiters(index, at: now, observer: observer)
+        guard breakers[index].waiting > 0 else { return }
+        for waiter in waitQueue.removeExpired(of: breakers[index].name, at: now) {
+            breakers[index].waiting -= 1
+            let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
+            deliver(waiter, decision, how: .timedOut, at: now, observer: observer)
+        }
+    }
+
+    /// The breaker is going away (reload): everyone waiting on it is refused.
+    mutating func refuseAllWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
+        for waiter in waitQueue.removeAll(of: breakers[index].name) {
+            let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
+            deliver(waiter, decision, how: .refused, at: now, observer: observer)
+        }
+        breakers[index].waiting = 0
+    }
+
+    /// Withdraws a waiter whose client went away; false when it was already answered.
+    mutating func cancelWait(_ ticket: WaitTicket, at now: Timestamp, observer: some EngineObserver) -> Bool {
+        guard let waiter = waitQueue.remove(ticket) else { return false }
+        if let index = byName[waiter.breaker] { breakers[index].waiting -= 1 }
+        observer.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: .withdrawn)
+        return true
+    }
+
+    private mutating func deliver(
+        _ waiter: WaitQueue.Waiter, _ decision: Decision, how: QueueExit, at now: Timestamp, observer: some EngineObserver
+    ) {
+        var decision = decision
+        decision.waited = now - waiter.enqueuedAt
+        observer.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: how)
+        ready.append(WaitDelivery(resume: waiter.resume, decision: decision))
+    }
+}

@@ -1,0 +1,86 @@
+/// A token bucket refilled continuously at `amount / period`, holding at most
+/// `amount`. Refill is computed lazily from the time of the last change, so
+/// reading or taking is O(1) and needs no timer.
+///
+/// The level goes below zero only through `charge(_:)` after the fact (a
+/// provider counted more tokens than were estimated): that debt is repaid by
+/// the refill before anything more is granted.
+struct TokenBucket: Sendable, Equatable {
+    let capacity: Double
+    /// Units per nanosecond.
+    let refillRate: Double
+    private(set) var level: Double
+    private var updatedAt: Timestamp
+    /// A 429's Retry-After: nothing refills before then.
+    private(set) var pausedUntil: Timestamp?
+
+    init(_ limit: RateLimit, now: Timestamp) {
+        capacity = Double(limit.amount)
+        refillRate = Double(limit.amount) / Double(max(1, limit.period.nanosecondsClamped))
+        level = capacity
+        updatedAt = now
+    }
+
+    /// A bucket for a changed limit that keeps the share already spent.
+    init(_ limit: RateLimit, now: Timestamp, keeping old: TokenBucket) {
+        self.init(limit, now: now)
+        var old = old
+        old.refill(at: now)
+        level = min(capacity, old.level)
+        pausedUntil = old.pausedUntil
+    }
+
+    mutating func refill(at now: Timestamp) {
+        var from = updatedAt
+        if let paused = pausedUntil {
+            guard now >= paused else {
+                updatedAt = now
+                return
+            }
+            from = max(from, paused)
+            pausedUntil = nil
+        }
+        if now > from { level = min(capacity, level + Double((now - from).nanosecondsClamped) * refillRate) }
+        updatedAt = max(updatedAt, now)
+    }
+
+    /// What may be taken now (never negative).
+    mutating func available(at now: Timestamp) -> Double {
+        refill(at: now)
+        return max(0, level)
+    }
+
+    /// Whether `amount` can be taken now. An amount above the capacity needs a
+    /// full bucket (it could never be granted otherwise); an amount of zero
+    /// needs a bucket not in debt and not empty.
+    mutating func allows(_ amount: Double, at now: Timestamp) -> Bool {
+        refill(at: now)
+        guard amount > 0 else { return level > 0 }
+        return level >= min(amount, capacity)
+    }
+
+    /// Takes `amount`; call after `allows`. Only an amount above the capacity
+    /// leaves a debt.
+    mutating func take(_ amount: Double) { level -= amount }
+
+    /// Adjusts by what the provider actually counted: `delta` more (or, negative, fewer) units than taken.
+    mutating func charge(_ delta: Double, at now: Timestamp) {
+        refill(at: now)
+        level = min(capacity, level - delta)
+    }
+
+    /// Empties the bucket and stops the refill until `until` (a 429 with Retry-After).
+    mutating func drain(until: Timestamp, at now: Timestamp) {
+        refill(at: now)
+        level = min(level, 0)
+        pausedUntil = max(pausedUntil ?? until, until)
+    }
+
+    /// How long until `amount` could be taken, or nil when it can be now.
+    mutating func wait(for amount: Double, at now: Timestamp) -> Duration? {
+        guard !allows(amount, at: now) else { return nil }
+        let needed = (amount > 0 ? min(amount, capacity) : Double.ulpOfOne) - level
+        let start = pausedUntil.map { $0 - now } ?? .zero
+        return start + .nanoseconds(Int64((needed / refillRate).rounded(.up)))
+    }
+}
