@@ -59,6 +59,11 @@ public enum ConfigRenderer {
         lines.append("  failure: [\(p.classify.failure.map(rule).joined(separator: ", "))]")
         lines.append("  ignore: [\(p.classify.ignore.map(rule).joined(separator: ", "))]")
         lines.append("permit_ttl: \(DurationText.format(p.permitTTL))")
+        let budget = p.budget
+        lines.append("max_in_flight: \(budget.maxInFlight.map(String.init) ?? "off")")
+        lines.append("queue: \(budget.queue.map { "{ max: \($0.max), timeout: \(DurationText.format($0.timeout)) }" } ?? "off")")
+        lines.append("rate: \(budget.rate.map { "{ requests: \($0.amount), per: \(DurationText.format($0.period)) }" } ?? "off")")
+        lines.append("tokens: \(budget.tokens.map { "{ budget: \($0.amount), per: \(DurationText.format($0.period)) }" } ?? "off")")
         return lines
     }
 

@@ -4,7 +4,7 @@ import FuseboxCore
 /// a starting policy: only the keys written change, so a breaker inherits
 /// everything else from `defaults`.
 package enum PolicyReader {
-    static let sections = ["trip", "open", "half_open", "classify", "permit_ttl"]
+    static let sections = ["trip", "open", "half_open", "classify", "permit_ttl", "max_in_flight", "queue", "rate", "tokens"]
 
     package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
         for (key, value) in try node.mapping(allowed: sections) {
@@ -13,14 +13,53 @@ package enum PolicyReader {
             case "open": try applyOpen(value, to: &policy.open)
             case "half_open": try applyHalfOpen(value, to: &policy.halfOpen)
             case "classify": try applyClassify(value, to: &policy.classify)
+            case "max_in_flight": policy.budget.maxInFlight = value.isOff ? nil : try value.int(1...1_000_000)
+            case "queue": policy.budget.queue = value.isOff ? nil : try queue(value, current: policy.budget.queue)
+            case "rate": policy.budget.rate = value.isOff ? nil : try rateLimit(value, amountKey: "requests", current: policy.budget.rate)
+            case "tokens": policy.budget.tokens = value.isOff ? nil : try rateLimit(value, amountKey: "budget", current: policy.budget.tokens)
             default: policy.permitTTL = try value.duration()
             }
+        }
+        if policy.budget.queue != nil, policy.budget.maxInFlight == nil {
+            throw node.error("queue needs max_in_flight: acquires queue for a slot under that cap")
         }
         if policy.open.backoffMax < policy.open.duration {
             throw node.error(
                 "open.backoff.max (\(DurationText.format(policy.open.backoffMax))) is shorter than open.duration (\(DurationText.format(policy.open.duration)))"
             )
         }
+    }
+
+    private static func queue(_ node: ConfigNode, current: QueuePolicy?) throws(ConfigError) -> QueuePolicy {
+        var queue = current ?? QueuePolicy(max: 100, timeout: .seconds(2))
+        for (key, value) in try node.mapping(allowed: ["max", "timeout"]) {
+            if key == "max" {
+                queue.max = try value.int(1...100_000)
+            } else {
+                queue.timeout = try value.duration()
+                guard queue.timeout > .zero, queue.timeout <= .seconds(3_600) else {
+                    throw value.error("a queue timeout is more than 0 and at most 1h")
+                }
+            }
+        }
+        return queue
+    }
+
+    /// `{ requests: 500, per: 1m }` (or `budget:` for tokens).
+    private static func rateLimit(_ node: ConfigNode, amountKey: String, current: RateLimit?) throws(ConfigError) -> RateLimit {
+        var limit = current ?? RateLimit(amount: 0, per: .seconds(60))
+        for (key, value) in try node.mapping(allowed: [amountKey, "per"]) {
+            if key == "per" {
+                limit.period = try value.duration()
+                guard limit.period >= .milliseconds(1), limit.period <= .seconds(86_400) else {
+                    throw value.error("per is from 1ms to 24h")
+                }
+            } else {
+                limit.amount = try value.int(1...1_000_000_000)
+            }
+        }
+        guard limit.amount > 0 else { throw node.error("needs \(amountKey): how many per period") }
+        return limit
     }
 
     private static func applyTrip(_ node: ConfigNode, to trip: inout TripPolicy) throws(ConfigError) {

@@ -83,6 +83,21 @@ struct ConfigLoaderTests {
         #expect(config.engine.breakers[0].policy.open.backoffMultiplier == 1)
     }
 
+    @Test func budgetsReadAndInheritFromDefaultsKeyByKey() throws {
+        let config = try load("""
+        defaults: { max_in_flight: 4, queue: { max: 10, timeout: 2s }, rate: { requests: 500, per: 1m } }
+        breakers:
+          openai: { queue: { timeout: 500ms }, tokens: { budget: 90000, per: 1m } }
+          ollama: { max_in_flight: off, queue: off, rate: off }
+        """)
+        let openai = config.engine.breakers[0].policy.budget
+        #expect(openai.maxInFlight == 4)
+        #expect(openai.queue == QueuePolicy(max: 10, timeout: .milliseconds(500)))
+        #expect(openai.rate == RateLimit(amount: 500, per: .seconds(60)))
+        #expect(openai.tokens == RateLimit(amount: 90_000, per: .seconds(60)))
+        #expect(config.engine.breakers[1].policy.budget.isEmpty)
+    }
+
     @Test func windowsAndClassificationRead() throws {
         let config = try load("""
         breakers:
@@ -143,6 +158,12 @@ struct ConfigLoaderTests {
         ("http: localhost", "http", "host:port"),
         ("http: \"127.br]eakers:0.1:9464\"", "http", "host name or IP address"),
         ("socket: x.sock\nadmin_socket: x.sock", "admin_socket", "must differ"),
+        ("defaults: { max_in_flight: 0 }", "defaults.max_in_flight", "from 1 to 1000000"),
+        ("defaults: { queue: { max: 5 } }", "defaults", "queue needs max_in_flight"),
+        ("defaults: { max_in_flight: 2, queue: { timeout: 0s } }", "defaults.queue.timeout", "longer than zero"),
+        ("defaults: { rate: { per: 1m } }", "defaults.rate", "needs requests"),
+        ("defaults: { rate: { requests: 10, every: 1m } }", "defaults.rate.every", "requests, per"),
+        ("defaults: { tokens: { budget: 9000, per: 2d } }", "defaults.tokens.per", "1ms to 24h"),
     ])
     func impossibleValuesAreRefused(yaml: String, key: String, message: String) throws {
         let error = try #require(failure(yaml), "\(yaml) should be refused")
@@ -176,7 +197,8 @@ struct ConfigLoaderTests {
           classify: { failure: [timeout, "5xx"], ignore: [404] }
         breakers:
           x: { half_open: { probes: 3, successes_to_close: 2, max_wait: 45s }, permit_ttl: 10s }
-          y: { trip: { slow_call: off, failure_rate: off } }
+          y: { trip: { slow_call: off, failure_rate: off }, max_in_flight: 8, queue: { max: 50, timeout: 2500ms },
+               rate: { requests: 500, per: 1m }, tokens: { budget: 90000, per: 1m } }
         chains: { c: [y, x] }
         """)
         let rendered = ConfigRenderer.yaml(original)
