@@ -14,9 +14,19 @@ public final class ConnectionSession {
         public var subscribe = false
         public var op: Request.Op?
         public var error: ErrorCode?
+        /// The acquire queued: its answer comes later through `waitResume`,
+        /// and later requests of this connection wait behind it.
+        public var queued: WaitTicket?
     }
 
-    private let engine: Engine
+    /// Makes the callback that carries a queued acquire's answer (with the
+    /// request's id) back to this connection's event loop. Without it an
+    /// acquire never queues: it is refused at the cap.
+    public var waitResume: ((RequestID?) -> WaitResume)?
+    /// The acquire this connection is waiting on, withdrawn if it goes away.
+    private var pendingWait: WaitTicket?
+
+    let engine: Engine
     private let isAdmin: Bool
     private let serverName: String
     private let logger: Logger
@@ -69,12 +79,22 @@ public final class ConnectionSession {
             }
             let chains = engine.chainNames.map { ($0, engine.chain($0) ?? []) }
             return Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
-        case .acquire(let breaker):
-            let decision = try engine.acquire(breaker)
-            if let permit = decision.permit { remember(permit.id) }
-            return Reply(bytes: ResponseEncoder.decision(id, decision))
-        case .route(let chain, let exclude):
-            let route = try engine.route(chain, exclude: exclude)
+        case .acquire(let breaker, let cost):
+            guard let waitResume else {
+                let decision = try engine.acquire(breaker, cost: cost)
+                if let permit = decision.permit { remember(permit.id) }
+                return Reply(bytes: ResponseEncoder.decision(id, decision))
+            }
+            switch try engine.acquire(breaker, cost: cost, orWait: waitResume(id)) {
+            case .decided(let decision):
+                if let permit = decision.permit { remember(permit.id) }
+                return Reply(bytes: ResponseEncoder.decision(id, decision))
+            case .queued(let ticket):
+                pendingWait = ticket
+                return Reply(bytes: [], queued: ticket)
+            }
+        case .route(let chain, let exclude, let cost):
+            let route = try engine.route(chain, exclude: exclude, cost: cost)
             if let permit = route.permit { remember(permit.id) }
             return Reply(bytes: ResponseEncoder.route(id, route))
         case .report(let text, let report):
@@ -113,8 +133,17 @@ public final class ConnectionSession {
         }
     }
 
-    /// Releases every permit still held: the client went away.
+    /// The answer to this connection's queued acquire, now that it came.
+    public func answerQueued(_ id: RequestID?, _ decision: Decision) -> [UInt8] {
+        pendingWait = nil
+        if let permit = decision.permit { remember(permit.id) }
+        return ResponseEncoder.decision(id, decision)
+    }
+
+    /// Releases every permit still held and withdraws a queued acquire: the
+    /// client went away.
     public func releaseAll() {
+        if let ticket = pendingWait, engine.cancelWait(ticket) { pendingWait = nil }
         for permit in permits { try? engine.release(permit, .abandoned) }
         permits.removeAll()
     }

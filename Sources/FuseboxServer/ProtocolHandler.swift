@@ -11,6 +11,11 @@ import Glibc
 /// loop, so pipelined requests are answered in order; answers are flushed once
 /// per read burst. A client that stops reading stops being read (no unbounded
 /// buffering), and a disconnect releases its permits.
+///
+/// An acquire that queues (a breaker at `max_in_flight` with a queue) holds
+/// this connection's later requests, already read, until its answer comes
+/// back to this event loop; reading pauses meanwhile. Other connections and
+/// other breakers never wait for it.
 public final class ProtocolHandler: ChannelDuplexHandler {
     public typealias InboundIn = Frame
     public typealias OutboundIn = ByteBuffer
@@ -26,6 +31,12 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private var subscribed = false
     private var readDeferred = false
     private var closing = false
+    /// A queued acquire's answer is outstanding; frames read meanwhile wait here.
+    private var waiting = false
+    private var backlog: [Frame] = []
+    /// The client half-closed while an answer was outstanding: close once it is written.
+    private var closeWhenAnswered = false
+    private var active = true
 
     public init(
         session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver,
@@ -37,6 +48,16 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         self.observer = observer
         self.allowedUIDs = allowedUIDs
         self.logger = logger
+    }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let eventLoop = context.eventLoop
+        session.waitResume = { id in
+            { decision in
+                eventLoop.execute { bound.value.handler.answerQueued(context: bound.value.context, id: id, decision) }
+            }
+        }
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -86,6 +107,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
+        active = false
         session.releaseAll()
         if subscribed { hub.remove(context.channel) }
         if admitted {
@@ -97,10 +119,23 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard admitted, !closing else { return }
-        switch unwrapInboundIn(data) {
+        let frame = unwrapInboundIn(data)
+        if waiting {
+            backlog.append(frame)
+        } else {
+            serve(frame, context: context)
+        }
+    }
+
+    private func serve(_ frame: Frame, context: ChannelHandlerContext) {
+        switch frame {
         case .line(let line):
             let reply = line.withUnsafeReadableBytes { session.handle($0) }
             observer.served(op: reply.op, error: reply.error)
+            if reply.queued != nil {
+                waiting = true
+                return
+            }
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply.bytes)), promise: nil)
             if reply.subscribe, !subscribed {
                 subscribed = true
@@ -113,6 +148,27 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         }
     }
 
+    /// A queued acquire was answered (on this event loop): write it, then serve
+    /// what arrived behind it, then read again.
+    private func answerQueued(context: ChannelHandlerContext, id: RequestID?, _ decision: Decision) {
+        guard active, !closing else {
+            // The client left after the answer was decided: the permit is nobody's.
+            if let permit = decision.permit { try? session.engine.release(permit.id, .abandoned) }
+            return
+        }
+        waiting = false
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: session.answerQueued(id, decision))), promise: nil)
+        while !waiting, !closing, !backlog.isEmpty { serve(backlog.removeFirst(), context: context) }
+        context.flush()
+        guard !waiting else { return }
+        if closeWhenAnswered {
+            closeAfterWriting(context: context, nil)
+        } else if readDeferred, context.channel.isWritable {
+            readDeferred = false
+            context.read()
+        }
+    }
+
     public func channelReadComplete(context: ChannelHandlerContext) {
         context.flush()
         context.fireChannelReadComplete()
@@ -121,7 +177,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     /// Reads only while the client takes our answers: pipelining without
     /// reading would otherwise grow the outbound buffer without bound.
     public func read(context: ChannelHandlerContext) {
-        if context.channel.isWritable || closing {
+        if (context.channel.isWritable && !waiting) || closing {
             context.read()
         } else {
             readDeferred = true
@@ -131,7 +187,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     public func channelWritabilityChanged(context: ChannelHandlerContext) {
         if context.channel.isWritable {
             if subscribed { hub.resumed(context.channel) }
-            if readDeferred {
+            if readDeferred, !waiting {
                 readDeferred = false
                 context.read()
             }
@@ -144,7 +200,11 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         case ChannelEvent.inputClosed:
             // The client finished sending (`printf … | socat`): answer what it sent, then close.
             // A subscriber that half-closed keeps receiving events.
-            if !subscribed { closeAfterWriting(context: context, nil) }
+            if waiting {
+                closeWhenAnswered = true
+            } else if !subscribed {
+                closeAfterWriting(context: context, nil)
+            }
         case is ChannelShouldQuiesceEvent:
             closeAfterWriting(context: context, nil)
         default:

@@ -10,8 +10,9 @@ public enum RequestID: Equatable, Sendable {
 /// One decoded request of protocol v1.
 public enum Request: Equatable, Sendable {
     case hello(protocol: Int?, client: String?)
-    case acquire(breaker: String)
-    case route(chain: String, exclude: [String])
+    /// `cost`: the call's estimated tokens, for a token budget.
+    case acquire(breaker: String, cost: Int = 0)
+    case route(chain: String, exclude: [String], cost: Int = 0)
     case report(permit: String, CallReport)
     case record(breaker: String, CallReport)
     case status(breaker: String?)
@@ -64,4 +65,6 @@ public enum WireLimits {
     public static let maxNameBytes = 64
     public static let maxIDBytes = 128
     public static let protocolVersion = 1
+    /// The largest `cost` or `tokens_used`.
+    public static let maxTokens = 1_000_000_000
 }

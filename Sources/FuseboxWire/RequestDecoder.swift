@@ -63,9 +63,12 @@ public enum RequestDecoder {
         case .hello:
             return .hello(protocol: try fields.int("protocol", 0...1_000_000), client: try fields.string("client", limit: 256))
         case .acquire:
-            return .acquire(breaker: try fields.name("breaker"))
+            return .acquire(breaker: try fields.name("breaker"), cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0)
         case .route:
-            return .route(chain: try fields.name("chain"), exclude: try fields.names("exclude"))
+            return .route(
+                chain: try fields.name("chain"), exclude: try fields.names("exclude"),
+                cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0
+            )
         case .report:
             guard let permit = try fields.string("permit", limit: 64) else {
                 throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
@@ -117,6 +120,7 @@ public enum RequestDecoder {
         }
         report.latency = try fields.milliseconds("latency_ms")
         report.retryAfter = try fields.milliseconds("retry_after_ms")
+        report.tokensUsed = try fields.int("tokens_used", 0...WireLimits.maxTokens)
         report.error = try fields.string("error", limit: nil).map(truncatedError)
         return report
     }

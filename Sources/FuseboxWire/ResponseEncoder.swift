@@ -49,7 +49,9 @@ public enum ResponseEncoder {
             writer.int("deadline_ms", permit.deadline.milliseconds)
         } else {
             writer.int("retry_in_ms", decision.retryIn.map(roundedUpMilliseconds))
+            writer.string("reason", decision.reason?.rawValue)
         }
+        if let waited = decision.waited { writer.int("waited_ms", waited.millisecondsClamped) }
         return writer.finish()
     }
 
@@ -64,6 +66,7 @@ public enum ResponseEncoder {
             inner.string("breaker", skipped.breaker)
             inner.string("state", skipped.state.rawValue)
             inner.int("retry_in_ms", skipped.retryIn.map(roundedUpMilliseconds))
+            inner.string("reason", skipped.reason.rawValue)
         }
         return writer.finish()
     }
@@ -97,6 +100,9 @@ public enum ResponseEncoder {
         writer.int("permits_in_flight", s.permitsInFlight)
         writer.string("last_error", s.lastError)
         writer.int("last_status", s.lastStatus)
+        writer.int("queued", s.queued)
+        if let rate = s.rateAvailable { writer.int("rate_tokens_available", Int(rate.rounded(.down))) }
+        if let tokens = s.tokensAvailable { writer.int("token_budget_available", Int(tokens.rounded(.down))) }
     }
 
     /// Rounded up, so a client that waits exactly this long finds the breaker ready.
