@@ -70,6 +70,16 @@ panels = [
     panel(9, "Clients and protocol errors", "timeseries",
           [("fusebox_clients_connected", "clients"),
            (f'sum by (code) (rate(fusebox_protocol_errors_total[{R}]))', "error {{code}}")], 12, 31),
+    panel(10, "Budget rejections (concurrency, rate, tokens)", "timeseries",
+          [(f'sum by (breaker, reason) (rate(fusebox_budget_rejections_total{{{B}}}[{R}]))', "{{breaker}} {{reason}}")],
+          0, 39, unit="reqps"),
+    panel(11, "Queue: waiting and p99 wait", "timeseries",
+          [(f'sum by (breaker) (fusebox_queue_depth{{{B}}})', "{{breaker}} waiting"),
+           (f'histogram_quantile(0.99, sum by (le, breaker) (rate(fusebox_queue_wait_seconds_bucket{{{B}}}[{R}])))', "{{breaker}} p99 wait (s)")],
+          12, 39),
+    panel(12, "Budget left (requests and tokens available now)", "timeseries",
+          [(f'fusebox_rate_tokens_available{{{B}}}', "{{breaker}} requests"),
+           (f'fusebox_token_budget_available{{{B}}}', "{{breaker}} tokens")], 0, 47, w=24),
 ]
 
 dashboard = {

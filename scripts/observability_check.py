@@ -94,7 +94,10 @@ instance: obs
 defaults:
   trip: {{ consecutive_failures: 3 }}
   open: {{ duration: 1s, jitter: 0 }}
-breakers: {{ openai: {{}}, anthropic: {{}}, ollama: {{}} }}
+breakers:
+  openai: {{ max_in_flight: 8, queue: {{ max: 10, timeout: 1s }}, rate: {{ requests: 600, per: 1m }}, tokens: {{ budget: 90000, per: 1m }} }}
+  anthropic: {{}}
+  ollama: {{}}
 chains: {{ llm: [openai, anthropic, ollama] }}
 """
     with open(f"{work}/fusebox.yaml", "w") as f:
@@ -106,9 +109,13 @@ chains: {{ llm: [openai, anthropic, ollama] }}
         wait_for("the sidecar's HTTP endpoint", lambda: http_get(f"http://127.0.0.1:{port}/readyz"))
         sock = f"{work}/fusebox.sock"
         # Traffic and transitions: trip openai, route around it, let it half-open.
-        answers = ask(sock, ['{"op":"record","breaker":"openai","status":503,"latency_ms":40}'] * 3
+        # First spend openai's token budget: the second call's cost does not fit.
+        answers = ask(sock, ['{"op":"acquire","breaker":"openai","cost":60000}'] * 2
+                      + ['{"op":"record","breaker":"openai","status":503,"latency_ms":40}'] * 3
                       + ['{"op":"route","chain":"llm"}', '{"op":"acquire","breaker":"openai"}', '{"op":"bogus"}'])
-        permit = answers[3]["permit"]
+        if answers[1].get("reason") != "tokens":
+            check("a token budget refuses what does not fit", False, json.dumps(answers[1]))
+        permit = answers[5]["permit"]
         ask(sock, [json.dumps({"op": "report", "permit": permit, "outcome": "success", "latency_ms": 250})])
         wait_for("openai half-open", lambda: '"half_open"' in http_get(f"http://127.0.0.1:{port}/v1/breakers"))
         scrape = http_get(f"http://127.0.0.1:{port}/metrics")
@@ -122,6 +129,10 @@ chains: {{ llm: [openai, anthropic, ollama] }}
         check("scrape shows openai half-open and a fallback",
               'fusebox_breaker_state{breaker="openai",state="half_open"} 1' in scrape
               and 'fusebox_fallbacks_total{chain="llm",from="openai",to="anthropic"} 1' in scrape, scrape[:2000])
+        check("scrape shows the token budget's refusal and what is left",
+              'fusebox_budget_rejections_total{breaker="openai",reason="tokens"} 1' in scrape
+              and re.search(r'fusebox_token_budget_available\{breaker="openai"\} [3-8]\d{4}', scrape) is not None
+              and 'fusebox_queue_depth{breaker="openai"} 0' in scrape, scrape[:3000])
 
         # 2. Rules.
         result = subprocess.run(["promtool", "check", "rules", RULES], capture_output=True, text=True)
