@@ -72,7 +72,7 @@ extension StoreSource {
     func traffic(lanes: [Lane], from: Int64, to: Int64, columns: Int) throws -> [Lane: (totals: TrafficTotals, columns: [(calls: Int, failed: Int)])] {
         try queue.read { db in
             let statement = try db.makeStatement(sql: """
-                SELECT \(TrafficTotals.sums)
+                SELECT \(trafficSums)
                 FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms < ?
                 """)
             var result: [Lane: (totals: TrafficTotals, columns: [(calls: Int, failed: Int)])] = [:]

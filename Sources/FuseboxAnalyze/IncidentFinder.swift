@@ -160,6 +160,7 @@ extension TrafficTotals {
     mutating func add(_ o: TrafficTotals) {
         successes += o.successes; failures += o.failures; timeouts += o.timeouts; ignored += o.ignored; rejected += o.rejected
         fallbacksIn += o.fallbacksIn; fallbacksOut += o.fallbacksOut; slow += o.slow; expired += o.expired; abandoned += o.abandoned
+        rejectedConcurrency += o.rejectedConcurrency; rejectedRate += o.rejectedRate; rejectedTokens += o.rejectedTokens
     }
 }
 

@@ -85,5 +85,8 @@ public enum JSONReport {
         w.int("calls", t.calls); w.int("successes", t.successes); w.int("failures", t.failures); w.int("timeouts", t.timeouts)
         w.int("ignored", t.ignored); w.int("rejected", t.rejected); w.int("fallbacks_out", t.fallbacksOut)
         w.int("fallbacks_in", t.fallbacksIn); w.int("slow", t.slow); w.int("expired", t.expired); w.int("abandoned", t.abandoned)
+        w.object("rejected_by_budget") { w in
+            w.int("concurrency", t.rejectedConcurrency); w.int("rate", t.rejectedRate); w.int("tokens", t.rejectedTokens)
+        }
     }
 }

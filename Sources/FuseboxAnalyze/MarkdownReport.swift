@@ -54,7 +54,7 @@ public enum MarkdownReport {
         for s in a.summary {
             out.append("| `\(s.lane.label)` | \(s.incidents) | \(DurationFormat.text(s.openMs)) | \(TimeText.percent(s.availability)) | "
                 + "\(s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-") | \(s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-") | "
-                + "\(s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-") | \(s.traffic.calls) | \(s.traffic.failed) | \(s.traffic.rejected) |")
+                + "\(s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-") | \(s.traffic.calls) | \(s.traffic.failed) | \(s.traffic.rejectedCell) |")
         }
         emit(out.joined(separator: "\n") + "\n")
     }

@@ -72,8 +72,11 @@ public struct FallbackCount: Sendable, Equatable {
 public struct TrafficTotals: Sendable, Equatable {
     public var successes = 0, failures = 0, timeouts = 0, ignored = 0, rejected = 0
     public var fallbacksIn = 0, fallbacksOut = 0, slow = 0, expired = 0, abandoned = 0
+    /// Refusals by a budget, also in `rejected`.
+    public var rejectedConcurrency = 0, rejectedRate = 0, rejectedTokens = 0
 
     public var failed: Int { failures + timeouts }
+    public var rejectedByBudget: Int { rejectedConcurrency + rejectedRate + rejectedTokens }
     public var calls: Int { successes + failures + timeouts + ignored }
 }
 

@@ -7,10 +7,14 @@ import GRDB
 final class StoreSource: @unchecked Sendable {
     let path: String
     let queue: DatabaseQueue
+    /// The select list summing `traffic` rows; a version 1 store has no budget columns.
+    let trafficSums: String
 
     init(path: String, queue: DatabaseQueue) {
         self.path = path
         self.queue = queue
+        let version = (try? queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }) ?? nil
+        trafficSums = TrafficTotals.sums(budgetColumns: (version ?? StoreSchema.currentVersion) >= 2)
     }
 
     /// Another read-only connection to the same file, for a second thread.
@@ -87,7 +91,7 @@ final class StoreSource: @unchecked Sendable {
         guard !breakers.isEmpty else { return TrafficTotals() }
         return try queue.read { db in
             let row = try Row.fetchOne(db, sql: """
-                SELECT \(TrafficTotals.sums)
+                SELECT \(trafficSums)
                 FROM traffic WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ?
                     AND breaker IN (\(breakers.map { _ in "?" }.joined(separator: ",")))
                 """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers))
@@ -144,14 +148,16 @@ final class StoreSource: @unchecked Sendable {
 
 extension TrafficTotals {
     /// The select list that sums a range of `traffic` rows, in the order `init(sums:)` reads.
-    static let sums = """
-        sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in), \
-        sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned)
-        """
+    static func sums(budgetColumns: Bool) -> String {
+        "sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in), "
+            + "sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned), "
+            + (budgetColumns ? "sum(rejected_concurrency), sum(rejected_rate), sum(rejected_tokens)" : "0, 0, 0")
+    }
 
     init(sums row: Row) {
         func v(_ i: Int) -> Int { (row[i] as Int?) ?? 0 }
         self.init(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
-                  fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9))
+                  fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9),
+                  rejectedConcurrency: v(10), rejectedRate: v(11), rejectedTokens: v(12))
     }
 }

@@ -71,7 +71,7 @@ public enum TextReport {
                 s.lane.label, String(s.incidents), DurationFormat.text(s.openMs), TimeText.percent(s.availability),
                 s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-", s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-",
                 s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-", String(s.traffic.calls), String(s.traffic.failed),
-                String(s.traffic.rejected),
+                s.traffic.rejectedCell,
             ])
         }
         let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }

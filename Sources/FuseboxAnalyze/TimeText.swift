@@ -23,12 +23,27 @@ enum TimeText {
     }
 }
 
+extension TrafficTotals {
+    /// ` (12 by budget: 4 concurrency, 8 rate)`, or nothing when no budget refused.
+    var budgetText: String {
+        guard rejectedByBudget > 0 else { return "" }
+        let parts = [(rejectedConcurrency, "concurrency"), (rejectedRate, "rate"), (rejectedTokens, "tokens")]
+            .filter { $0.0 > 0 }.map { "\($0.0) \($0.1)" }
+        return " (\(rejectedByBudget) by budget: \(parts.joined(separator: ", ")))"
+    }
+}
+
+extension TrafficTotals {
+    /// `12`, or `12 (8 budget)` when budgets refused some.
+    var rejectedCell: String { rejectedByBudget > 0 ? "\(rejected) (\(rejectedByBudget) budget)" : String(rejected) }
+}
+
 extension Incident {
     /// `8m 20s`, or `ongoing`.
     var durationText: String { end.map { DurationFormat.text($0 - start) } ?? "ongoing" }
 
     var callsLine: String {
-        "\(traffic.calls) calls, \(traffic.failed) failed, \(traffic.rejected) rejected, \(traffic.fallbacksOut) sent to a fallback"
+        "\(traffic.calls) calls, \(traffic.failed) failed, \(traffic.rejected) rejected\(traffic.budgetText), \(traffic.fallbacksOut) sent to a fallback"
     }
 
     var flags: [String] {

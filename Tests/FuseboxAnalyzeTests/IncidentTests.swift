@@ -130,4 +130,20 @@ struct IncidentTests {
         h.finish()
         #expect(throws: AnalyzeError.empty([h.path("host-a")])) { try Analyzer.analyze(AnalyzeOptions(databases: [h.path("host-a")])) }
     }
+
+    @Test func budgetRefusalsAreCountedByReasonWithoutMakingAnIncident() throws {
+        let h = try StoreHistory()
+        h.openaiBudget = BudgetPolicy(rate: RateLimit(amount: 30, per: .seconds(60)))
+        try h.traffic(count: 120)  // twice what openai's budget allows over two minutes
+        h.finish()
+        let a = try analyze(h)
+        #expect(a.incidents.isEmpty, "a budget refuses before anything fails: the breaker stays closed")
+        let openai = try #require(a.summary.first { $0.lane.breaker == "openai" }).traffic
+        let anthropic = try #require(a.summary.first { $0.lane.breaker == "anthropic" }).traffic
+        // A full bucket of 30, then one every 2 s: about 90 of 120, the rest spill to anthropic.
+        #expect((88...91).contains(openai.successes))
+        #expect(openai.rejectedRate == 120 - openai.successes)
+        #expect(openai.rejected == openai.rejectedRate && openai.rejectedConcurrency == 0 && openai.rejectedTokens == 0)
+        #expect(anthropic.successes == openai.rejectedRate && openai.fallbacksOut == openai.rejectedRate)
+    }
 }

@@ -9,6 +9,8 @@ final class StoreHistory {
     let folder: URL
     let clock: ManualClock
     private var stores: [String: (StoreWriter, Engine)] = [:]
+    /// openai's budgets in engines made from now on.
+    var openaiBudget = BudgetPolicy()
     static let start = Timestamp(rfc3339: "2026-03-01T10:00:00Z")!
 
     init() throws {
@@ -32,7 +34,11 @@ final class StoreHistory {
         policy.trip.window = nil
         let engine = try Engine(
             configuration: EngineConfiguration(
-                breakers: ["openai", "anthropic", "ollama"].map { BreakerDefinition(name: $0, policy: policy) },
+                breakers: ["openai", "anthropic", "ollama"].map { name in
+                    var own = policy
+                    if name == "openai" { own.budget = openaiBudget }
+                    return BreakerDefinition(name: name, policy: own)
+                },
                 chains: [ChainDefinition(name: "llm", breakers: ["openai", "anthropic", "ollama"])]
             ),
             clock: clock, observer: writer, seed: 3
