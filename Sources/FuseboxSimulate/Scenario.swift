@@ -34,6 +34,13 @@ public struct Scenario: Sendable, Equatable {
 
     public var primary: String { chain.first ?? "" }
 
+    /// Whether a provider of the chain limits its rate: then the breaker is
+    /// also run with a rate budget matching each limit.
+    public var hasRateLimits: Bool { chain.contains { provider($0)?.rateLimit != nil } }
+
+    /// The strategies worth comparing for this scenario.
+    public var strategies: [Strategy] { hasRateLimits ? Strategy.allCases : [.naiveRetry, .breaker] }
+
     public func provider(_ name: String) -> ProviderModel? { providers.first { $0.name == name } }
 }
 
@@ -44,12 +51,16 @@ public struct ProviderModel: Sendable, Equatable {
     public var median: Duration
     public var p99: Duration
     public var faults: [FaultWindow]
+    /// The provider's own rate limit, requests per minute: above it a call is
+    /// answered 429 with Retry-After, as LLM APIs do.
+    public var rateLimit: Int?
 
-    public init(name: String, median: Duration, p99: Duration, faults: [FaultWindow] = []) {
+    public init(name: String, median: Duration, p99: Duration, faults: [FaultWindow] = [], rateLimit: Int? = nil) {
         self.name = name
         self.median = median
         self.p99 = p99
         self.faults = faults
+        self.rateLimit = rateLimit
     }
 
     /// The fault in force at `offset` from the start of the run.
@@ -102,13 +113,19 @@ public struct RetryPolicy: Sendable, Equatable {
 }
 
 public enum Strategy: String, Sendable, CaseIterable {
+    /// Routes through the engine (with or without budgets).
+    public var usesBreaker: Bool { self != .naiveRetry }
+
     case naiveRetry = "naive-retry"
     case breaker
+    /// The breaker with a `rate` budget set to each rate-limited provider's limit.
+    case breakerBudget = "breaker+budget"
 
     public var title: String {
         switch self {
         case .naiveRetry: return "no breaker (retries)"
         case .breaker: return "breaker + fallback"
+        case .breakerBudget: return "breaker + rate budget"
         }
     }
 }

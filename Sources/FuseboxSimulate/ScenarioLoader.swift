@@ -17,6 +17,7 @@ import FuseboxCore
 ///     faults:
 ///       - { start: 2m, length: 5m, mode: timeout }
 ///       - { start: 8m, length: 1m, mode: error, status: 429, retry_after: 20s, ratio: 0.5 }
+///     rate_limit: 600        # requests per minute; above it, 429 with Retry-After
 ///   anthropic: { median: 1s, p99: 4s }
 /// retry: { retries: 3, base: 2s, cap: 10s }
 /// policy:                    # the breaker policy, same keys as a breaker in fusebox.yaml
@@ -85,9 +86,10 @@ public enum ScenarioLoader {
     static func provider(_ name: String, _ node: ConfigNode, base: ProviderModel?) throws(ConfigError) -> ProviderModel {
         var model = base ?? ProviderModel(name: name, median: .seconds(1), p99: .seconds(3))
         model.faults = []
-        for (key, value) in try node.mapping(allowed: ["median", "p99", "faults"]) {
+        for (key, value) in try node.mapping(allowed: ["median", "p99", "faults", "rate_limit"]) {
             switch key {
             case "median": model.median = try value.duration()
+            case "rate_limit": model.rateLimit = value.isOff ? nil : try value.int(1...10_000_000)
             case "p99": model.p99 = try value.duration()
             default:
                 model.faults = try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> FaultWindow in try fault(item) }

@@ -25,6 +25,8 @@ public struct StrategyResult: Sendable, Equatable {
     /// From the primary's recovery to the first successful call on it.
     public var recoveryLag: Duration?
     public var transitions = 0
+    /// Calls a provider answered 429 because they exceeded its rate limit.
+    public var rateLimited = 0
 
     public var served: Int { servedBy.values.reduce(0, +) }
 }
@@ -62,6 +64,8 @@ public final class Simulation {
     private var inFlight = 0
     private var result: StrategyResult
     private var lastTick: Int64 = .min
+    /// Each rate-limited provider's own bucket (requests left, last refill).
+    private var providerBuckets: [Int: (level: Double, at: Int64)] = [:]
 
     /// - Parameters:
     ///   - clock: the virtual clock (set to the scenario's start); share it with any observer that reads time.
@@ -73,11 +77,17 @@ public final class Simulation {
         self.clock.set(scenario.start)
         draws = Draws(seed: scenario.seed)
         result = StrategyResult(strategy: strategy)
-        if strategy == .breaker {
+        if strategy.usesBreaker {
             let observers: [any EngineObserver] = [transitionCount] + (observer.map { [$0] } ?? [])
             engine = try Engine(
                 configuration: EngineConfiguration(
-                    breakers: scenario.chain.map { BreakerDefinition(name: $0, policy: scenario.policy) },
+                    breakers: scenario.chain.map { name in
+                        var policy = scenario.policy
+                        if strategy == .breakerBudget, let limit = scenario.provider(name)?.rateLimit {
+                            policy.budget.rate = RateLimit(amount: limit, per: .seconds(60))
+                        }
+                        return BreakerDefinition(name: name, policy: policy)
+                    },
                     chains: [ChainDefinition(name: "chain", breakers: scenario.chain)]
                 ),
                 clock: self.clock, observer: EventFanout(observers), seed: scenario.seed
@@ -147,7 +157,7 @@ public final class Simulation {
         switch strategy {
         case .naiveRetry:
             call(request, provider: 0, attempt: attempt, permit: nil, at: at)
-        case .breaker:
+        case .breaker, .breakerBudget:
             let route = try engine!.route("chain", exclude: requests[request].excluded)
             guard route.allowed, let name = route.breaker, let permit = route.permit,
                   let index = scenario.chain.firstIndex(of: name) else {
@@ -176,7 +186,7 @@ public final class Simulation {
         }
         if case .success = outcome {
             let offset = Duration.nanoseconds(at - scenario.start.nanoseconds)
-            if provider == 0, strategy == .breaker, providerModel(0).fault(at: offset) != nil, !transitionCount.opened.contains(name) {
+            if provider == 0, strategy.usesBreaker, providerModel(0).fault(at: offset) != nil, !transitionCount.opened.contains(name) {
                 result.resetsBeforeTrip += 1
             }
             if provider == 0, result.recoveryLag == nil, let recovered = primaryRecovery, started >= recovered {
@@ -192,7 +202,7 @@ public final class Simulation {
             } else {
                 finishRequest(request, servedBy: nil, at: at)
             }
-        case .breaker:
+        case .breaker, .breakerBudget:
             requests[request].excluded.append(name)
             try begin(request, attempt: attempt + 1, at: at)
         }
@@ -238,6 +248,10 @@ public final class Simulation {
                 }
             }
         }
+        if let limit = model.rateLimit, let wait = overLimit(provider, perMinute: limit, at: at) {
+            result.rateLimited += 1
+            outcome = .failure(status: 429, latency: .milliseconds(20), retryAfter: wait)
+        }
         let latency: Duration
         switch outcome {
         case .success(let d), .timeout(let d): latency = d
@@ -250,6 +264,25 @@ public final class Simulation {
             .callDone(request: request, provider: provider, attempt: attempt, permit: permit, result: outcome, started: at),
             at: at + latency.nanosecondsClamped
         )
+    }
+}
+
+extension Simulation {
+    /// The provider's limiter, a bucket of `perMinute` refilled continuously
+    /// (as LLM APIs describe theirs): nil when the call fits, else the
+    /// Retry-After it answers, in whole seconds as HTTP sends it.
+    fileprivate func overLimit(_ provider: Int, perMinute: Int, at: Int64) -> Duration? {
+        let capacity = Double(perMinute), perNanosecond = Double(perMinute) / 60e9
+        var bucket = providerBuckets[provider] ?? (capacity, scenario.start.nanoseconds)
+        bucket.level = min(capacity, bucket.level + Double(at - bucket.at) * perNanosecond)
+        bucket.at = at
+        defer { providerBuckets[provider] = bucket }
+        guard bucket.level < 1 else {
+            bucket.level -= 1
+            return nil
+        }
+        let seconds = ((1 - bucket.level) / perNanosecond / 1e9).rounded(.up)
+        return .seconds(Int64(max(1, seconds)))
     }
 }
 

@@ -17,6 +17,9 @@ public enum SimulationReport {
         let rate = perMinute == perMinute.rounded() ? String(Int(perMinute)) : seconds3(perMinute)
         var text = "\(rate) requests/minute (\(s.arrivals.rawValue), seed \(s.seed)) for \(span(s.duration))"
         for provider in s.providers {
+            if let limit = provider.rateLimit, s.chain.contains(provider.name) {
+                text += "; \(provider.name): limited to \(limit) requests/minute (429 with Retry-After above)"
+            }
             for fault in provider.faults {
                 let share = fault.ratio < 1 ? " of \(Int((fault.ratio * 100).rounded()))% of calls" : ""
                 text += "; \(provider.name): \(mode(fault.mode))\(share) from \(span(fault.start)) for \(span(fault.length))"
@@ -37,7 +40,7 @@ public enum SimulationReport {
         var cells = [
             String(r.requests),
             "\(r.userErrors) (\(percent(r.userErrors, r.requests)))",
-            r.strategy == .breaker
+            r.strategy.usesBreaker
                 ? "\(r.callsToFailing) (\(r.callsToFailing - r.callsToFailingAfterTrip) before it opened, \(r.probesToFailing) probes)"
                 : String(r.callsToFailing),
             String(r.calls),
@@ -47,7 +50,8 @@ public enum SimulationReport {
         ]
         for name in s.chain { cells.append(String(r.servedBy[name] ?? 0)) }
         cells.append(r.recoveryLag.map(seconds) ?? "-")
-        cells.append(r.strategy == .breaker ? String(r.transitions) : "-")
+        cells.append(r.strategy.usesBreaker ? String(r.transitions) : "-")
+        if s.hasRateLimits { cells.append(String(r.rateLimited)) }
         return cells
     }
 
@@ -56,6 +60,7 @@ public enum SimulationReport {
          "mean response time", "p99 response time", "peak concurrent calls"]
             + s.chain.enumerated().map { "served by \($1)\($0 == 0 ? " (primary)" : "")" }
             + ["recovery to primary traffic", "breaker transitions"]
+            + (s.hasRateLimits ? ["429s from rate limits"] : [])
     }
 
     static func tableText(_ s: Scenario, _ results: [StrategyResult], markdown: Bool) -> String {
@@ -87,7 +92,8 @@ public enum SimulationReport {
             "probes_to_failing_provider": \(r.probesToFailing), \
             "provider_calls": \(r.calls), "mean_response_ms": \(ms(r.meanResponse)), "p99_response_ms": \(ms(r.p99Response)), \
             "peak_in_flight": \(r.peakInFlight), "served_by": {\(served)}, \
-            "recovery_to_primary_ms": \(r.recoveryLag.map { String(ms($0)) } ?? "null"), "transitions": \(r.transitions)}
+            "recovery_to_primary_ms": \(r.recoveryLag.map { String(ms($0)) } ?? "null"), "transitions": \(r.transitions), \
+            "rate_limited": \(r.rateLimited)}
             """
         }.joined(separator: ",\n")
         return out + "\n  ]\n}\n"

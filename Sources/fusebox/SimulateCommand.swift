@@ -16,10 +16,15 @@ struct SimulateCommand: ParsableCommand {
         4 s, 8 s backoff, capped at 10 s); "breaker + fallback" routes through the real engine \
         along openai → anthropic → ollama with the default policy. Same seed, same output.
 
+        With --rate-limit (or a provider's rate_limit in a scenario file) the primary answers \
+        429 with Retry-After above that many requests a minute, and a third column runs the \
+        breaker with a rate budget of the same size.
+
         Examples:
           fusebox simulate
           fusebox simulate --outage 10m --fault error --status 503 --format markdown
           fusebox simulate --rate 6000 --duration 1h --arrivals poisson --seed 7
+          fusebox simulate --rate 900 --rate-limit 600 --outage 0s
           fusebox simulate --scenario outage.yaml --format json
           fusebox simulate --store sim.db && fusebox analyze --db sim.db
         """
@@ -36,6 +41,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "HTTP status of error faults.") var status: Int?
     @Option(help: "Retry-After sent with error faults, e.g. 30s.") var retryAfter: String?
     @Option(help: "Share of calls the fault hits, 0 to 1.") var ratio: Double?
+    @Option(help: "The primary's rate limit in requests per minute (429 above it); 0 for none.") var rateLimit: Int?
     @Option(help: "table, markdown or json.") var format: String = "table"
     @Option(help: "Also write the breaker run into this Fusebox store (virtual timestamps).") var store: String?
 
@@ -52,6 +58,7 @@ struct SimulateCommand: ParsableCommand {
             throw ValidationError("--format must be table, markdown or json")
         }
         let naive = try Simulation.run(s, strategy: .naiveRetry)
+        let budget = s.hasRateLimits ? [try Simulation.run(s, strategy: .breakerBudget)] : []
         let breaker: StrategyResult
         if let store {
             let clock = ManualClock(s.start)
@@ -68,7 +75,7 @@ struct SimulateCommand: ParsableCommand {
         } else {
             breaker = try Simulation.run(s, strategy: .breaker)
         }
-        print(SimulationReport.render(s, [naive, breaker], format: output), terminator: "")
+        print(SimulationReport.render(s, [naive, breaker] + budget, format: output), terminator: "")
     }
 
     private func apply(to s: inout Scenario) throws {
@@ -87,6 +94,10 @@ struct SimulateCommand: ParsableCommand {
             s.arrivals = value
         }
         if let seed { s.seed = seed }
+        if let rateLimit, let index = s.providers.firstIndex(where: { $0.name == s.primary }) {
+            guard rateLimit >= 0 else { throw ValidationError("--rate-limit must be 0 (none) or more") }
+            s.providers[index].rateLimit = rateLimit == 0 ? nil : rateLimit
+        }
         let touchesFault = outage != nil || outageStart != nil || fault != nil || status != nil || retryAfter != nil || ratio != nil
         guard touchesFault, let index = s.providers.firstIndex(where: { $0.name == s.primary }) else { return }
         var window = s.providers[index].faults.first ?? FaultWindow(start: .seconds(120), length: .seconds(300), mode: .timeout)

@@ -110,4 +110,29 @@ struct SimulationTests {
         #expect(s.policy.open.duration == .seconds(15) && s.retry.retries == 1)
         #expect(throws: (any Error).self) { try ScenarioLoader.load(yaml: "providers: { a: { faults: [ { mode: explode } ] } }", file: "s.yaml") }
     }
+
+    @Test(arguments: [1, 5, 23] as [UInt64])
+    func aRateBudgetKeepsARateLimitedPrimaryFromAnswering429(seed: UInt64) throws {
+        var s = Scenario.reference
+        s.seed = seed
+        s.rate = 15                                   // 900 a minute offered
+        s.providers[0].faults = []
+        s.providers[0].rateLimit = 600                // against 600 allowed
+        #expect(s.strategies == [.naiveRetry, .breaker, .breakerBudget])
+        let breaker = try Simulation.run(s, strategy: .breaker)
+        let budget = try Simulation.run(s, strategy: .breakerBudget)
+        #expect(breaker.rateLimited > 0 && breaker.transitions > 0, "a breaker alone learns of the limit from 429s")
+        #expect(budget.rateLimited == 0 && budget.transitions == 0)
+        #expect(budget.userErrors == 0)
+        // The primary serves about its limit; the rest goes to the fallback.
+        let primary = budget.servedBy["openai"] ?? 0
+        #expect(abs(primary - 600 * 15) <= 600, "\(primary)")
+        #expect(primary + (budget.servedBy["anthropic"] ?? 0) + (budget.servedBy["ollama"] ?? 0) == budget.requests)
+    }
+
+    @Test func aScenarioFileCanLimitAProvidersRate() throws {
+        let s = try ScenarioLoader.load(yaml: "providers: { openai: { rate_limit: 300 } }", file: "s.yaml")
+        #expect(s.provider("openai")?.rateLimit == 300 && s.hasRateLimits)
+        #expect(!Scenario.reference.hasRateLimits)
+    }
 }
