@@ -60,18 +60,18 @@ class AsyncFusebox(ClientPolicy):
             raise ProtocolError(problem.get("code", "unknown"), problem.get("message", ""))
         return answer
 
-    async def acquire(self, breaker: str) -> Permit:
+    async def acquire(self, breaker: str, cost: Optional[int] = None) -> Permit:
         try:
-            answer = await self.request({"op": "acquire", "breaker": breaker})
+            answer = await self.request(self._acquire_message(breaker, cost))
         except SidecarUnavailable:
             return self._unavailable(breaker)
         if not answer["allowed"]:
-            raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"))
+            raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
         return Permit(answer["permit"], breaker, bool(answer.get("probe")))
 
-    async def route(self, chain: str, exclude: Sequence[str] = ()) -> Permit:
+    async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None) -> Permit:
         try:
-            answer = await self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
+            answer = await self.request(self._route_message(chain, exclude, cost))
         except SidecarUnavailable:
             return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:

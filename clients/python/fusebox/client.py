@@ -88,20 +88,23 @@ class Fusebox(ClientPolicy):
             raise ProtocolError(problem.get("code", "unknown"), problem.get("message", ""))
         return answer
 
-    def acquire(self, breaker: str) -> Permit:
-        """A permit for one call to ``breaker``, or ``BreakerOpen``."""
+    def acquire(self, breaker: str, cost: Optional[int] = None) -> Permit:
+        """A permit for one call to ``breaker``, or ``BreakerOpen``. ``cost``:
+        the call's estimated tokens, for a breaker with a token budget. A
+        breaker with a queue may take up to its queue timeout to answer: set
+        ``timeout`` above it."""
         try:
-            answer = self.request({"op": "acquire", "breaker": breaker})
+            answer = self.request(self._acquire_message(breaker, cost))
         except SidecarUnavailable:
             return self._unavailable(breaker)
         if not answer["allowed"]:
-            raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"))
+            raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
         return Permit(answer["permit"], breaker, bool(answer.get("probe")))
 
-    def route(self, chain: str, exclude: Sequence[str] = ()) -> Permit:
+    def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None) -> Permit:
         """A permit from the first breaker of ``chain`` that grants one."""
         try:
-            answer = self.request({"op": "route", "chain": chain, "exclude": list(exclude)})
+            answer = self.request(self._route_message(chain, exclude, cost))
         except SidecarUnavailable:
             return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:
@@ -110,11 +113,12 @@ class Fusebox(ClientPolicy):
 
     def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
                latency_ms: Optional[float] = None, error: Optional[str] = None,
-               retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None) -> Optional[str]:
+               retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None,
+               tokens_used: Optional[int] = None) -> Optional[str]:
         """Reports how a permitted call went; returns the breaker's state after it."""
         message = self._report_message(permit, {
             "outcome": outcome, "status": status, "latency_ms": latency_ms, "error": error,
-            "retry_after_ms": retry_after_ms, "error_kind": error_kind,
+            "retry_after_ms": retry_after_ms, "error_kind": error_kind, "tokens_used": tokens_used,
         })
         if message is None:
             return None

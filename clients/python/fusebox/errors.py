@@ -12,17 +12,21 @@ class BreakerOpen(FuseboxError):
     """The breaker refused the call: do not call the provider now.
 
     ``retry_in_ms`` says when it may admit again (None when unknown, for
-    example a breaker forced open by an operator).
+    example a breaker forced open by an operator). ``reason`` is the limit
+    that refused: ``open``, or a budget (``concurrency``, ``rate``, ``tokens``)
+    while the breaker itself is closed.
     """
 
     def __init__(self, breaker: str, state: str, retry_in_ms: Optional[int] = None,
-                 skipped: Optional[List[Dict[str, Any]]] = None) -> None:
+                 skipped: Optional[List[Dict[str, Any]]] = None, reason: Optional[str] = None) -> None:
         self.breaker = breaker
         self.state = state
         self.retry_in_ms = retry_in_ms
         self.skipped = skipped or []
+        self.reason = reason
         when = f"; retry in {retry_in_ms} ms" if retry_in_ms is not None else ""
-        super().__init__(f"breaker {breaker!r} is {state}{when}")
+        why = f" ({reason})" if reason and reason != "open" else ""
+        super().__init__(f"breaker {breaker!r} is {state}{why}{when}")
 
 
 class ChainExhausted(BreakerOpen):

@@ -59,6 +59,20 @@ class ClientPolicy:
         return default_classifier(error)
 
     @staticmethod
+    def _acquire_message(breaker: str, cost: Optional[int]) -> Dict[str, Any]:
+        message: Dict[str, Any] = {"op": "acquire", "breaker": breaker}
+        if cost is not None:
+            message["cost"] = cost
+        return message
+
+    @staticmethod
+    def _route_message(chain: str, exclude: Sequence[str], cost: Optional[int]) -> Dict[str, Any]:
+        message: Dict[str, Any] = {"op": "route", "chain": chain, "exclude": list(exclude)}
+        if cost is not None:
+            message["cost"] = cost
+        return message
+
+    @staticmethod
     def _report_message(permit: Permit, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
         """The report request, or None for a degraded permit (nothing to report)."""
         if permit.degraded or permit.id is None:

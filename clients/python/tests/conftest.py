@@ -29,11 +29,11 @@ chains: { llm: [openai, anthropic, ollama] }
 
 
 class Sidecar:
-    def __init__(self, folder: pathlib.Path) -> None:
+    def __init__(self, folder: pathlib.Path, config: str = CONFIG) -> None:
         self.folder = folder
         self.socket = str(folder / "fusebox.sock")
         self.admin_socket = str(folder / "fusebox-admin.sock")
-        (folder / "fusebox.yaml").write_text(CONFIG)
+        (folder / "fusebox.yaml").write_text(config)
         self.process = None
 
     def start(self) -> "Sidecar":

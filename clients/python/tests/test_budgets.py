@@ -1,0 +1,167 @@
+"""Host-wide budgets end to end: the real sidecar, eight worker processes,
+and provider stubs on loopback HTTP that count what reaches them."""
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from conftest import Sidecar
+
+WORKER = pathlib.Path(__file__).with_name("budget_worker.py")
+CLIENT_PATH = str(pathlib.Path(__file__).resolve().parents[1])
+WORKERS = 8
+
+
+class ProviderStubs:
+    """`dead` answers 503 after 300 ms; `limited` is a bucket of `per_minute`
+    requests refilled continuously and answers 429 with Retry-After above it
+    (as LLM APIs describe their limits); `spare` always answers 200."""
+
+    def __init__(self, per_minute: int = 120) -> None:
+        self.per_minute = per_minute
+        self.calls = {"dead": 0, "limited": 0, "spare": 0}
+        self.too_many = 0
+        self.lock = threading.Lock()
+        self.level = float(per_minute)
+        self.refilled_at = time.monotonic()
+        stubs = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                name = self.path.strip("/")
+                status, headers = stubs.answer(name)
+                self.send_response(status)
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def answer(self, name: str):
+        with self.lock:
+            self.calls[name] += 1
+            if name == "limited":
+                now = time.monotonic()
+                rate = self.per_minute / 60.0
+                self.level = min(self.per_minute, self.level + (now - self.refilled_at) * rate)
+                self.refilled_at = now
+                if self.level < 1 - 1e-6:  # float rounding only
+                    self.too_many += 1
+                    wait = max(1, int((1 - self.level) / rate + 0.999))
+                    return 429, {"Retry-After": str(wait)}
+                self.level -= 1
+        if name == "dead":
+            time.sleep(0.3)
+            return 503, {}
+        return 200, {}
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/{name}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+def start_sidecar(config: str) -> Sidecar:
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="fusebox-budget-"))
+    return Sidecar(folder, config).start()
+
+
+def run_workers(sidecar: Sidecar, mode: str, name: str, duration: float, interval: float, providers: dict) -> list:
+    environment = {**os.environ, "PYTHONPATH": CLIENT_PATH}
+    processes = [subprocess.Popen(
+        [sys.executable, str(WORKER), sidecar.socket, mode, name, str(duration), str(interval), json.dumps(providers)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment) for _ in range(WORKERS)]
+    results = []
+    for process in processes:
+        out, err = process.communicate(timeout=duration + 60)
+        assert process.returncode == 0, err
+        results.append(json.loads(out))
+    return results
+
+
+def total(results: list, field: str) -> dict:
+    summed: dict = {}
+    for result in results:
+        for key, count in result[field].items():
+            summed[key] = summed.get(key, 0) + count
+    return summed
+
+
+def config(breakers: str, chains: str = "{}") -> str:
+    return f"""
+socket: ./fusebox.sock
+admin_socket: ./fusebox-admin.sock
+http: off
+store: off
+instance: budgets
+defaults:
+  trip: {{ consecutive_failures: 5, window: off }}
+  open: {{ duration: 60s, jitter: 0 }}
+breakers: {breakers}
+chains: {chains}
+"""
+
+
+@pytest.fixture
+def stubs():
+    running = ProviderStubs()
+    yield running
+    running.stop()
+
+
+def test_a_dead_provider_sees_at_most_the_cap_plus_the_threshold(stubs):
+    cap, threshold = 2, 5
+    sidecar = start_sidecar(config(f"{{ dead: {{ max_in_flight: {cap} }} }}"))
+    try:
+        results = run_workers(sidecar, "acquire", "dead", duration=3, interval=0.02, providers={"dead": stubs.url("dead")})
+    finally:
+        sidecar.stop()
+        shutil.rmtree(sidecar.folder, ignore_errors=True)
+    refused = total(results, "refused")
+    print(f"\n{WORKERS} workers, cap {cap}: {stubs.calls['dead']} calls reached the dead provider; refused {refused}")
+    assert stubs.calls["dead"] <= cap + threshold
+    assert stubs.calls["dead"] >= threshold, "the breaker needs its threshold of failures to trip"
+    assert refused.get("concurrency", 0) > 0, "workers were held at the cap before the trip"
+    assert refused.get("open", 0) > 0, "and refused as open after it"
+
+
+def test_a_rate_budget_keeps_a_limited_provider_from_answering_429_at_three_times_its_limit(stubs):
+    per_minute = stubs.per_minute
+    sidecar = start_sidecar(config(
+        f"{{ limited: {{ rate: {{ requests: {per_minute}, per: 1m }} }}, spare: {{}} }}",
+        "{ llm: [limited, spare] }"))
+    offered_per_second = 3 * per_minute / 60.0
+    try:
+        results = run_workers(sidecar, "route", "llm", duration=60, interval=WORKERS / offered_per_second,
+                              providers={"limited": stubs.url("limited"), "spare": stubs.url("spare")})
+    finally:
+        sidecar.stop()
+        shutil.rmtree(sidecar.folder, ignore_errors=True)
+    calls = total(results, "calls")
+    statuses = total(results, "statuses")
+    print(f"\n{sum(calls.values())} requests in 60 s (limit {per_minute}/min): {calls}, statuses {statuses}, "
+          f"429s {stubs.too_many}")
+    assert stubs.too_many == 0 and "429" not in statuses
+    # A full bucket at the start plus a minute of refill: at most twice the limit.
+    assert per_minute <= calls["limited"] <= 2 * per_minute + 1
+    assert calls.get("spare", 0) >= sum(calls.values()) // 4, "the excess went to the fallback"
+    assert sum(calls.values()) >= 0.9 * 3 * per_minute
+    assert total(results, "refused") == {}, "no request was left without a provider"
