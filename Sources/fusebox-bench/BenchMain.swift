@@ -3,6 +3,7 @@
 ///
 ///   swift run -c release fusebox-bench engine
 ///   swift run -c release fusebox-bench socket    (needs the release fusebox binary beside it)
+///   swift run -c release fusebox-bench budgets   (socket figures with and without budgets; a full queue's neighbours)
 ///   swift run -c release fusebox-bench store
 ///   swift run -c release fusebox-bench memory
 ///   swift run -c release fusebox-bench analyze-store /tmp/big.db   (then time `fusebox analyze --db /tmp/big.db`)
@@ -16,6 +17,8 @@ enum BenchMain {
             try EngineBench.run()
         case "socket":
             try SocketBench.run(store: arguments.contains("--store"))
+        case "budgets":
+            try BudgetBench.run()
         case "store":
             try StoreBench.run()
         case "analyze-store":
@@ -26,7 +29,7 @@ enum BenchMain {
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             try EngineBench.pairs(count)
         default:
-            print("usage: fusebox-bench [engine | socket [--store] | store | memory | analyze-store FILE | engine-pairs N]")
+            print("usage: fusebox-bench [engine | socket [--store] | budgets | store | memory | analyze-store FILE | engine-pairs N]")
         }
     }
 }

@@ -7,10 +7,11 @@ import Synchronization
 enum EngineBench {
     static let breakers = ["openai", "anthropic", "ollama"]
 
-    static func makeEngine() throws -> Engine {
+    static func makeEngine(budget: BudgetPolicy = BudgetPolicy()) throws -> Engine {
         var policy = BreakerPolicy.default
         policy.trip.consecutiveFailures = nil  // keep every breaker closed: measure the common path
         policy.trip.failureRate = nil
+        policy.budget = budget
         return try Engine(
             configuration: EngineConfiguration(
                 breakers: breakers.map { BreakerDefinition(name: $0, policy: policy) },
@@ -26,6 +27,9 @@ enum EngineBench {
 
         let floor = measure(pairs) { lockFloor(pairs) }
         let single = try measure(pairs) { try pairsOnOneThread(makeEngine(), pairs) }
+        // A cap and a rate budget that are checked on every decision but never refuse.
+        let budget = BudgetPolicy(maxInFlight: 100_000, rate: RateLimit(amount: 1_000_000_000, per: .seconds(1)))
+        let budgeted = try measure(pairs) { try pairsOnOneThread(makeEngine(budget: budget), pairs) }
         let engine = try makeEngine()
         let twoThreads = try measure(pairs) { try pairsOnTwoThreads(engine, pairs) }
         let routeEngine = try makeEngine()
@@ -37,6 +41,7 @@ enum EngineBench {
 
         print(row("baseline: 2 lock round trips", floor, floor))
         print(row("acquire+report, 1 thread", single, floor))
+        print(row("acquire+report, 1 thread, cap + rate budget", budgeted, floor) + "  (×\(String(format2: budgeted / single)) without)")
         print(row("acquire+report, 2 threads (wall / pair)", twoThreads, floor))
         print(row("route+report, primary closed", routeClosed, floor))
         print(row("route+report, 2 skipped", routeFallback, floor))

@@ -70,12 +70,14 @@ enum SocketBench {
     }
 
     /// Each sample is one acquire round trip plus one report round trip, in µs per round trip.
-    static func latencies(path: String, pairs: Int, echo: Bool) throws -> Percentiles {
+    static func latencies(
+        path: String, pairs: Int, echo: Bool, breakers: [String] = ["openai", "anthropic", "ollama"]
+    ) throws -> Percentiles {
         let client = try LineClient(path: path)
         var samples: [Double] = []
         samples.reserveCapacity(pairs * 2)
         for i in 0..<(pairs + 1_000) {  // the first 1,000 warm up
-            let breaker = ["openai", "anthropic", "ollama"][i % 3]
+            let breaker = breakers[i % breakers.count]
             let acquire = #"{"op":"acquire","breaker":"\#(breaker)"}"#
             var start = ContinuousClock.now
             try client.write(acquire)
