@@ -3,16 +3,21 @@
 // request simply waits for the next line.
 import net from 'node:net';
 
-/** The breaker refused the call; `retryInMs` says when it may admit again (null if unknown). */
+/**
+ * The breaker refused the call; `retryInMs` says when it may admit again (null if unknown),
+ * `reason` which limit refused: `open`, or a budget (`concurrency`, `rate`, `tokens`).
+ */
 export class BreakerOpen extends Error {
-  /** @param {string} breaker @param {string} state @param {number|null} retryInMs @param {object[]} [skipped] */
-  constructor(breaker, state, retryInMs, skipped = []) {
-    super(`breaker ${JSON.stringify(breaker)} is ${state}` + (retryInMs != null ? `; retry in ${retryInMs} ms` : ''));
+  /** @param {string} breaker @param {string} state @param {number|null} retryInMs @param {object[]} [skipped] @param {string|null} [reason] */
+  constructor(breaker, state, retryInMs, skipped = [], reason = null) {
+    const why = reason && reason !== 'open' ? ` (${reason})` : '';
+    super(`breaker ${JSON.stringify(breaker)} is ${state}${why}` + (retryInMs != null ? `; retry in ${retryInMs} ms` : ''));
     this.name = 'BreakerOpen';
     this.breaker = breaker;
     this.state = state;
     this.retryInMs = retryInMs ?? null;
     this.skipped = skipped;
+    this.reason = reason;
   }
 }
 
@@ -112,24 +117,29 @@ export class Fusebox {
     });
   }
 
-  /** @param {string} breaker @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>} */
-  async acquire(breaker) {
+  /**
+   * `cost`: the call's estimated tokens, for a breaker with a token budget. This client pipelines
+   * on one connection, so an acquire waiting in a breaker's queue delays the requests sent after it.
+   * @param {string} breaker @param {{cost?: number}} [options]
+   * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
+   */
+  async acquire(breaker, { cost } = {}) {
     let answer;
     try {
-      answer = await this.request({ op: 'acquire', breaker });
+      answer = await this.request(cost != null ? { op: 'acquire', breaker, cost } : { op: 'acquire', breaker });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(breaker);
       throw error;
     }
-    if (!answer.allowed) throw new BreakerOpen(breaker, answer.state, answer.retry_in_ms);
+    if (!answer.allowed) throw new BreakerOpen(breaker, answer.state, answer.retry_in_ms, [], answer.reason ?? null);
     return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false };
   }
 
-  /** @param {string} chain @param {string[]} [exclude] */
-  async route(chain, exclude = []) {
+  /** @param {string} chain @param {string[]} [exclude] @param {{cost?: number}} [options] */
+  async route(chain, exclude = [], { cost } = {}) {
     let answer;
     try {
-      answer = await this.request({ op: 'route', chain, exclude });
+      answer = await this.request(cost != null ? { op: 'route', chain, exclude, cost } : { op: 'route', chain, exclude });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(chain, exclude);
       throw error;

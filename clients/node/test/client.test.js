@@ -19,7 +19,7 @@ store: off
 defaults:
   trip: { consecutive_failures: 3, window: off }
   open: { duration: 500ms, jitter: 0, backoff: off }
-breakers: { openai: {}, anthropic: {}, ollama: {} }
+breakers: { openai: {}, anthropic: {}, ollama: {}, metered: { tokens: { budget: 1000, per: 1m } } }
 chains: { llm: [openai, anthropic, ollama] }
 `;
 
@@ -81,6 +81,17 @@ test('chain falls back in order and reports each try', async () => {
   for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"force","breaker":"${name}","state":"open"}`);
   await assert.rejects(fb.chain('llm', async () => 'never'), (e) => e instanceof ChainExhausted && e.skipped.length === 3);
   for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"reset","breaker":"${name}"}`);
+  fb.close();
+});
+
+test('a token budget refuses what does not fit, with its reason, and reports settle it', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  const permit = await fb.acquire('metered', { cost: 800 });
+  await assert.rejects(fb.acquire('metered', { cost: 800 }),
+    (e) => e instanceof BreakerOpen && e.reason === 'tokens' && e.state === 'closed' && e.retryInMs > 0);
+  await fb.report(permit, { outcome: 'success', tokens_used: 100 });  // 700 back
+  const second = await fb.acquire('metered', { cost: 800 });
+  await fb.report(second, { outcome: 'success' });
   fb.close();
 });
 
