@@ -116,16 +116,18 @@ public final class Engine: Sendable {
     /// Runs one decision under the lock, then hands queued acquires it
     /// answered to their waiters, outside the lock. Nothing is allocated
     /// unless someone was waiting.
+    @inline(__always)
     private func delivering<Result, Failure: Error>(
         _ body: (inout Registry) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        var ready: [WaitDelivery] = []
-        let result = try registry.withLock { (registry: inout Registry) throws(Failure) -> Result in
+        let (result, ready) = try registry.withLock {
+            (registry: inout Registry) throws(Failure) -> (Result, [WaitDelivery]?) in
             let result = try body(&registry)
-            if !registry.ready.isEmpty { swap(&ready, &registry.ready) }
-            return result
+            guard !registry.ready.isEmpty else { return (result, nil) }
+            defer { registry.ready = [] }
+            return (result, registry.ready)
         }
-        for delivery in ready { delivery.resume(delivery.decision) }
+        if let ready { for delivery in ready { delivery.resume(delivery.decision) } }
         return result
     }
 
