@@ -70,7 +70,12 @@ extension StoreSource {
     /// Per lane: traffic totals over [from, to] and calls/failures in
     /// `columns` slices, each slice one summed primary-key range.
     func traffic(lanes: [Lane], from: Int64, to: Int64, columns: Int) throws -> [Lane: (totals: TrafficTotals, columns: [(calls: Int, failed: Int)])] {
-        try queue.read { db in
+        if hasRollups, (to + 1 - from) / Int64(columns) >= 60_000 {
+            return try Dictionary(uniqueKeysWithValues: lanes.map { lane in
+                (lane, try rolledUpTraffic(lane, from: from, to: to, columns: columns))
+            })
+        }
+        return try queue.read { db in
             let statement = try db.makeStatement(sql: """
                 SELECT \(trafficSums)
                 FROM traffic WHERE instance = ? AND breaker = ? AND bucket_ms >= ? AND bucket_ms < ?

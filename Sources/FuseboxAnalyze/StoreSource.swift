@@ -9,12 +9,16 @@ final class StoreSource: @unchecked Sendable {
     let queue: DatabaseQueue
     /// The select list summing `traffic` rows; a version 1 store has no budget columns.
     let trafficSums: String
+    /// Version 3 on: per-minute and per-hour totals beside `traffic`.
+    let hasRollups: Bool
 
     init(path: String, queue: DatabaseQueue) {
         self.path = path
         self.queue = queue
-        let version = (try? queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }) ?? nil
-        trafficSums = TrafficTotals.sums(budgetColumns: (version ?? StoreSchema.currentVersion) >= 2)
+        let version = ((try? queue.read { db in try Int.fetchOne(db, sql: "PRAGMA user_version") }) ?? nil)
+            ?? StoreSchema.currentVersion
+        trafficSums = TrafficTotals.sums(budgetColumns: version >= 2)
+        hasRollups = version >= 3
     }
 
     /// Another read-only connection to the same file, for a second thread.
@@ -89,13 +93,14 @@ final class StoreSource: @unchecked Sendable {
 
     func traffic(instance: String, breakers: [String], from: Int64, to: Int64) throws -> TrafficTotals {
         guard !breakers.isEmpty else { return TrafficTotals() }
+        if hasRollups, to < .max { return try rolledUpTraffic(instance: instance, breakers: breakers, from: from, to: to) }
         return try queue.read { db in
             let row = try Row.fetchOne(db, sql: """
                 SELECT \(trafficSums)
                 FROM traffic WHERE instance = ? AND bucket_ms >= ? AND bucket_ms <= ?
                     AND breaker IN (\(breakers.map { _ in "?" }.joined(separator: ",")))
                 """, arguments: StatementArguments([instance, from, to] as [DatabaseValueConvertible]) + StatementArguments(breakers))
-            return row.map(TrafficTotals.init(sums:)) ?? TrafficTotals()
+            return row.map { TrafficTotals(sums: $0) } ?? TrafficTotals()
         }
     }
 
@@ -148,14 +153,18 @@ final class StoreSource: @unchecked Sendable {
 
 extension TrafficTotals {
     /// The select list that sums a range of `traffic` rows, in the order `init(sums:)` reads.
+    static let columns = [
+        "successes", "failures", "timeouts", "ignored", "rejected", "fallbacks_in", "fallbacks_out", "slow", "expired",
+        "abandoned", "rejected_concurrency", "rejected_rate", "rejected_tokens",
+    ]
+
     static func sums(budgetColumns: Bool) -> String {
-        "sum(successes), sum(failures), sum(timeouts), sum(ignored), sum(rejected), sum(fallbacks_in), "
-            + "sum(fallbacks_out), sum(slow), sum(expired), sum(abandoned), "
-            + (budgetColumns ? "sum(rejected_concurrency), sum(rejected_rate), sum(rejected_tokens)" : "0, 0, 0")
+        columns.map { name in budgetColumns || !name.hasPrefix("rejected_") ? "sum(\(name))" : "0" }.joined(separator: ", ")
     }
 
-    init(sums row: Row) {
-        func v(_ i: Int) -> Int { (row[i] as Int?) ?? 0 }
+    /// Reads the columns in `columns` order, starting at `offset`.
+    init(sums row: Row, offset: Int = 0) {
+        func v(_ i: Int) -> Int { (row[offset + i] as Int?) ?? 0 }
         self.init(successes: v(0), failures: v(1), timeouts: v(2), ignored: v(3), rejected: v(4),
                   fallbacksIn: v(5), fallbacksOut: v(6), slow: v(7), expired: v(8), abandoned: v(9),
                   rejectedConcurrency: v(10), rejectedRate: v(11), rejectedTokens: v(12))

@@ -1,4 +1,5 @@
 import FuseboxCore
+import GRDB
 
 /// The width of a `traffic` (and `routes`) bucket.
 public let trafficBucketMilliseconds: Int64 = 10_000
@@ -68,5 +69,29 @@ struct PendingRows: Sendable {
         for (key, counts) in batch.traffic { traffic[key, default: TrafficCounts()].add(counts) }
         for (key, count) in batch.routes { routes[key, default: 0] += count }
         failures = batch.failures + failures
+    }
+}
+
+/// The upsert shared by `traffic` and its roll-ups: same counts, different key column.
+enum TrafficSQL {
+    static let counts = StoreSchema.trafficCounts
+
+    /// The roll-up tables, each with its key column and width.
+    static let rollups: [(table: String, key: String, width: Int64)] = [
+        ("traffic_minutely", "minute_ms", 60_000), ("traffic_hourly", "hour_ms", 3_600_000),
+    ]
+
+    static func upsert(table: String, key: String) -> String {
+        let columns = ["instance", "breaker", key] + counts
+        return "INSERT INTO \(table) (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+            + " ON CONFLICT (instance, breaker, \(key)) DO UPDATE SET "
+            + counts.map { "\($0) = \($0) + excluded.\($0)" }.joined(separator: ", ")
+    }
+
+    /// In the order of `upsert`'s columns.
+    static func arguments(_ instance: String, _ key: TrafficKey, _ c: TrafficCounts) -> [DatabaseValueConvertible] {
+        [instance, key.breaker, key.bucket, c.successes, c.failures, c.timeouts, c.ignored, c.cancelled, c.rejected,
+         c.fallbacksIn, c.fallbacksOut, c.slow, c.expired, c.abandoned, c.latencySumMs, c.latencyCount,
+         c.rejectedConcurrency, c.rejectedRate, c.rejectedTokens]
     }
 }

@@ -46,6 +46,11 @@ public enum StoreMaintenance {
                 try db.execute(sql: "DELETE FROM \(table) WHERE \(column) < ?", arguments: [cutoffMs])
                 deleted += db.changesCount
             }
+            // Whole minutes and hours only: the one holding the cutoff keeps its
+            // row, and analyze reads a partial one from `traffic` anyway.
+            for rollup in TrafficSQL.rollups {
+                try db.execute(sql: "DELETE FROM \(rollup.table) WHERE \(rollup.key) + \(rollup.width) <= ?", arguments: [cutoffMs])
+            }
             try db.execute(sql: "DELETE FROM runs WHERE coalesce(stopped_ms, started_ms) < ?", arguments: [cutoffMs])
             return deleted + db.changesCount
         }

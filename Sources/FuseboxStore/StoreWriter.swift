@@ -258,27 +258,17 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
                 t.slowCallRate, t.lastError, t.lastStatus, t.openUntil?.milliseconds, t.openUntil?.rfc3339,
             ])
         }
-        let traffic = try db.cachedStatement(sql: """
-            INSERT INTO traffic (instance, breaker, bucket_ms, successes, failures, timeouts, ignored, cancelled, rejected,
-                fallbacks_in, fallbacks_out, slow, expired, abandoned, latency_sum_ms, latency_count,
-                rejected_concurrency, rejected_rate, rejected_tokens)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            ON CONFLICT (instance, breaker, bucket_ms) DO UPDATE SET
-                successes = successes + excluded.successes, failures = failures + excluded.failures,
-                timeouts = timeouts + excluded.timeouts, ignored = ignored + excluded.ignored,
-                cancelled = cancelled + excluded.cancelled, rejected = rejected + excluded.rejected,
-                fallbacks_in = fallbacks_in + excluded.fallbacks_in, fallbacks_out = fallbacks_out + excluded.fallbacks_out,
-                slow = slow + excluded.slow, expired = expired + excluded.expired, abandoned = abandoned + excluded.abandoned,
-                latency_sum_ms = latency_sum_ms + excluded.latency_sum_ms, latency_count = latency_count + excluded.latency_count,
-                rejected_concurrency = rejected_concurrency + excluded.rejected_concurrency,
-                rejected_rate = rejected_rate + excluded.rejected_rate, rejected_tokens = rejected_tokens + excluded.rejected_tokens
-            """)
-        for (key, c) in batch.traffic {
-            try traffic.execute(arguments: [
-                instance, key.breaker, key.bucket, c.successes, c.failures, c.timeouts, c.ignored, c.cancelled, c.rejected,
-                c.fallbacksIn, c.fallbacksOut, c.slow, c.expired, c.abandoned, c.latencySumMs, c.latencyCount,
-                c.rejectedConcurrency, c.rejectedRate, c.rejectedTokens,
-            ])
+        // Each 10-second bucket, and the same counts summed into their minute and hour.
+        let traffic = try db.cachedStatement(sql: TrafficSQL.upsert(table: "traffic", key: "bucket_ms"))
+        for (key, c) in batch.traffic { try traffic.execute(arguments: StatementArguments(TrafficSQL.arguments(instance, key, c))) }
+        for rollup in TrafficSQL.rollups {
+            var sums: [TrafficKey: TrafficCounts] = [:]
+            for (key, c) in batch.traffic {
+                let start = key.bucket - ((key.bucket % rollup.width) + rollup.width) % rollup.width
+                sums[TrafficKey(breaker: key.breaker, bucket: start), default: TrafficCounts()].add(c)
+            }
+            let upsert = try db.cachedStatement(sql: TrafficSQL.upsert(table: rollup.table, key: rollup.key))
+            for (key, c) in sums { try upsert.execute(arguments: StatementArguments(TrafficSQL.arguments(instance, key, c))) }
         }
         let failure = try db.cachedStatement(sql: """
             INSERT INTO failures (at_ms, instance, breaker, outcome, status, error) VALUES (?, ?, ?, ?, ?, ?)

@@ -57,6 +57,8 @@ enum AnalyzeBench {
                     bucket += 10_000
                 }
             }
+            try db.execute(sql: StoreSchema.rollup(into: "traffic_minutely", width: 60_000))
+            try db.execute(sql: StoreSchema.rollup(into: "traffic_hourly", width: 3_600_000))
         }
         print("built \(path): \(transitions) transitions, \(buckets) traffic buckets, \(breakers) breakers over \(days) days")
     }

@@ -99,6 +99,38 @@ struct StoreWriterTests {
         #expect(buckets.allSatisfy { $0 % trafficBucketMilliseconds == 0 })
     }
 
+    /// `traffic_minutely` and `traffic_hourly` hold exactly `traffic` summed per minute and per hour.
+    static func rollupsMatchTraffic(_ read: ((Database) throws -> [[Int64]]) throws -> [[Int64]]) throws -> Bool {
+        var matched = true
+        for (table, key, width) in [("traffic_minutely", "minute_ms", 60_000), ("traffic_hourly", "hour_ms", 3_600_000)] {
+            let fromTraffic = try read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT breaker, bucket_ms - bucket_ms % \(width) AS k, sum(successes), sum(failures), sum(ignored), sum(rejected)
+                    FROM traffic GROUP BY breaker, k ORDER BY breaker, k
+                    """).map { [Int64(($0[0] as String).hashValue), $0[1], $0[2], $0[3], $0[4], $0[5]] }
+            }
+            let rolled = try read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT breaker, \(key), successes, failures, ignored, rejected FROM \(table) ORDER BY breaker, \(key)
+                    """).map { [Int64(($0[0] as String).hashValue), $0[1], $0[2], $0[3], $0[4], $0[5]] }
+            }
+            matched = matched && !rolled.isEmpty && rolled == fromTraffic
+        }
+        return matched
+    }
+
+    @Test func minuteAndHourRollupsSumTheBucketsExactly() throws {
+        let f = try StoreFixture()
+        try f.writer.start(version: "test", config: "")
+        for i in 0..<2_700 {  // 90 minutes, committed in many batches
+            f.clock.advance(by: .seconds(2))
+            try f.engine.record(i % 2 == 0 ? "anthropic" : "openai", i % 9 == 0 ? CallReport(status: 404) : .success())
+            if i % 500 == 0 { usleep(250_000) }
+        }
+        f.writer.stop()
+        #expect(try Self.rollupsMatchTraffic { try f.read($0) })
+    }
+
     @Test func failureDetailsAreABoundedSamplePerBucket() throws {
         var options = StoreWriter.Options()
         options.failureSamplesPerBucket = 3
@@ -213,8 +245,27 @@ struct StoreFileTests {
             #expect(try String.fetchOne(db, sql: "PRAGMA journal_mode") == "wal")
             #expect(try Int.fetchOne(db, sql: "SELECT count(*) FROM runs") == 1)
             let indexes = try String.fetchAll(db, sql: "SELECT name FROM sqlite_master WHERE type = 'index' AND name NOT LIKE 'sqlite_%'")
-            #expect(Set(indexes).isSuperset(of: ["transitions_at", "transitions_breaker_at", "traffic_bucket", "failures_breaker_at"]))
+            #expect(Set(indexes).isSuperset(of: ["transitions_at", "transitions_lane", "traffic_bucket", "failures_breaker_at"]))
         }
+    }
+
+    @Test func aVersion2StoreGainsItsRollupsWhenMigrated() throws {
+        let path = try temporaryPath()
+        do {
+            let queue = try DatabaseQueue(path: path)
+            try queue.write { db in
+                for sql in StoreSchema.migrations.prefix(2) { try db.execute(sql: sql) }
+                try db.execute(sql: "PRAGMA user_version = 2")
+                try db.execute(sql: "PRAGMA application_id = \(StoreSchema.applicationID)")
+                for i in 0..<1_000 {
+                    try db.execute(sql: "INSERT INTO traffic (instance, breaker, bucket_ms, successes, failures, rejected) VALUES ('a', ?, ?, ?, ?, ?)",
+                                   arguments: [i % 3 == 0 ? "x" : "y", 1_796_000_000_000 + Int64(i) * 10_000, i % 7, i % 2, i % 5])
+                }
+            }
+        }
+        let queue = try StoreDatabase.openForWriting(path)
+        #expect(try queue.read { try Int.fetchOne($0, sql: "PRAGMA user_version") } == StoreSchema.currentVersion)
+        #expect(try StoreWriterTests.rollupsMatchTraffic { try queue.read($0) })
     }
 
     @Test func filesThatAreNotFuseboxStoresAreRefused() throws {
