@@ -8,7 +8,7 @@ import Darwin
 
 /// How `ctl` shows breakers and transitions to a person.
 enum StatusTable {
-    static let columns = ["BREAKER", "STATE", "SINCE", "OPEN UNTIL", "FAILS", "CALLS", "FAIL%", "SLOW%", "IN FLIGHT", "LAST ERROR"]
+    static let columns = ["BREAKER", "STATE", "SINCE", "OPEN UNTIL", "FAILS", "CALLS", "FAIL%", "SLOW%", "IN FLIGHT", "QUEUED", "LAST ERROR"]
 
     static func render(_ breakers: [JSONValue]) -> String {
         var rows = [columns]
@@ -16,7 +16,7 @@ enum StatusTable {
             rows.append([
                 text(b["name"]), text(b["state"]), time(b["state_since"]), time(b["open_until"]),
                 text(b["consecutive_failures"]), text(b["calls_in_window"]), percent(b["failure_rate"]),
-                percent(b["slow_call_rate"]), text(b["permits_in_flight"]),
+                percent(b["slow_call_rate"]), text(b["permits_in_flight"]), text(b["queued"]),
                 [text(b["last_status"]), text(b["last_error"])].filter { $0 != "-" }.joined(separator: " ").prefix(40).description,
             ])
         }
