@@ -13,15 +13,32 @@ enum FuzzTargets {
     /// one line holding one JSON object with `ok`.
     static func protocolStream(_ data: UnsafeRawBufferPointer) {
         let clock = ManualClock()
+        // "b" has every budget, so refusals, queueing and token settling are fuzzed too.
+        var budgeted = BreakerPolicy()
+        budgeted.budget = BudgetPolicy(
+            maxInFlight: 2, queue: QueuePolicy(max: 3, timeout: .seconds(10)),
+            rate: RateLimit(amount: 20, per: .seconds(1)), tokens: RateLimit(amount: 500, per: .seconds(1))
+        )
         guard let engine = try? Engine(
             configuration: EngineConfiguration(
-                breakers: [BreakerDefinition(name: "a"), BreakerDefinition(name: "b")],
+                breakers: [BreakerDefinition(name: "a"), BreakerDefinition(name: "b", policy: budgeted)],
                 chains: [ChainDefinition(name: "c", breakers: ["a", "b"])]
             ),
             clock: clock, seed: 1
         ) else { fatalError("engine") }
         let user = ConnectionSession(engine: engine, isAdmin: false, serverName: "fuzz")
         let admin = ConnectionSession(engine: engine, isAdmin: true, serverName: "fuzz")
+        // As the NIO handler does: a queued acquire's answer comes later, and
+        // the connection serves nothing else until it has come.
+        let answers = QueuedAnswers()
+        user.waitResume = { id in { decision in answers.add(id, decision) } }
+        var userWaiting = false
+        func deliver() {
+            for (id, decision) in answers.take() {
+                check(user.answerQueued(id, decision))
+                userWaiting = false
+            }
+        }
         var start = 0
         var lineNumber = 0
         for index in 0...data.count where index == data.count || data[index] == 0x0A {
@@ -29,14 +46,23 @@ enum FuzzTargets {
             start = index + 1
             lineNumber += 1
             guard line.count <= WireLimits.maxLineBytes else { continue }
-            let reply = (lineNumber % 3 == 0 ? admin : user).handle(line)
-            check(reply.bytes)
+            let reply = (lineNumber % 3 == 0 || userWaiting ? admin : user).handle(line)
+            if reply.queued != nil {
+                guard reply.bytes.isEmpty else { fatalError("a queued acquire was also answered at once") }
+                userWaiting = true
+            } else {
+                check(reply.bytes)
+            }
+            deliver()
             if lineNumber % 5 == 0 {
                 clock.advance(by: .seconds(7))
                 engine.tick()
+                deliver()
             }
         }
         user.releaseAll()
+        deliver()          // answered before it could be withdrawn: its permit is now held…
+        user.releaseAll()  // …and released with the rest
         admin.releaseAll()
         if engine.permitsInFlight != 0 { fatalError("permits leaked after both connections closed") }
     }
@@ -65,5 +91,18 @@ enum FuzzTargets {
         case "config": configuration(data)
         default: protocolStream(data)
         }
+    }
+}
+
+/// Queued answers the engine handed over, kept until the target delivers them
+/// (single-threaded: the engine calls back on the thread that freed a slot).
+final class QueuedAnswers: @unchecked Sendable {
+    private var pending: [(RequestID?, Decision)] = []
+
+    func add(_ id: RequestID?, _ decision: Decision) { pending.append((id, decision)) }
+
+    func take() -> [(RequestID?, Decision)] {
+        defer { pending.removeAll() }
+        return pending
     }
 }
