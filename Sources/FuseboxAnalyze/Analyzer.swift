@@ -83,7 +83,10 @@ public enum Analyzer {
 
         var histories: [LaneHistory] = []
         for source in sources {
-            let loaded = try source.laneHistories(from: from, to: to, breakers: breakerFilter, multiHost: multiHost)
+            // A breaker's transitions per worker, each on its own connection.
+            let loaded = try Parallel.map(try source.transitionBreakers(breakerFilter), source: source) { breaker, connection in
+                try connection.laneHistories(of: breaker, from: from, to: to, multiHost: multiHost)
+            }.flatMap { $0 }.map { LaneHistory(lane: $0.lane, source: source, segments: $0.segments) }
             let known = Set(loaded.map(\.lane))
             histories += loaded
             // Lanes with traffic and no transitions: closed throughout.

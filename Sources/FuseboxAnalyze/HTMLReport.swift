@@ -11,7 +11,15 @@ public enum HTMLReport {
     public static let eventLimit = 300
 
     public static func render(_ a: Analysis) -> String {
-        var html = """
+        var page = ""
+        write(a) { page += $0 }
+        return page
+    }
+
+    /// The page in pieces (an incident at a time), so a month of incidents is
+    /// never held whole.
+    public static func write(_ a: Analysis, to emit: (String) -> Void) {
+        emit("""
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8">
         <title>Fusebox incident report \(escape(TimeText.full(a.from))) – \(escape(TimeText.full(a.to)))</title>
@@ -28,13 +36,13 @@ public enum HTMLReport {
         <div class="muted">\(escape(a.sources.joined(separator: ", "))) · \(escape(TimeText.full(a.from))) → \(escape(TimeText.full(a.to))) · \(a.incidents.count) incident\(a.incidents.count == 1 ? "" : "s")</div>
         <div class="legend">\(colours.keys.sorted().map { "<span><i style=\"background:\(colours[$0]!)\"></i>\($0)</span>" }.joined())<span><i style="background:#90a4ae"></i>calls</span><span><i style="background:#e53935"></i>failed calls</span></div>
 
-        """
-        html += swimlanes(a)
-        html += "<h2>Incidents</h2>\n"
-        if a.incidents.isEmpty { html += "<p>No breaker left the closed state in this period.</p>\n" }
+        """)
+        emit(swimlanes(a))
+        emit("<h2>Incidents</h2>\n")
+        if a.incidents.isEmpty { emit("<p>No breaker left the closed state in this period.</p>\n") }
         for overview in a.incidents {
             let incident = (try? a.detailed(overview, limit: eventLimit)) ?? overview
-            html += "<section class=\"incident\" id=\"\(escape(incident.id))\"><div class=\"facts\"><h2>\(escape(incident.id))</h2><table>\n"
+            var html = "<section class=\"incident\" id=\"\(escape(incident.id))\"><div class=\"facts\"><h2>\(escape(incident.id))</h2><table>\n"
             var facts: [(String, String)] = [
                 ("start", TimeText.full(incident.start)), ("end", incident.end.map(TimeText.full) ?? "ongoing"),
                 ("duration", incident.durationText), ("breakers", incident.lanes.map(\.label).joined(separator: ", ")),
@@ -55,14 +63,15 @@ public enum HTMLReport {
                 html += "<tr><td></td><td></td><td>… \(incident.transitionCount - eventLimit) more transitions (fusebox analyze --incident \(escape(incident.id)) --format json)</td></tr>"
             }
             html += "</table></div></section>\n"
+            emit(html)
         }
-        html += "<h2>Per breaker</h2><table><tr><th>breaker</th><th>incidents</th><th>open time</th><th>availability</th><th>mean detect</th><th>mean recover</th><th>calls</th><th>failed</th></tr>\n"
+        var html = "<h2>Per breaker</h2><table><tr><th>breaker</th><th>incidents</th><th>open time</th><th>availability</th><th>mean detect</th><th>mean recover</th><th>calls</th><th>failed</th></tr>\n"
         html += a.summary.map { s in
             "<tr><td>\(escape(s.lane.label))</td><td class=\"num\">\(s.incidents)</td><td class=\"num\">\(DurationFormat.text(s.openMs))</td>"
                 + "<td class=\"num\">\(TimeText.percent(s.availability))</td><td class=\"num\">\(s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-")</td>"
                 + "<td class=\"num\">\(s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-")</td><td class=\"num\">\(s.traffic.calls)</td><td class=\"num\">\(s.traffic.failed)</td></tr>"
         }.joined(separator: "\n")
-        return html + "</table>\n</body></html>\n"
+        emit(html + "</table>\n</body></html>\n")
     }
 
     /// The SVG: one lane per breaker, states as coloured bars, traffic under it.

@@ -31,17 +31,15 @@ struct CompactSegment: Sendable {
 }
 
 /// One lane's states over the period.
-struct LaneHistory {
+struct LaneHistory: Sendable {
     var lane: Lane
-    let source: StoreSource
+    var source: StoreSource
     var segments: [CompactSegment]
 }
 
 extension StoreSource {
-    /// Every lane's state segments in [from, to], read breaker by breaker
-    /// along the (breaker, at_ms) index with the SQLite C API: no row objects,
-    /// no strings per row.
-    func laneHistories(from: Int64, to: Int64, breakers filter: Set<String>, multiHost: Bool) throws -> [LaneHistory] {
+    /// Breakers with transitions (a seek per name along the index), filtered.
+    func transitionBreakers(_ filter: Set<String>) throws -> [String] {
         try queue.read { db in
             var names: [String] = []
             var next = try String.fetchOne(db, sql: "SELECT min(breaker) FROM transitions")
@@ -49,12 +47,21 @@ extension StoreSource {
                 if filter.isEmpty || filter.contains(name) { names.append(name) }
                 next = try String.fetchOne(db, sql: "SELECT min(breaker) FROM transitions WHERE breaker > ?", arguments: [name])
             }
+            return names
+        }
+    }
+
+    /// The state segments in [from, to] of every lane of `breaker` (one per
+    /// instance), read along the covering (breaker, at_ms, …) index with the
+    /// SQLite C API: no row objects, no strings per row.
+    func laneHistories(of breaker: String, from: Int64, to: Int64, multiHost: Bool) throws -> [LaneHistory] {
+        try queue.read { db in
             var histories: [LaneHistory] = []
             let rows = try db.makeStatement(sql: """
                 SELECT at_ms, instance, old_state, new_state FROM transitions
                 WHERE breaker = ? AND at_ms >= ? AND at_ms <= ? ORDER BY at_ms, id
                 """)
-            for breaker in names {
+            do {
                 var prior: [String: UInt8] = [:]
                 for row in try Row.fetchAll(db, sql: """
                     SELECT instance, new_state FROM transitions WHERE id IN (

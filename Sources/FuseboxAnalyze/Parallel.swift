@@ -34,6 +34,14 @@ enum Parallel {
         }
         return try results.values()
     }
+
+    /// The same over one store: each worker reads through its own connection to it.
+    static func map<Item: Sendable, Result: Sendable>(
+        _ items: [Item], source: StoreSource, _ work: @escaping @Sendable (Item, StoreSource) throws -> Result
+    ) throws -> [Result] {
+        let key = Lane(instance: "", breaker: "", label: "")
+        return try map(items, sources: [key: source]) { item, connections in try work(item, connections[key]!) }
+    }
 }
 
 enum System {

@@ -73,7 +73,7 @@ struct AnalyzeCommand: ParsableCommand {
         switch format {
         case "markdown": MarkdownReport.write(analysis, summaryOnly: summary, to: emit)
         case "json": JSONReport.write(analysis, to: emit)
-        case "html": emit(HTMLReport.render(analysis))
+        case "html": HTMLReport.write(analysis, to: emit)
         default:
             let colour = output == nil && isatty(1) == 1 && getenv("NO_COLOR") == nil
             TextReport.write(analysis, summaryOnly: summary, colour: colour, to: emit)
