@@ -50,6 +50,13 @@ public final class Engine: Sendable {
         registry.withLock { registry in registry.cancelWait(ticket, at: clock.now(), observer: observer) }
     }
 
+    /// Refuses a queued acquire whose deadline has passed, at once rather than
+    /// at the next `tick` (the server sets a timer for each wait). Does
+    /// nothing if it was answered, or the deadline is not yet reached.
+    public func expireWait(_ ticket: WaitTicket) {
+        delivering { registry in registry.expireWait(ticket, at: clock.now(), observer: observer) }
+    }
+
     /// Walks `chain` in order and takes the first breaker that grants a permit,
     /// passing over those in `exclude` (the app already tried them). A breaker
     /// over a budget is passed over like an open one; route never queues.

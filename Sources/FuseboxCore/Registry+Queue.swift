@@ -54,6 +54,16 @@ extension Registry {
         }
     }
 
+    /// Refuses one waiter whose deadline has passed (a timer set for it fired).
+    mutating func expireWait(_ ticket: WaitTicket, at now: Timestamp, observer: some EngineObserver) {
+        guard let waiting = waitQueue.waiter(ticket), waiting.deadline <= now, let index = byName[waiting.breaker],
+              let waiter = waitQueue.remove(ticket)
+        else { return }
+        breakers[index].waiting -= 1
+        let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
+        deliver(waiter, decision, how: .timedOut, at: now, observer: observer)
+    }
+
     /// The breaker is going away (reload): everyone waiting on it is refused.
     mutating func refuseAllWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
         for waiter in waitQueue.removeAll(of: breakers[index].name) {

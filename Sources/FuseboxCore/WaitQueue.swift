@@ -1,6 +1,8 @@
-/// Names one queued acquire, so its connection can withdraw it.
+/// Names one queued acquire, so its connection can withdraw it or time it out.
 public struct WaitTicket: Hashable, Sendable {
     public let rawValue: UInt64
+    /// When the wait times out (the engine's clock).
+    public let deadline: Timestamp
 }
 
 /// A queued acquire's answer, delivered once, outside the engine's lock.
@@ -41,7 +43,7 @@ struct WaitQueue: Sendable {
         line.tickets.append(serial)
         if line.tickets.count >= line.compactAt { compact(&line) }
         lines[waiter.breaker] = line
-        return WaitTicket(rawValue: serial)
+        return WaitTicket(rawValue: serial, deadline: waiter.deadline)
     }
 
     /// The longest-waiting acquire of `breaker`, taken out of the queue.
@@ -67,6 +69,9 @@ struct WaitQueue: Sendable {
 
     /// Withdraws one acquire; nil when it was already answered.
     mutating func remove(_ ticket: WaitTicket) -> Waiter? { waiters.removeValue(forKey: ticket.rawValue) }
+
+    /// The acquire still waiting under `ticket`, if any.
+    func waiter(_ ticket: WaitTicket) -> Waiter? { waiters[ticket.rawValue] }
 
     /// Takes out every waiter of `breaker` whose deadline is at or before `now`.
     mutating func removeExpired(of breaker: String, at now: Timestamp) -> [Waiter] {

@@ -37,6 +37,8 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     /// The client half-closed while an answer was outstanding: close once it is written.
     private var closeWhenAnswered = false
     private var active = true
+    /// Times the pending wait out exactly at its deadline (the engine's tick is the backstop).
+    private var waitTimer: Scheduled<Void>?
 
     public init(
         session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver,
@@ -108,6 +110,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     public func channelInactive(context: ChannelHandlerContext) {
         active = false
+        waitTimer?.cancel()
         session.releaseAll()
         if subscribed { hub.remove(context.channel) }
         if admitted {
@@ -132,8 +135,13 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         case .line(let line):
             let reply = line.withUnsafeReadableBytes { session.handle($0) }
             observer.served(op: reply.op, error: reply.error)
-            if reply.queued != nil {
+            if let ticket = reply.queued {
                 waiting = true
+                let engine = session.engine
+                let delay = ticket.deadline - SystemClock().now()
+                waitTimer = context.eventLoop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped) + 1_000_000)) {
+                    engine.expireWait(ticket)
+                }
                 return
             }
             context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply.bytes)), promise: nil)
@@ -157,6 +165,8 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             return
         }
         waiting = false
+        waitTimer?.cancel()
+        waitTimer = nil
         context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: session.answerQueued(id, decision))), promise: nil)
         while !waiting, !closing, !backlog.isEmpty { serve(backlog.removeFirst(), context: context) }
         context.flush()

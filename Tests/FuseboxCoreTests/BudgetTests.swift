@@ -116,6 +116,26 @@ struct BudgetTests {
         #expect(try h.snapshot().queued == 0)
     }
 
+    @Test func aWaitTimedOutByItsOwnTimerIsRefusedAtItsDeadlineAndNotBefore() throws {
+        let h = try Harness(["api": budgeted(maxInFlight: 1, queue: QueuePolicy(max: 3, timeout: .milliseconds(750)))])
+        let answers = Answers()
+        _ = try h.engine.acquire("api")
+        guard case .queued(let ticket) = try h.engine.acquire("api", orWait: answers.resume("waiting")) else {
+            Issue.record("should queue")
+            return
+        }
+        #expect(ticket.deadline == h.clock.now() + .milliseconds(750))
+        h.clock.advance(by: .milliseconds(749))
+        h.engine.expireWait(ticket)
+        #expect(answers.names.isEmpty, "a timer that fires early changes nothing")
+        h.clock.advance(by: .milliseconds(1))
+        h.engine.expireWait(ticket)
+        #expect(answers.names == ["waiting"] && answers.all[0].1.waited == .milliseconds(750))
+        h.engine.expireWait(ticket)
+        #expect(answers.names.count == 1, "answered once")
+        #expect(try h.snapshot().queued == 0)
+    }
+
     @Test func aWithdrawnWaiterIsNeverAnsweredAndLosesItsPlace() throws {
         let h = try Harness(["api": budgeted(maxInFlight: 1, queue: QueuePolicy(max: 3, timeout: .seconds(10)))])
         let answers = Answers()

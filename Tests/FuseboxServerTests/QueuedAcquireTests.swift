@@ -86,6 +86,16 @@ struct QueuedAcquireTests {
         #expect(answer["waited_ms"] == .number("2000") && answer["id"] == .number("7"))
     }
 
+    @Test func theConnectionsOwnTimerRefusesTheWaitWithoutATick() throws {
+        let holder = try Connection(engine), waiter = try Connection(engine)
+        try holder.send(#"{"op":"acquire","breaker":"a"}"#)
+        try waiter.send(#"{"op":"acquire","breaker":"a","id":8}"#)
+        clock.advance(by: .seconds(2))
+        waiter.channel.embeddedEventLoop.advanceTime(by: .seconds(3_600))  // past any real deadline: the timer fires
+        let answer = try #require(try waiter.answers().first)
+        #expect(answer["reason"] == .string("concurrency") && answer["waited_ms"] == .number("2000"))
+    }
+
     @Test func aFullQueueRefusesAtOnce() throws {
         let holder = try Connection(engine)
         try holder.send(#"{"op":"acquire","breaker":"a"}"#)
