@@ -10,6 +10,8 @@ final class SidecarProcess: @unchecked Sendable {
     private let output = Mutex<[String]>([])
     private let partial = Mutex<String>("")
     private let errors = Mutex<String>("")
+    /// Set when standard error reaches end of file: everything the process wrote there has been read.
+    private let errorsClosed = Mutex(false)
 
     var socket: String { folder.url.appendingPathComponent("fusebox.sock").path }
     var adminSocket: String { folder.url.appendingPathComponent("fusebox-admin.sock").path }
@@ -78,7 +80,12 @@ final class SidecarProcess: @unchecked Sendable {
         }
         err.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            guard let self else { return }
+            guard !data.isEmpty else {
+                handle.readabilityHandler = nil
+                self.errorsClosed.withLock { $0 = true }
+                return
+            }
             self.errors.withLock { $0 += String(decoding: data, as: UTF8.self) }
         }
         try process.run()
@@ -102,8 +109,11 @@ final class SidecarProcess: @unchecked Sendable {
     func signal(_ number: Int32) { kill(process.processIdentifier, number) }
 
     /// Waits for the process to end; its exit status.
+    /// Waits for the process to end and for its standard error to be read to the end
+    /// (the pipe's reader runs on its own thread and may lag the exit).
     func waitForExit(timeout: TimeInterval = 10) throws -> Int32 {
         try waitUntil("the sidecar exits", timeout: timeout) { !self.process.isRunning }
+        try waitUntil("its standard error is read to the end", timeout: timeout) { self.errorsClosed.withLock { $0 } }
         return process.terminationStatus
     }
 
