@@ -27,7 +27,7 @@ struct ServeLifecycleTests {
         let first = try SidecarProcess()
         let second = try SidecarProcess(sharing: first)
         #expect(try second.waitForExit() == 1)
-        #expect(second.standardError.contains("already serving on"), "\(second.standardError)")
+        #expect(second.standardErrorShows("already serving on"), "\(second.standardError)")
         _ = try first.connect().ok(#"{"op":"ping"}"#)
     }
 
@@ -50,7 +50,7 @@ struct ServeLifecycleTests {
         _ = try folder.write("fusebox.yaml", SidecarProcess.config())
         let sidecar = try SidecarProcess(reusing: folder, waitForSocket: false)
         #expect(try sidecar.waitForExit() == 1)
-        #expect(sidecar.standardError.contains("is not a socket"))
+        #expect(sidecar.standardErrorShows("is not a socket"), "\(sidecar.standardError)")
         #expect(try String(contentsOf: folder.url.appendingPathComponent("fusebox.sock"), encoding: .utf8) == "precious data")
     }
 

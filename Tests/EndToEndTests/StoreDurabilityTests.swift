@@ -68,7 +68,7 @@ struct StoreDurabilityTests {
         _ = try folder.write("fusebox.yaml", Self.config())
         let sidecar = try SidecarProcess(reusing: folder, waitForSocket: false)
         #expect(try sidecar.waitForExit() == 1)
-        #expect(sidecar.standardError.contains("is not a Fusebox store"), "\(sidecar.standardError)")
+        #expect(sidecar.standardErrorShows("is not a Fusebox store"), "\(sidecar.standardError)")
     }
 
     @Test func aLockedStoreNeverSlowsDecisionsIsReportedAndRecovers() throws {
