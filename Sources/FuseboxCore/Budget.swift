@@ -28,13 +28,6 @@ struct Budget: Sendable {
         tokens?.take(Double(cost))
     }
 
-    /// Gives back what a call that never reached the provider had spent
-    /// (a permit refused by a later check in the same decision).
-    mutating func refund(cost: Int, at now: Timestamp) {
-        rate?.charge(-1, at: now)
-        tokens?.charge(-Double(cost), at: now)
-    }
-
     /// Reconciles the token budget with what the provider counted.
     mutating func settle(cost: Int, used: Int, at now: Timestamp) {
         tokens?.charge(Double(used - cost), at: now)

@@ -34,8 +34,6 @@ struct WaitQueue: Sendable {
     private var lines: [String: Line] = [:]
     private var serial: UInt64 = 0
 
-    var isEmpty: Bool { waiters.isEmpty }
-
     mutating func enqueue(_ waiter: Waiter) -> WaitTicket {
         serial &+= 1
         waiters[serial] = waiter
