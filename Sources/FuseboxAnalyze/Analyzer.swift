@@ -49,6 +49,9 @@ public enum Analyzer {
         let sources: [StoreSource]
         do {
             sources = try options.databases.map { path throws -> StoreSource in StoreSource(path: path, queue: try StoreDatabase.openForReading(path)) }
+            for source in sources { try source.queue.read { db in try StoreSanity.check(db, path: source.path) } }
+        } catch let error as AnalyzeError {
+            throw error
         } catch {
             throw .store("\(error)")
         }

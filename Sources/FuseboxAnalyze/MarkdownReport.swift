@@ -35,12 +35,12 @@ public enum MarkdownReport {
                     out.append("| Unserved (\(chain)) | \(count) |")
                 }
                 if !incident.errorMix.isEmpty {
-                    out.append("| Errors (sampled) | " + incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", ") + " |")
+                    out.append("| Errors (sampled) | " + incident.errorMix.map { "\($0.label.escapingControlCharacters.replacingPipes) ×\($0.count)" }.joined(separator: ", ") + " |")
                 }
-                for flag in incident.flags { out.append("| Flag | \(flag) |") }
+                for flag in incident.flags { out.append("| Flag | \(flag.escapingControlCharacters.replacingPipes) |") }
                 out += ["", "### Timeline", "", "| Time (UTC) | Breaker | Event |", "|---|---|---|"]
                 for event in incident.events {
-                    out.append("| \(TimeText.clock(event.at)) | \(event.lane.map { "`\($0.label)`" } ?? "") | \(event.text.replacingPipes) |")
+                    out.append("| \(TimeText.clock(event.at)) | \(event.lane.map { "`\($0.label)`" } ?? "") | \(event.text.escapingControlCharacters.replacingPipes) |")
                 }
                 if incident.transitionCount > eventLimit {
                     out.append("| | | … \(incident.transitionCount - eventLimit) more transitions (`fusebox analyze --incident \(incident.id) --format json`) |")

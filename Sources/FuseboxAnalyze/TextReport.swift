@@ -30,7 +30,7 @@ public enum TextReport {
             out = [""]
             out.append(paint("incident \(incident.id)", "1;31") + "  \(TimeText.full(incident.start)) → "
                 + (incident.end.map(TimeText.full) ?? "ongoing") + "  (\(incident.durationText))")
-            out.append("  breakers:  \(incident.lanes.map(\.label).joined(separator: ", "))")
+            out.append("  breakers:  \(incident.lanes.map(\.label).joined(separator: ", ").escapingControlCharacters)")
             let detect = incident.timeToDetect.map { DurationFormat.text($0) } ?? "-"
             let recover = incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet"
             out.append("  detect:    \(detect) (first failure → first trip)   recover: \(recover) (first trip → all closed)")
@@ -40,19 +40,20 @@ public enum TextReport {
                 out.append("  unserved:  \(chain): \(count) routes found no breaker")
             }
             if !incident.errorMix.isEmpty {
-                out.append("  errors:    " + incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", ") + " (sampled)")
+                out.append("  errors:    " + incident.errorMix.map { "\($0.label.escapingControlCharacters) ×\($0.count)" }.joined(separator: ", ") + " (sampled)")
             }
-            for flag in incident.flags { out.append("  " + paint("flag", "33") + ":      \(flag)") }
+            for flag in incident.flags { out.append("  " + paint("flag", "33") + ":      \(flag.escapingControlCharacters)") }
             out.append("  timeline:")
             let width = max(8, incident.lanes.map(\.label.count).max() ?? 8)
             for event in incident.events {
-                let lane = (event.lane?.label ?? "").padding(width)
+                let lane = (event.lane?.label ?? "").escapingControlCharacters.padding(width)
                 let text: String
+                let plain = event.text.escapingControlCharacters
                 switch event.kind {
-                case .trip, .probeFailed: text = paint(event.text, "31")
-                case .probeSucceeded, .recovered: text = paint(event.text, "32")
-                case .halfOpen: text = paint(event.text, "33")
-                default: text = event.text
+                case .trip, .probeFailed: text = paint(plain, "31")
+                case .probeSucceeded, .recovered: text = paint(plain, "32")
+                case .halfOpen: text = paint(plain, "33")
+                default: text = plain
                 }
                 out.append("    \(TimeText.clock(event.at))  \(lane)  \(text)")
             }

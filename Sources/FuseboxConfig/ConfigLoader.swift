@@ -10,7 +10,10 @@ import Darwin
 /// Reads a YAML configuration into a validated `Configuration`.
 public enum ConfigLoader {
     static let topLevelKeys = [
-        "socket", "admin_socket", "socket_mode", "max_connections", "allowed_uids", "http", "store", "retention", "instance", "log", "defaults", "breakers", "chains",
+        "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
+        "idle_timeout", "shutdown_timeout", "redact_errors", "allowed_uids", "http", "http_max_connections",
+        "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
+        "chains",
     ]
 
     /// The embedded default.
@@ -35,11 +38,55 @@ public enum ConfigLoader {
         }
     }
 
+    /// A configuration file's text. Only a regular file of at most 16 MiB
+    /// with something in it: a directory, FIFO or device is refused at once
+    /// (opened without blocking, so a FIFO cannot hang start, reload or
+    /// `check`), and an empty file is refused rather than read as "all
+    /// defaults" (a truncated file at reload must not replace every breaker).
     package static func readText(_ path: String) throws(ConfigError) -> String {
-        guard let text = readFile(path) else {
-            throw ConfigError(file: path, line: nil, column: nil, key: "", message: "cannot read the file: \(errnoText())")
+        func refuse(_ message: String) -> ConfigError { ConfigError(file: path, line: nil, column: nil, key: "", message: message) }
+        let fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
+        guard fd >= 0 else { throw refuse("cannot open the file: \(errnoText())") }
+        defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0 else { throw refuse("cannot read the file: \(errnoText())") }
+        guard info.st_mode & S_IFMT == S_IFREG else {
+            throw refuse("is \(fileKind(info.st_mode)), not a regular file; give the path of a YAML file")
+        }
+        guard info.st_size <= maxFileBytes else { throw refuse("is larger than 16 MiB; a configuration is a small YAML file") }
+        var bytes = [UInt8](repeating: 0, count: Int(info.st_size) + 1)
+        var count = 0
+        while count < bytes.count {
+            let got = bytes.withUnsafeMutableBytes { read(fd, $0.baseAddress! + count, $0.count - count) }
+            if got < 0, errno == EINTR { continue }
+            guard got >= 0 else { throw refuse("cannot read the file: \(errnoText())") }
+            if got == 0 { break }
+            count += got
+            if count == bytes.count, count <= maxFileBytes { bytes += [UInt8](repeating: 0, count: 65_536) }
+            guard count <= maxFileBytes else { throw refuse("is larger than 16 MiB; a configuration is a small YAML file") }
+        }
+        let text = String(decoding: bytes[0..<count], as: UTF8.self)
+        let meaningful = text.split(separator: "\n").contains { line in
+            let trimmed = line.drop { $0 == " " || $0 == "\t" || $0 == "\r" }
+            return !trimmed.isEmpty && !trimmed.hasPrefix("#") && trimmed != "---" && trimmed != "..."
+        }
+        guard meaningful else {
+            throw refuse("is empty; write at least one key (`fusebox check` prints the default in full), or start without --config for the embedded default")
         }
         return text
+    }
+
+    static let maxFileBytes = 16 << 20
+
+    private static func fileKind(_ mode: mode_t) -> String {
+        switch mode & S_IFMT {
+        case S_IFDIR: return "a directory"
+        case S_IFIFO: return "a FIFO"
+        case S_IFCHR: return "a character device"
+        case S_IFBLK: return "a block device"
+        case S_IFSOCK: return "a socket"
+        default: return "not a regular file"
+        }
     }
 
     public static func load(yaml: String, file: String) throws(ConfigError) -> Configuration {
@@ -55,13 +102,22 @@ public enum ConfigLoader {
             case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
             case "socket_mode": config.socketMode = try socketMode(value)
             case "max_connections": config.maxConnections = try value.int(1...1_000_000)
+            case "max_admin_connections": config.maxAdminConnections = try value.int(1...1_000)
+            case "max_permits_per_connection": config.maxPermitsPerConnection = try value.int(1...1_000_000)
+            case "idle_timeout": config.idleTimeout = value.isOff ? nil : try value.duration()
+            case "shutdown_timeout": config.shutdownTimeout = try value.duration(maximum: .seconds(600))
+            case "redact_errors": config.redactErrors = try value.bool()
+            case "http_max_connections": config.httpMaxConnections = try value.int(1...100_000)
+            case "http_header_timeout": config.httpHeaderTimeout = try value.duration(maximum: .seconds(600))
+            case "http_idle_timeout": config.httpIdleTimeout = try value.duration(maximum: .seconds(3_600))
+            case "http_json": config.httpJSON = try value.bool()
             case "allowed_uids":
                 config.allowedUIDs = value.isOff ? nil : try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> UInt32 in
                     UInt32(try item.int(0...Int(Int32.max)))
                 }
             case "http": config.http = value.isOff ? nil : try endpoint(value)
             case "store": config.store = value.isOff ? nil : try path(value)
-            case "retention": config.retention = value.isOff ? nil : try value.duration()
+            case "retention": config.retention = value.isOff ? nil : try value.duration(maximum: DurationText.maximumRetention)
             case "instance": config.instance = try name(value, what: "an instance name")
             case "log": config.log = try log(value)
             default: break
@@ -108,18 +164,20 @@ public enum ConfigLoader {
 
     private static func chainDefinitions(_ node: ConfigNode, breakers: [String]) throws(ConfigError) -> [ChainDefinition] {
         var chains: [ChainDefinition] = []
+        let known = Set(breakers)
         for (name, list) in try node.mapping() {
             try checkName(name, at: list, what: "A chain name")
             let members = try list.sequence()
             guard !members.isEmpty else { throw list.error("a chain needs at least one breaker") }
             var names: [String] = []
+            var seen = Set<String>()
             for member in members {
                 let breaker = try member.string()
-                guard breakers.contains(breaker) else {
+                guard known.contains(breaker) else {
                     let known = breakers.isEmpty ? "none are defined" : "defined breakers: \(breakers.joined(separator: ", "))"
                     throw member.error("names breaker \"\(breaker)\", which is not defined; \(known)")
                 }
-                guard !names.contains(breaker) else { throw member.error("names breaker \"\(breaker)\" twice") }
+                guard seen.insert(breaker).inserted else { throw member.error("names breaker \"\(breaker)\" twice") }
                 names.append(breaker)
             }
             chains.append(ChainDefinition(name: name, breakers: names))
@@ -216,20 +274,6 @@ public enum ConfigLoader {
         default:
             return ConfigError(file: file, line: nil, column: nil, key: "", message: "not valid YAML: \(error)")
         }
-    }
-
-    private static func readFile(_ path: String) -> String? {
-        guard let handle = fopen(path, "rb") else { return nil }
-        defer { fclose(handle) }
-        var bytes: [UInt8] = []
-        var buffer = [UInt8](repeating: 0, count: 65_536)
-        while true {
-            let count = fread(&buffer, 1, buffer.count, handle)
-            if count > 0 { bytes.append(contentsOf: buffer[0..<count]) }
-            if count < buffer.count { break }
-            if bytes.count > 16 << 20 { return nil }
-        }
-        return String(decoding: bytes, as: UTF8.self)
     }
 
     private static func errnoText() -> String { String(cString: strerror(errno)) }

@@ -105,11 +105,16 @@ package struct ConfigNode {
     }
 
     /// A positive duration with a unit: `250ms`, `30s`, `10m`, `1h`.
-    package func duration(allowZero: Bool = false) throws(ConfigError) -> Duration {
+    /// A duration from above zero (or zero, when allowed) to `maximum`:
+    /// bounded so that no deadline computed from it can overflow or mean "never".
+    package func duration(allowZero: Bool = false, maximum: Duration = DurationText.maximum) throws(ConfigError) -> Duration {
         guard let text = scalarText, let value = DurationText.parse(text) else {
             throw error("expected a duration with a unit such as 250ms, 30s, 10m or 1h, got \(kindName)")
         }
         guard allowZero || value > .zero else { throw error("must be longer than zero, got \(text)") }
+        guard value <= maximum else {
+            throw error("must be at most \(DurationText.format(maximum)), got \(text)")
+        }
         return value
     }
 }

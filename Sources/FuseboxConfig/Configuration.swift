@@ -38,6 +38,23 @@ public struct Configuration: Sendable, Equatable {
     public var socketMode: UInt32 = 0o600
     /// Connections open at once across both sockets; more are answered `overloaded`.
     public var maxConnections: Int = 1_000
+    /// Connections open at once on the admin socket, counted apart so apps can never lock the operator out.
+    public var maxAdminConnections: Int = 16
+    /// Unreported permits one connection may hold; more acquires are answered `overloaded`.
+    public var maxPermitsPerConnection: Int = 1_024
+    /// A socket connection that sends nothing for this long, holding no permit,
+    /// no queued acquire and no subscription, is closed; `nil` never.
+    public var idleTimeout: Duration? = .seconds(600)
+    /// After SIGTERM, connections get this long to finish before they are closed.
+    public var shutdownTimeout: Duration = .seconds(10)
+    /// Credentials in reported error text are masked before they are kept anywhere.
+    public var redactErrors = true
+    /// HTTP: connections at most, how long a request's headers may take, how long an idle connection stays.
+    public var httpMaxConnections: Int = 128
+    public var httpHeaderTimeout: Duration = .seconds(10)
+    public var httpIdleTimeout: Duration = .seconds(60)
+    /// Whether HTTP serves `/v1/breakers` (breaker names, states and last errors) besides metrics and health.
+    public var httpJSON = true
     /// When set, only peers with these user ids (checked with SO_PEERCRED) may talk on either socket.
     public var allowedUIDs: [UInt32]?
     /// `nil` when `http: off`.

@@ -7,6 +7,10 @@ public enum DurationText {
         ("ms", 1e6), ("s", 1e9), ("m", 60e9), ("h", 3_600e9), ("d", 86_400e9),
     ]
 
+    /// The longest duration any policy key takes (a year); `retention` takes up to ten.
+    public static let maximum: Duration = .seconds(365 * 86_400)
+    public static let maximumRetention: Duration = .seconds(3_650 * 86_400)
+
     public static func parse(_ text: String) -> Duration? {
         let trimmed = text.trimmingWhitespace
         // Longest suffix first, so "ms" is not read as "m" + "s".

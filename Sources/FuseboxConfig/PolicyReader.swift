@@ -4,7 +4,9 @@ import FuseboxCore
 /// a starting policy: only the keys written change, so a breaker inherits
 /// everything else from `defaults`.
 package enum PolicyReader {
-    static let sections = ["trip", "open", "half_open", "classify", "permit_ttl", "max_in_flight", "queue", "rate", "tokens"]
+    static let sections = [
+        "trip", "open", "half_open", "classify", "permit_ttl", "max_in_flight", "queue", "rate", "tokens", "max_transitions_per_minute",
+    ]
 
     package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
         for (key, value) in try node.mapping(allowed: sections) {
@@ -17,6 +19,7 @@ package enum PolicyReader {
             case "queue": policy.budget.queue = value.isOff ? nil : try queue(value, current: policy.budget.queue)
             case "rate": policy.budget.rate = value.isOff ? nil : try rateLimit(value, amountKey: "requests", current: policy.budget.rate)
             case "tokens": policy.budget.tokens = value.isOff ? nil : try rateLimit(value, amountKey: "budget", current: policy.budget.tokens)
+            case "max_transitions_per_minute": policy.maxTransitionsPerMinute = value.isOff ? nil : try value.int(3...10_000)
             default: policy.permitTTL = try value.duration()
             }
         }
@@ -116,7 +119,7 @@ package enum PolicyReader {
     }
 
     private static func applyOpen(_ node: ConfigNode, to open: inout OpenPolicy) throws(ConfigError) {
-        for (key, value) in try node.mapping(allowed: ["duration", "backoff", "jitter", "honor_retry_after"]) {
+        for (key, value) in try node.mapping(allowed: ["duration", "backoff", "jitter", "honor_retry_after", "max_retry_after"]) {
             switch key {
             case "duration": open.duration = try value.duration()
             case "backoff":
@@ -132,6 +135,7 @@ package enum PolicyReader {
                     }
                 }
             case "jitter": open.jitter = try value.double(0...1, upperOpen: true)
+            case "max_retry_after": open.maxRetryAfter = value.isOff ? nil : try value.duration()
             default: open.honorRetryAfter = try value.bool()
             }
         }

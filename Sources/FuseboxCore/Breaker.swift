@@ -44,6 +44,8 @@ struct Breaker: Sendable {
     var budget: Budget
     /// Acquires in the engine's `WaitQueue` for this breaker.
     var waiting = 0
+    /// At `max_transitions_per_minute`, an open breaker stays open.
+    private var rateLimit: TransitionRateLimit
 
     init(name: String, policy: BreakerPolicy, now: Timestamp) {
         self.name = name
@@ -52,6 +54,7 @@ struct Breaker: Sendable {
         self.health = HealthWindow(policy.trip.window)
         self.stateSince = now
         self.budget = Budget(policy.budget, now: now)
+        self.rateLimit = TransitionRateLimit(limit: policy.maxTransitionsPerMinute)
     }
 
     /// States in which the breaker itself lets calls through, so only a budget
@@ -70,6 +73,7 @@ struct Breaker: Sendable {
             return (Admission(allowed: false, probe: false, retryIn: nil), nil)
         case .open:
             guard let until = openUntil, now < until else {
+                if let held = holdOpen(at: now) { return (Admission(allowed: false, probe: false, retryIn: held - now), nil) }
                 let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
                 return (admitProbe(at: now), change)
             }
@@ -105,7 +109,8 @@ struct Breaker: Sendable {
 
         // A provider's Retry-After is information whatever the generation: it
         // may lengthen an open period, but only a fresh report opens.
-        let retryAfter = policy.open.honorRetryAfter && outcome.isFailure ? report.retryAfter : nil
+        let retryAfter = policy.open.honorRetryAfter && outcome.isFailure
+            ? report.retryAfter.map { min($0, policy.open.retryAfterCap) } : nil
         if state == .open, let retryAfter, let until = openUntil, now + retryAfter > until {
             openUntil = now + retryAfter
         }
@@ -167,7 +172,7 @@ struct Breaker: Sendable {
     mutating func tick(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
         case .open:
-            if let until = openUntil, now >= until {
+            if let until = openUntil, now >= until, holdOpen(at: now) == nil {
                 return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             }
         case .halfOpen:
@@ -179,6 +184,23 @@ struct Breaker: Sendable {
             return nil
         }
         return nil
+    }
+
+    /// At the transition cap an open period that ran out is lengthened until
+    /// the cap frees, rather than cycling on; leaving open is the only step
+    /// gated, so an outage still opens at once. Returns the new end.
+    private mutating func holdOpen(at now: Timestamp) -> Timestamp? {
+        guard let until = rateLimit.heldUntil(at: now) else { return nil }
+        openUntil = until
+        return until
+    }
+
+    /// Whether the breaker is held open by the cap and nobody has been told
+    /// yet; telling marks it told until the next transition.
+    mutating func takeHoldNotice(at now: Timestamp) -> Timestamp? {
+        guard state == .open, !rateLimit.announced, let until = openUntil, rateLimit.heldUntil(at: now) != nil else { return nil }
+        rateLimit.announced = true
+        return until
     }
 
     // MARK: Operators
@@ -198,8 +220,10 @@ struct Breaker: Sendable {
         return transition(to: target, reason: .forced, at: now, random: &random)
     }
 
+    /// Closes and forgets statistics, backoff, budget pauses and token debt.
     mutating func reset(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         failedProbes = 0
+        budget.clear(at: now)
         guard state != .closed else {
             clearStatistics()
             return nil
@@ -217,6 +241,9 @@ struct Breaker: Sendable {
         budget.adopt(newPolicy.budget, at: now)
         policy = newPolicy
         rules = TripRules(policy: newPolicy.trip)
+        if newPolicy.maxTransitionsPerMinute != rateLimit.limit {
+            rateLimit = TransitionRateLimit(limit: newPolicy.maxTransitionsPerMinute)
+        }
         if windowReset { health = HealthWindow(newPolicy.trip.window) }
         return (windowReset, true)
     }
@@ -251,6 +278,7 @@ struct Breaker: Sendable {
         state = to
         generation &+= 1
         stateSince = now
+        rateLimit.note(now)
         openUntil = nil
         probesInFlight = 0
         probeSuccesses = 0

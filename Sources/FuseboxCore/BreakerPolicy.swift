@@ -8,6 +8,9 @@ public struct BreakerPolicy: Sendable, Equatable {
     /// An unreported permit counts as a timeout after this long.
     public var permitTTL: Duration
     public var budget: BudgetPolicy
+    /// Transitions a minute at most; past it an open breaker stays open until
+    /// the minute frees (operators' force and reset always act). `nil`: no cap.
+    public var maxTransitionsPerMinute: Int?
 
     public init(
         trip: TripPolicy = TripPolicy(),
@@ -15,7 +18,8 @@ public struct BreakerPolicy: Sendable, Equatable {
         halfOpen: HalfOpenPolicy = HalfOpenPolicy(),
         classify: ClassificationPolicy = ClassificationPolicy(),
         permitTTL: Duration = .seconds(120),
-        budget: BudgetPolicy = BudgetPolicy()
+        budget: BudgetPolicy = BudgetPolicy(),
+        maxTransitionsPerMinute: Int? = 30
     ) {
         self.trip = trip
         self.open = open
@@ -23,6 +27,7 @@ public struct BreakerPolicy: Sendable, Equatable {
         self.classify = classify
         self.permitTTL = permitTTL
         self.budget = budget
+        self.maxTransitionsPerMinute = maxTransitionsPerMinute
     }
 
     public static let `default` = BreakerPolicy()
@@ -87,19 +92,27 @@ public struct OpenPolicy: Sendable, Equatable {
     public var jitter: Double
     /// A report carrying `retry_after` opens the breaker for at least that long.
     public var honorRetryAfter: Bool
+    /// The longest Retry-After believed, for the open period and for a 429's
+    /// budget pause; `nil` means `backoffMax`. One report can do no more harm.
+    public var maxRetryAfter: Duration?
+
+    /// What a report's Retry-After may ask for at most.
+    public var retryAfterCap: Duration { maxRetryAfter ?? backoffMax }
 
     public init(
         duration: Duration = .seconds(60),
         backoffMultiplier: Double = 2,
         backoffMax: Duration = .seconds(600),
         jitter: Double = 0.1,
-        honorRetryAfter: Bool = true
+        honorRetryAfter: Bool = true,
+        maxRetryAfter: Duration? = nil
     ) {
         self.duration = duration
         self.backoffMultiplier = backoffMultiplier
         self.backoffMax = backoffMax
         self.jitter = jitter
         self.honorRetryAfter = honorRetryAfter
+        self.maxRetryAfter = maxRetryAfter
     }
 }
 

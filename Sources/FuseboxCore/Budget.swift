@@ -39,6 +39,12 @@ struct Budget: Sendable {
         tokens?.drain(until: until, at: now)
     }
 
+    /// An operator's reset: pauses and debts are forgotten, every bucket full.
+    mutating func clear(at now: Timestamp) {
+        rate?.clear(at: now)
+        tokens?.clear(at: now)
+    }
+
     /// Takes a reloaded policy; a bucket whose limit is unchanged keeps its level.
     mutating func adopt(_ new: BudgetPolicy, at now: Timestamp) {
         guard new != policy else { return }

@@ -15,24 +15,42 @@ public struct Timestamp: Comparable, Hashable, Sendable, CustomStringConvertible
 
     public init(nanoseconds: Int64) { self.nanoseconds = nanoseconds }
 
-    public static func milliseconds(_ ms: Int64) -> Timestamp { Timestamp(nanoseconds: ms * 1_000_000) }
-    public static func seconds(_ s: Int64) -> Timestamp { Timestamp(nanoseconds: s * 1_000_000_000) }
+    /// Saturates at the ends of `Int64` nanoseconds (years -1677 and 2262) instead of trapping:
+    /// stored and client-supplied times are untrusted.
+    public static func milliseconds(_ ms: Int64) -> Timestamp { Timestamp(nanoseconds: saturatingProduct(ms, 1_000_000)) }
+    public static func seconds(_ s: Int64) -> Timestamp { Timestamp(nanoseconds: saturatingProduct(s, 1_000_000_000)) }
+
+    static func saturatingProduct(_ a: Int64, _ b: Int64) -> Int64 {
+        let (product, overflow) = a.multipliedReportingOverflow(by: b)
+        guard overflow else { return product }
+        return (a < 0) == (b < 0) ? .max : .min
+    }
 
     public var milliseconds: Int64 { nanoseconds / 1_000_000 }
 
     public static func < (lhs: Timestamp, rhs: Timestamp) -> Bool { lhs.nanoseconds < rhs.nanoseconds }
 
+    // Saturating: a deadline far in the future must stay in the future, never wrap into the past.
     public static func + (lhs: Timestamp, rhs: Duration) -> Timestamp {
-        Timestamp(nanoseconds: lhs.nanoseconds &+ rhs.nanosecondsClamped)
+        Timestamp(nanoseconds: saturatingSum(lhs.nanoseconds, rhs.nanosecondsClamped))
     }
 
     public static func - (lhs: Timestamp, rhs: Duration) -> Timestamp {
-        Timestamp(nanoseconds: lhs.nanoseconds &- rhs.nanosecondsClamped)
+        let amount = rhs.nanosecondsClamped
+        return Timestamp(nanoseconds: saturatingSum(lhs.nanoseconds, amount == .min ? .max : -amount))
     }
 
     /// The signed distance `lhs - rhs`.
     public static func - (lhs: Timestamp, rhs: Timestamp) -> Duration {
-        .nanoseconds(lhs.nanoseconds &- rhs.nanoseconds)
+        let (difference, overflow) = lhs.nanoseconds.subtractingReportingOverflow(rhs.nanoseconds)
+        guard overflow else { return .nanoseconds(difference) }
+        return .nanoseconds(lhs.nanoseconds < rhs.nanoseconds ? Int64.min : Int64.max)
+    }
+
+    static func saturatingSum(_ a: Int64, _ b: Int64) -> Int64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        guard overflow else { return sum }
+        return b > 0 ? .max : .min
     }
 
     public var description: String { "\(nanoseconds)ns" }
@@ -49,6 +67,15 @@ extension Duration {
 
     /// Milliseconds, rounded down, clamped to `Int64`.
     public var millisecondsClamped: Int64 { nanosecondsClamped / 1_000_000 }
+
+    /// A floating-point number of nanoseconds, saturated to what `Int64` holds
+    /// (NaN reads as zero): conversions from computed doubles never trap.
+    public static func saturatingNanoseconds(_ value: Double) -> Duration {
+        guard !value.isNaN else { return .zero }
+        if value >= 9.2e18 { return .nanoseconds(Int64.max) }
+        if value <= -9.2e18 { return .nanoseconds(Int64.min) }
+        return .nanoseconds(Int64(value))
+    }
 
     /// Seconds as a floating-point number, for rates and metrics.
     public var secondsDouble: Double { Double(nanosecondsClamped) / 1e9 }

@@ -26,9 +26,12 @@ public final class Engine: Sendable {
     /// May the app call `breaker` now? When allowed, the permit must be
     /// reported (or released) before its deadline. `cost` is the call's
     /// estimated tokens, for a token budget. Never waits.
-    public func acquire(_ breaker: String, cost: Int = 0) throws(EngineError) -> Decision {
+    /// `owner` tags the permit with its connection, which is held to its cap.
+    public func acquire(_ breaker: String, cost: Int = 0, owner: PermitOwner? = nil) throws(EngineError) -> Decision {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> Decision in
-            try registry.acquire(registry.index(of: breaker), cost: cost, at: clock.now(), observer: observer)
+            try registry.acquire(
+                registry.index(of: breaker), cost: cost, owner: registry.ownerEntry(owner), at: clock.now(), observer: observer
+            )
         }
     }
 
@@ -36,11 +39,13 @@ public final class Engine: Sendable {
     /// queues the request: `resume` then receives the answer once, from
     /// whichever thread frees a slot or ticks past the timeout, unless
     /// `cancelWait` withdraws it first.
-    public func acquire(_ breaker: String, cost: Int = 0, orWait resume: @escaping WaitResume) throws(EngineError)
-        -> AcquireResult
-    {
+    public func acquire(
+        _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait resume: @escaping WaitResume
+    ) throws(EngineError) -> AcquireResult {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> AcquireResult in
-            try registry.acquireOrWait(registry.index(of: breaker), cost: cost, at: clock.now(), observer: observer, resume: resume)
+            try registry.acquireOrWait(
+                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), observer: observer, resume: resume
+            )
         }
     }
 
@@ -60,15 +65,18 @@ public final class Engine: Sendable {
     /// Walks `chain` in order and takes the first breaker that grants a permit,
     /// passing over those in `exclude` (the app already tried them). A breaker
     /// over a budget is passed over like an open one; route never queues.
-    public func route(_ chain: String, exclude: [String] = [], cost: Int = 0) throws(EngineError) -> RouteDecision {
+    public func route(
+        _ chain: String, exclude: [String] = [], cost: Int = 0, owner: PermitOwner? = nil
+    ) throws(EngineError) -> RouteDecision {
         try registry.withLock { (registry: inout Registry) throws(EngineError) -> RouteDecision in
             guard let members = registry.chains[chain] else { throw .unknownChain(chain) }
+            let ownerIndex = try registry.ownerEntry(owner)
             let now = clock.now()
             var skipped: [SkippedBreaker] = []
             for index in members {
                 let name = registry.breakers[index].name
                 if exclude.contains(name) { continue }
-                let decision = try registry.acquire(index, cost: cost, at: now, observer: observer)
+                let decision = try registry.acquire(index, cost: cost, owner: ownerIndex, at: now, observer: observer)
                 if decision.allowed {
                     let primary = registry.breakers[members[0]].name
                     if index != members[0] { observer.fellBack(chain: chain, from: primary, to: name, at: now) }
@@ -111,6 +119,19 @@ public final class Engine: Sendable {
         try delivering { (registry: inout Registry) throws(EngineError) in
             try registry.release(permit, reason, at: clock.now(), observer: observer)
         }
+    }
+
+    /// A new holder of permits (a connection) that may hold at most `maxPermits` at once.
+    public func openOwner(maxPermits: Int) -> PermitOwner {
+        registry.withLock { $0.owners.open(limit: maxPermits) }
+    }
+
+    /// Releases up to `atMost` of `owner`'s permits as abandoned (its client
+    /// went away); true once none are left and the owner is closed. The
+    /// caller repeats, yielding between calls, so a connection that held
+    /// many permits never stalls others for long.
+    public func releaseOwned(by owner: PermitOwner, atMost: Int = 256) -> Bool {
+        delivering { registry in registry.releaseOwned(by: owner, atMost: atMost, at: clock.now(), observer: observer) }
     }
 
     /// Expires overdue leases and moves time-driven transitions along (open →
@@ -180,6 +201,15 @@ public final class Engine: Sendable {
     }
 
     public var permitsInFlight: Int { registry.withLock { $0.permits.inFlight } }
+
+    /// Permits `owner` holds now (0 once it is closed).
+    public func permitsHeld(by owner: PermitOwner) -> Int {
+        registry.withLock { registry in registry.owners.find(owner).map { registry.owners[$0].held } ?? 0 }
+    }
+
+    /// How long until `deadline` on the engine's clock (negative once past):
+    /// timers set for the engine's deadlines read no other clock.
+    public func timeUntil(_ deadline: Timestamp) -> Duration { deadline - clock.now() }
 
     public func isOutstanding(_ permit: PermitID) -> Bool { registry.withLock { $0.permits.find(permit) != nil } }
 

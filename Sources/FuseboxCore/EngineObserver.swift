@@ -41,6 +41,8 @@ public protocol EngineObserver: Sendable {
     func exhausted(chain: String, at: Timestamp)
     func permitIssued(breaker: String)
     func permitEnded(breaker: String, how: PermitEnd)
+    /// The breaker reached `max_transitions_per_minute` and stays open until `until`; told once per episode.
+    func heldOpen(breaker: String, until: Timestamp, at: Timestamp)
 }
 
 /// How a queued acquire left the queue.
@@ -69,6 +71,7 @@ extension EngineObserver {
     public func exhausted(chain: String, at: Timestamp) {}
     public func permitIssued(breaker: String) {}
     public func permitEnded(breaker: String, how: PermitEnd) {}
+    public func heldOpen(breaker: String, until: Timestamp, at: Timestamp) {}
 }
 
 /// Observes nothing.

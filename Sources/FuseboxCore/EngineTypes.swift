@@ -60,6 +60,10 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
     case unknownPermit(String)
     /// Every permit slot is in use (16,777,216 outstanding).
     case tooManyPermits
+    /// The connection holds its `max_permits_per_connection`.
+    case permitLimit(Int)
+    /// A permit owner that was already closed.
+    case unknownOwner
     case invalidConfiguration(String)
 
     public var description: String {
@@ -68,6 +72,9 @@ public enum EngineError: Error, Equatable, Sendable, CustomStringConvertible {
         case .unknownChain(let name): return "no chain named \"\(name)\""
         case .unknownPermit(let id): return "permit \"\(id)\" is not outstanding (never issued, already reported, or expired)"
         case .tooManyPermits: return "too many permits outstanding"
+        case .permitLimit(let limit):
+            return "this connection holds \(limit) unreported permits, its limit (max_permits_per_connection)"
+        case .unknownOwner: return "the connection's permits were already released"
         case .invalidConfiguration(let message): return message
         }
     }

@@ -19,4 +19,7 @@ public struct EventFanout: EngineObserver {
     public func exhausted(chain: String, at: Timestamp) { for o in observers { o.exhausted(chain: chain, at: at) } }
     public func permitIssued(breaker: String) { for o in observers { o.permitIssued(breaker: breaker) } }
     public func permitEnded(breaker: String, how: PermitEnd) { for o in observers { o.permitEnded(breaker: breaker, how: how) } }
+    public func heldOpen(breaker: String, until: Timestamp, at: Timestamp) {
+        for o in observers { o.heldOpen(breaker: breaker, until: until, at: at) }
+    }
 }

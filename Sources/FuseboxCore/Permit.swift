@@ -1,5 +1,6 @@
-/// A permit's identity: a slot in the engine's permit table and a serial that
-/// tells a reused slot from its previous holder. Opaque to clients.
+/// A permit's identity: a slot in the engine's permit table (the low 24 bits)
+/// and 40 bits from the kernel's CSPRNG that tell a reused slot from its
+/// previous holder and make the id unguessable. Opaque to clients.
 public struct PermitID: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: UInt64
 
@@ -55,13 +56,16 @@ struct PermitSlab: Sendable {
         var deadline = Timestamp(nanoseconds: 0)
         var previous: Int32 = -1    // in the breaker's lease list
         var next: Int32 = -1        // in the lease list, or the free list
+        var owner: Int32 = -1       // in `PermitOwners`, or -1
+        var ownerPrevious: Int32 = -1
+        var ownerNext: Int32 = -1
     }
 
     static let capacity = Int(PermitID.slotMask) + 1
 
     private(set) var slots: [Slot] = []
     private var freeHead: Int32 = -1
-    private var serial: UInt64 = 0
+    private var random = SecureRandomPool()
     private(set) var inFlight = 0
 
     subscript(slot: Int32) -> Slot {
@@ -76,7 +80,7 @@ struct PermitSlab: Sendable {
         return Int32(slot)
     }
 
-    /// Takes a free slot and stamps a fresh id on it; `nil` when all
+    /// Takes a free slot and stamps a fresh, unpredictable id on it; `nil` when all
     /// `capacity` slots are in use.
     mutating func allocate() -> (Int32, PermitID)? {
         let slot: Int32
@@ -88,9 +92,9 @@ struct PermitSlab: Sendable {
             slots.append(Slot())
             slot = Int32(slots.count - 1)
         }
-        serial &+= 1
-        if serial >= (1 << (64 - PermitID.slotBits)) { serial = 1 }
-        let id = PermitID(rawValue: (serial << PermitID.slotBits) | UInt64(slot))
+        var tag: UInt64 = 0
+        while tag == 0 { tag = random.next() >> PermitID.slotBits }
+        let id = PermitID(rawValue: (tag << PermitID.slotBits) | UInt64(slot))
         slots[Int(slot)].id = id.rawValue
         inFlight += 1
         return (slot, id)

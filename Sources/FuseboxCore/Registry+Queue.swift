@@ -9,17 +9,19 @@ struct WaitDelivery: Sendable {
 /// waiter before any newcomer can take it.
 extension Registry {
     mutating func acquireOrWait(
-        _ index: Int, cost: Int, at now: Timestamp, observer: some EngineObserver, resume: @escaping WaitResume
+        _ index: Int, cost: Int, owner: PermitOwner?, at now: Timestamp, observer: some EngineObserver,
+        resume: @escaping WaitResume
     ) throws(EngineError) -> AcquireResult {
         let breaker = breakers[index]
+        let ownerIndex = try ownerEntry(owner)
         guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.policy.maxInFlight,
               breaker.admitsFreely, breaker.waiting > 0 || breaker.permitsInFlight >= cap
-        else { return .decided(try acquire(index, cost: cost, at: now, observer: observer)) }
+        else { return .decided(try acquire(index, cost: cost, owner: ownerIndex, at: now, observer: observer)) }
         guard breaker.waiting < queue.max else {
             return .decided(refuse(index, .concurrency, retryIn: nil, at: now, observer: observer))
         }
         let ticket = waitQueue.enqueue(WaitQueue.Waiter(
-            breaker: breaker.name, cost: cost, enqueuedAt: now, deadline: now + queue.timeout, resume: resume
+            breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + queue.timeout, resume: resume
         ))
         breakers[index].waiting += 1
         return .queued(ticket)
@@ -37,8 +39,10 @@ extension Registry {
                 return
             }
             breakers[index].waiting -= 1
-            let decision = (try? acquire(index, cost: waiter.cost, queued: true, at: now, observer: observer))
-                ?? refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
+            // The waiter's connection may have gone, or reached its own cap, meanwhile: then it is refused.
+            let decision = (try? acquire(
+                index, cost: waiter.cost, owner: ownerEntry(waiter.owner), queued: true, at: now, observer: observer
+            )) ?? refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
             deliver(waiter, decision, how: decision.allowed ? .granted : .refused, at: now, observer: observer)
         }
     }

@@ -6,6 +6,7 @@ struct Registry: Sendable {
     var chains: [String: [Int]] = [:]
     var chainNames: [String] = []
     var permits = PermitSlab()
+    var owners = PermitOwners()
     var random: SplitMix64
     var waitQueue = WaitQueue()
     /// Queued acquires answered during the current decision, handed to their
@@ -40,10 +41,13 @@ struct Registry: Sendable {
     /// for the acquire at the head of the breaker's queue, which may pass the
     /// others still waiting.
     mutating func acquire(
-        _ index: Int, cost: Int = 0, queued: Bool = false, at now: Timestamp, observer: some EngineObserver
+        _ index: Int, cost: Int = 0, owner: Int32 = -1, queued: Bool = false, at now: Timestamp, observer: some EngineObserver
     ) throws(EngineError) -> Decision {
         let (admission, change) = breakers[index].admit(at: now, random: &random)
         if let change { observer.transitioned(change) }
+        if !admission.allowed, let until = breakers[index].takeHoldNotice(at: now) {
+            observer.heldOpen(breaker: breakers[index].name, until: until, at: now)
+        }
         guard admission.allowed else { return refuse(index, .open, retryIn: admission.retryIn, at: now, observer: observer) }
         let generation = breakers[index].generation
         if let (reason, retryIn) = breakers[index].budget.refusal(
@@ -65,6 +69,7 @@ struct Registry: Sendable {
         permits[slot].issuedAt = now
         permits[slot].deadline = deadline
         linkLease(slot, to: index)
+        if owner >= 0 { linkOwner(slot, to: owner) }
         observer.permitIssued(breaker: breakers[index].name)
         let permit = Permit(
             id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline
@@ -86,8 +91,7 @@ struct Registry: Sendable {
         guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
         let held = permits[slot]
         let index = Int(held.breaker)
-        unlinkLease(slot)
-        permits.free(slot)
+        retire(slot)
         var report = report
         if report.latency == nil { report.latency = now - held.issuedAt }
         let outcome = breakers[index].policy.classify.outcome(of: report)
@@ -112,8 +116,7 @@ struct Registry: Sendable {
         guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
         let held = permits[slot]
         let index = Int(held.breaker)
-        unlinkLease(slot)
-        permits.free(slot)
+        retire(slot)
         breakers[index].release(generation: held.generation, probe: held.probe, at: now)
         observer.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled)
         if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
@@ -127,8 +130,10 @@ struct Registry: Sendable {
     ) {
         if let used = report.tokensUsed { breakers[index].budget.settle(cost: cost, used: used, at: now) }
         // A 429 speaks for the whole host: every worker stops until Retry-After.
+        // Capped like the open period, so a forged Retry-After cannot pause the budget for days.
         if report.status == 429, let retryAfter = report.retryAfter {
-            breakers[index].budget.rateLimited(until: now + retryAfter, at: now)
+            let pause = min(retryAfter, breakers[index].policy.open.retryAfterCap)
+            breakers[index].budget.rateLimited(until: now + pause, at: now)
         }
         let slow = breakers[index].policy.trip.slowCall.map { policy in
             report.latency.map { $0 >= policy.threshold } ?? false
@@ -153,8 +158,7 @@ struct Registry: Sendable {
                 let slot = breakers[index].leaseHead
                 let held = permits[slot]
                 guard held.deadline <= now else { break }
-                unlinkLease(slot)
-                permits.free(slot)
+                retire(slot)
                 observer.permitEnded(breaker: breakers[index].name, how: .expired)
                 let ttl = breakers[index].policy.permitTTL
                 record(
@@ -163,11 +167,70 @@ struct Registry: Sendable {
                 )
             }
             if let change = breakers[index].tick(at: now, random: &random) { observer.transitioned(change) }
+            if let until = breakers[index].takeHoldNotice(at: now) {
+                observer.heldOpen(breaker: breakers[index].name, until: until, at: now)
+            }
             if breakers[index].waiting > 0 { expireWaiters(index, at: now, observer: observer) }
         }
     }
 
+    // MARK: Owners
+
+    /// The owner's entry, checked to be open and under its cap.
+    func ownerEntry(_ owner: PermitOwner?) throws(EngineError) -> Int32 {
+        guard let owner else { return -1 }
+        guard let index = owners.find(owner) else { throw .unknownOwner }
+        let entry = owners[index]
+        guard entry.held < entry.limit else { throw .permitLimit(entry.limit) }
+        return index
+    }
+
+    /// Releases up to `limit` of the owner's permits as abandoned; true (and
+    /// the owner closed) once it holds none.
+    mutating func releaseOwned(by owner: PermitOwner, atMost limit: Int, at now: Timestamp, observer: some EngineObserver) -> Bool {
+        guard let entry = owners.find(owner) else { return true }
+        var released = 0
+        while owners[entry].head >= 0, released < limit {
+            let slot = owners[entry].head
+            let held = permits[slot]
+            let index = Int(held.breaker)
+            retire(slot)
+            breakers[index].release(generation: held.generation, probe: held.probe, at: now)
+            observer.permitEnded(breaker: breakers[index].name, how: .abandoned)
+            if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
+            released += 1
+        }
+        guard owners[entry].head < 0 else { return false }
+        owners.close(entry)
+        return true
+    }
+
     // MARK: Lease lists
+
+    /// Ends a permit's life in the table: out of its breaker's and owner's lists, slot freed.
+    private mutating func retire(_ slot: Int32) {
+        unlinkLease(slot)
+        unlinkOwner(slot)
+        permits.free(slot)
+    }
+
+    private mutating func linkOwner(_ slot: Int32, to owner: Int32) {
+        let head = owners[owner].head
+        permits[slot].owner = owner
+        permits[slot].ownerPrevious = -1
+        permits[slot].ownerNext = head
+        if head >= 0 { permits[head].ownerPrevious = slot }
+        owners[owner].head = slot
+        owners[owner].held += 1
+    }
+
+    private mutating func unlinkOwner(_ slot: Int32) {
+        let held = permits[slot]
+        guard held.owner >= 0 else { return }
+        if held.ownerPrevious >= 0 { permits[held.ownerPrevious].ownerNext = held.ownerNext } else { owners[held.owner].head = held.ownerNext }
+        if held.ownerNext >= 0 { permits[held.ownerNext].ownerPrevious = held.ownerPrevious }
+        owners[held.owner].held -= 1
+    }
 
     private mutating func linkLease(_ slot: Int32, to index: Int) {
         let tail = breakers[index].leaseTail
@@ -210,8 +273,7 @@ struct Registry: Sendable {
             summary.removed.append(breakers[index].name)
             refuseAllWaiters(index, at: now, observer: observer)
             for slot in leases(of: index) {
-                unlinkLease(slot)
-                permits.free(slot)
+                retire(slot)
                 observer.permitEnded(breaker: breakers[index].name, how: .abandoned)
             }
         }

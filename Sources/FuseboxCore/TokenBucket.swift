@@ -4,7 +4,9 @@
 ///
 /// The level goes below zero only through `charge(_:)` after the fact (a
 /// provider counted more tokens than were estimated): that debt is repaid by
-/// the refill before anything more is granted.
+/// the refill before anything more is granted. The debt is capped at one
+/// period's worth (a level of `-capacity`), so one forged or mistaken report
+/// can hold the budget for at most one period.
 struct TokenBucket: Sendable, Equatable {
     let capacity: Double
     /// Units per nanosecond.
@@ -61,12 +63,19 @@ struct TokenBucket: Sendable, Equatable {
 
     /// Takes `amount`; call after `allows`. Only an amount above the capacity
     /// leaves a debt.
-    mutating func take(_ amount: Double) { level -= amount }
+    mutating func take(_ amount: Double) { level = max(-capacity, level - amount) }
 
     /// Adjusts by what the provider actually counted: `delta` more (or, negative, fewer) units than taken.
     mutating func charge(_ delta: Double, at now: Timestamp) {
         refill(at: now)
-        level = min(capacity, level - delta)
+        level = max(-capacity, min(capacity, level - delta))
+    }
+
+    /// Forgets debt and pause (an operator's reset): the bucket starts full.
+    mutating func clear(at now: Timestamp) {
+        level = capacity
+        pausedUntil = nil
+        updatedAt = now
     }
 
     /// Empties the bucket and stops the refill until `until` (a 429 with Retry-After).
@@ -81,6 +90,7 @@ struct TokenBucket: Sendable, Equatable {
         guard !allows(amount, at: now) else { return nil }
         let needed = (amount > 0 ? min(amount, capacity) : Double.ulpOfOne) - level
         let start = pausedUntil.map { $0 - now } ?? .zero
-        return start + .nanoseconds(Int64((needed / refillRate).rounded(.up)))
+        let refillTime = Duration.saturatingNanoseconds((needed / refillRate).rounded(.up))
+        return start.nanosecondsClamped > Int64.max - refillTime.nanosecondsClamped ? .nanoseconds(Int64.max) : start + refillTime
     }
 }

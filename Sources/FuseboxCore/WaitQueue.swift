@@ -15,6 +15,7 @@ struct WaitQueue: Sendable {
     struct Waiter: Sendable {
         var breaker: String
         var cost: Int
+        var owner: PermitOwner?
         var enqueuedAt: Timestamp
         var deadline: Timestamp
         var resume: WaitResume

@@ -13,12 +13,13 @@ public struct ConfigReloader: Service {
     private let engine: Engine
     private let running: Configuration
     private let logger: Logger
-    /// Told the new engine configuration after it is applied (metrics make and drop series).
-    private let applied: @Sendable (EngineConfiguration) -> Void
+    /// Told the new configuration after its engine part is applied (metrics
+    /// make and drop series; the sockets take the new allowed_uids).
+    private let applied: @Sendable (Configuration) -> Void
 
     public init(
         path: String?, engine: Engine, running: Configuration, logger: Logger,
-        applied: @escaping @Sendable (EngineConfiguration) -> Void = { _ in }
+        applied: @escaping @Sendable (Configuration) -> Void = { _ in }
     ) {
         self.path = path
         self.engine = engine
@@ -54,7 +55,7 @@ public struct ConfigReloader: Service {
             logger.error("config_reload_failed", metadata: ["config": .string(source), "error": .string("\(error)")])
             return current
         }
-        applied(next.engine)
+        applied(next)
         var metadata: Logger.Metadata = [
             "config": .string(source),
             "added": .array(summary.added.map { .string($0) }),
@@ -73,6 +74,15 @@ public struct ConfigReloader: Service {
         applied.adminSocket = current.adminSocket
         applied.socketMode = current.socketMode
         applied.maxConnections = current.maxConnections
+        applied.maxAdminConnections = current.maxAdminConnections
+        applied.idleTimeout = current.idleTimeout
+        applied.maxPermitsPerConnection = current.maxPermitsPerConnection
+        applied.redactErrors = current.redactErrors
+        applied.shutdownTimeout = current.shutdownTimeout
+        applied.httpMaxConnections = current.httpMaxConnections
+        applied.httpHeaderTimeout = current.httpHeaderTimeout
+        applied.httpIdleTimeout = current.httpIdleTimeout
+        applied.httpJSON = current.httpJSON
         applied.http = current.http
         applied.store = current.store
         applied.log = current.log
@@ -86,6 +96,15 @@ public struct ConfigReloader: Service {
         if a.adminSocket != b.adminSocket { keys.append("admin_socket") }
         if a.socketMode != b.socketMode { keys.append("socket_mode") }
         if a.maxConnections != b.maxConnections { keys.append("max_connections") }
+        if a.maxAdminConnections != b.maxAdminConnections { keys.append("max_admin_connections") }
+        if a.maxPermitsPerConnection != b.maxPermitsPerConnection { keys.append("max_permits_per_connection") }
+        if a.idleTimeout != b.idleTimeout { keys.append("idle_timeout") }
+        if a.redactErrors != b.redactErrors { keys.append("redact_errors") }
+        if a.shutdownTimeout != b.shutdownTimeout { keys.append("shutdown_timeout") }
+        if a.httpMaxConnections != b.httpMaxConnections { keys.append("http_max_connections") }
+        if a.httpHeaderTimeout != b.httpHeaderTimeout { keys.append("http_header_timeout") }
+        if a.httpIdleTimeout != b.httpIdleTimeout { keys.append("http_idle_timeout") }
+        if a.httpJSON != b.httpJSON { keys.append("http_json") }
         if a.http != b.http { keys.append("http") }
         if a.store != b.store { keys.append("store") }
         if a.log != b.log { keys.append("log") }

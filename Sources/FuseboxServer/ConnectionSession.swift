@@ -4,9 +4,10 @@ import FuseboxTelemetry
 import Logging
 
 /// One connection's view of the protocol: decodes a line, runs it against the
-/// engine, and encodes the answer. It holds the permits this connection was
-/// granted, so a disconnect can release them. No sockets here: the NIO handler
-/// feeds it lines, and tests can too.
+/// engine, and encodes the answer. Its permits are tagged with its owner in
+/// the engine, which caps them and releases them when the connection goes.
+/// Error text is redacted here, at the edge, so no output ever holds a
+/// secret. No sockets here: the NIO handler feeds it lines, and tests can too.
 public final class ConnectionSession {
     /// What the handler must do besides writing `bytes`.
     public struct Reply {
@@ -29,18 +30,21 @@ public final class ConnectionSession {
     let engine: Engine
     private let isAdmin: Bool
     private let serverName: String
+    private let redactErrors: Bool
     private let logger: Logger
-    /// Permits granted on this connection and not yet known to be finished.
-    private(set) var permits = Set<PermitID>()
-    /// Above this size the set is pruned of permits that ended elsewhere
-    /// (expired, reported from another connection), so it cannot grow for ever.
-    private var pruneAt = 1_024
+    /// This connection in the engine's permit table.
+    let owner: PermitOwner
 
-    public init(engine: Engine, isAdmin: Bool, serverName: String, logger: Logger = Logger(label: "fusebox")) {
+    public init(
+        engine: Engine, isAdmin: Bool, serverName: String, maxPermits: Int = 1_024, redactErrors: Bool = true,
+        logger: Logger = Logger(label: "fusebox")
+    ) {
         self.engine = engine
         self.isAdmin = isAdmin
         self.serverName = serverName
+        self.redactErrors = redactErrors
         self.logger = logger
+        self.owner = engine.openOwner(maxPermits: maxPermits)
     }
 
     public func handle(_ line: UnsafeRawBufferPointer) -> Reply {
@@ -81,30 +85,24 @@ public final class ConnectionSession {
             return Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
         case .acquire(let breaker, let cost):
             guard let waitResume else {
-                let decision = try engine.acquire(breaker, cost: cost)
-                if let permit = decision.permit { remember(permit.id) }
-                return Reply(bytes: ResponseEncoder.decision(id, decision))
+                return Reply(bytes: ResponseEncoder.decision(id, try engine.acquire(breaker, cost: cost, owner: owner)))
             }
-            switch try engine.acquire(breaker, cost: cost, orWait: waitResume(id)) {
+            switch try engine.acquire(breaker, cost: cost, owner: owner, orWait: waitResume(id)) {
             case .decided(let decision):
-                if let permit = decision.permit { remember(permit.id) }
                 return Reply(bytes: ResponseEncoder.decision(id, decision))
             case .queued(let ticket):
                 pendingWait = ticket
                 return Reply(bytes: [], queued: ticket)
             }
         case .route(let chain, let exclude, let cost):
-            let route = try engine.route(chain, exclude: exclude, cost: cost)
-            if let permit = route.permit { remember(permit.id) }
-            return Reply(bytes: ResponseEncoder.route(id, route))
+            return Reply(bytes: ResponseEncoder.route(id, try engine.route(chain, exclude: exclude, cost: cost, owner: owner)))
         case .report(let text, let report):
             guard let permit = PermitID(text) else {
                 throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
             }
-            permits.remove(permit)
-            return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, report)))
+            return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, redacted(report))))
         case .record(let breaker, let report):
-            return Reply(bytes: ResponseEncoder.state(id, try engine.record(breaker, report)))
+            return Reply(bytes: ResponseEncoder.state(id, try engine.record(breaker, redacted(report))))
         case .status(let breaker):
             return Reply(bytes: ResponseEncoder.status(id, try engine.snapshot(breaker)))
         case .force(let breaker, let mode, let reason):
@@ -125,27 +123,29 @@ public final class ConnectionSession {
         }
     }
 
-    private func remember(_ permit: PermitID) {
-        permits.insert(permit)
-        if permits.count >= pruneAt {
-            permits = permits.filter(engine.isOutstanding)
-            pruneAt = max(1_024, permits.count * 2)
-        }
+    private func redacted(_ report: CallReport) -> CallReport {
+        guard redactErrors, let error = report.error else { return report }
+        var report = report
+        report.error = SecretRedactor.redact(error)
+        return report
     }
 
     /// The answer to this connection's queued acquire, now that it came.
     public func answerQueued(_ id: RequestID?, _ decision: Decision) -> [UInt8] {
         pendingWait = nil
-        if let permit = decision.permit { remember(permit.id) }
         return ResponseEncoder.decision(id, decision)
     }
 
-    /// Releases every permit still held and withdraws a queued acquire: the
-    /// client went away.
-    public func releaseAll() {
+    /// The client went away: withdraws a queued acquire and releases up to
+    /// `atMost` of the permits still held; true once none are left.
+    public func releaseSome(atMost: Int = 256) -> Bool {
         if let ticket = pendingWait, engine.cancelWait(ticket) { pendingWait = nil }
-        for permit in permits { try? engine.release(permit, .abandoned) }
-        permits.removeAll()
+        return engine.releaseOwned(by: owner, atMost: atMost)
+    }
+
+    /// Releases everything at once (tests and the fuzzer; the server goes step by step).
+    public func releaseAll() {
+        while !releaseSome() {}
     }
 
     static func wireError(_ error: EngineError) -> WireError {
@@ -153,7 +153,8 @@ public final class ConnectionSession {
         case .unknownBreaker: return WireError(.unknownBreaker, "\(error)")
         case .unknownChain: return WireError(.unknownChain, "\(error)")
         case .unknownPermit: return WireError(.unknownPermit, "\(error)")
-        case .tooManyPermits: return WireError(.overloaded, "\(error); report or release some first")
+        case .tooManyPermits, .permitLimit: return WireError(.overloaded, "\(error); report or release some first")
+        case .unknownOwner: return WireError(.overloaded, "\(error)")
         case .invalidConfiguration: return WireError(.badRequest, "\(error)")
         }
     }

@@ -3,6 +3,7 @@ import FuseboxCore
 import FuseboxTelemetry
 import FuseboxWire
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -33,8 +34,28 @@ public final class Readiness: Sendable {
 /// The HTTP side: `/metrics` for Prometheus, `/healthz`, `/readyz` and
 /// `/v1/breakers` (the `status` snapshot), served by Hummingbird.
 public enum HTTPEndpoints {
+    /// How many connections HTTP may hold and for how long: a flood from any
+    /// local user (HTTP has no access control) must never take the
+    /// descriptors the Unix sockets need.
+    public struct Limits: Sendable {
+        public var maxConnections = 128
+        public var headerTimeout: Duration = .seconds(10)
+        public var idleTimeout: Duration = .seconds(60)
+        /// Serve `/v1/breakers`; off leaves metrics and health only.
+        public var json = true
+
+        public init() {}
+
+        public init(configuration: Configuration) {
+            maxConnections = configuration.httpMaxConnections
+            headerTimeout = configuration.httpHeaderTimeout
+            idleTimeout = configuration.httpIdleTimeout
+            json = configuration.httpJSON
+        }
+    }
+
     public static func application(
-        endpoint: HTTPEndpoint, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness,
+        endpoint: HTTPEndpoint, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness, limits: Limits = Limits(),
         beforeScrape: @escaping @Sendable () -> Void = {}, logger: Logger
     ) -> some Service {
         let router = Router()
@@ -50,6 +71,7 @@ public enum HTTPEndpoints {
         router.get("/healthz") { _, _ -> Response in
             json(.ok) { $0.string("status", "ok") }
         }
+        router.head("/healthz") { _, _ -> Response in Response(status: .ok) }
         router.get("/readyz") { _, _ -> Response in
             let (ready, checks) = readiness.check()
             return json(ready ? .ok : .serviceUnavailable) { writer in
@@ -59,21 +81,33 @@ public enum HTTPEndpoints {
                 }
             }
         }
-        router.get("/v1/breakers") { _, _ -> Response in
-            let snapshots = (try? engine.snapshot()) ?? []
-            return json(.ok) { writer in
-                writer.objects("breakers", snapshots) { inner, snapshot in ResponseEncoder.writeSnapshot(&inner, snapshot) }
+        if limits.json {
+            router.get("/v1/breakers") { _, _ -> Response in
+                let snapshots = (try? engine.snapshot()) ?? []
+                return json(.ok) { writer in
+                    writer.objects("breakers", snapshots) { inner, snapshot in ResponseEncoder.writeSnapshot(&inner, snapshot) }
+                }
             }
         }
+        let endpoints = ["/metrics", "/healthz", "/readyz"] + (limits.json ? ["/v1/breakers"] : [])
+        let headerTimeout = TimeAmount.nanoseconds(limits.headerTimeout.nanosecondsClamped)
         var quiet = logger
         quiet.logLevel = .warning
         return Application(
             router: router,
-            configuration: ApplicationConfiguration(address: .hostname(endpoint.host, port: endpoint.port), serverName: nil),
+            server: .http1(configuration: .init(
+                additionalChannelHandlers: [HTTPRequestDeadline(timeout: headerTimeout)],
+                idleTimeout: .nanoseconds(limits.idleTimeout.nanosecondsClamped)
+            )),
+            configuration: ApplicationConfiguration(
+                address: .hostname(endpoint.host, port: endpoint.port), serverName: nil,
+                availableConnectionsDelegate: MaximumAvailableConnections(limits.maxConnections)
+            ),
             onServerRunning: { channel in
                 logger.notice("http_listening", metadata: [
                     "address": .string(channel.localAddress.map { "\($0.ipAddress ?? endpoint.host):\($0.port ?? endpoint.port)" } ?? endpoint.description),
-                    "endpoints": .array(["/metrics", "/healthz", "/readyz", "/v1/breakers"].map { .string($0) }),
+                    "endpoints": .array(endpoints.map { .string($0) }),
+                    "max_connections": .stringConvertible(limits.maxConnections),
                 ])
             },
             logger: quiet

@@ -25,7 +25,9 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private let hub: SubscriberHub
     private let limiter: ConnectionLimiter
     private let observer: any ServerObserver
-    private let allowedUIDs: Set<UInt32>?
+    private let allowed: AllowedUsers
+    private let registry: ConnectionRegistry
+    private let refusedLog: LogRateLimit
     private let logger: Logger
     private var admitted = false
     private var subscribed = false
@@ -42,13 +44,16 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     public init(
         session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver,
-        allowedUIDs: Set<UInt32>? = nil, logger: Logger = Logger(label: "fusebox")
+        allowed: AllowedUsers = AllowedUsers(nil), registry: ConnectionRegistry = ConnectionRegistry(),
+        refusedLog: LogRateLimit = LogRateLimit(), logger: Logger = Logger(label: "fusebox")
     ) {
         self.session = session
         self.hub = hub
         self.limiter = limiter
         self.observer = observer
-        self.allowedUIDs = allowedUIDs
+        self.allowed = allowed
+        self.registry = registry
+        self.refusedLog = refusedLog
         self.logger = logger
     }
 
@@ -63,23 +68,26 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func channelActive(context: ChannelHandlerContext) {
-        guard let allowedUIDs else { return admit(context: context) }
         // On the event loop the option is read at once, so this decides before any read.
+        // The uid is kept even when anyone may connect: a reload may set allowed_uids later.
         Self.peerCredentials(context.channel).whenComplete { result in
             let peer = try? result.get()
-            if let peer, allowedUIDs.contains(peer.uid) { return self.admit(context: context) }
-            self.logger.warning("connection_refused", metadata: [
-                "reason": .string("peer uid not in allowed_uids"),
-                "peer_uid": peer.map { .stringConvertible(Int($0.uid)) } ?? .string("unknown"),
-                "peer_pid": peer.map { .stringConvertible(Int($0.pid)) } ?? .string("unknown"),
-            ])
+            if self.allowed.allows(peer?.uid) { return self.admit(context: context, uid: peer?.uid) }
+            if let suppressed = self.refusedLog.admit() {
+                self.logger.warning("connection_refused", metadata: [
+                    "reason": .string("peer uid not in allowed_uids"),
+                    "peer_uid": peer.map { .stringConvertible(Int($0.uid)) } ?? .string("unknown"),
+                    "peer_pid": peer.map { .stringConvertible(Int($0.pid)) } ?? .string("unknown"),
+                    "not_logged_since_last": .stringConvertible(suppressed),
+                ])
+            }
             self.observer.served(op: nil, error: .forbidden)
             let error = WireError(.forbidden, "this user may not use the sidecar (allowed_uids)")
             self.closeAfterWriting(context: context, ResponseEncoder.error(error))
         }
     }
 
-    private func admit(context: ChannelHandlerContext) {
+    private func admit(context: ChannelHandlerContext, uid: UInt32?) {
         guard limiter.enter() else {
             let error = WireError(.overloaded, "the sidecar is at its limit of \(limiter.limit) connections; retry later")
             observer.served(op: nil, error: .overloaded)
@@ -87,6 +95,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             return
         }
         admitted = true
+        registry.add(context.channel, uid: uid)
         observer.connectionOpened()
         context.fireChannelActive()
     }
@@ -111,13 +120,21 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     public func channelInactive(context: ChannelHandlerContext) {
         active = false
         waitTimer?.cancel()
-        session.releaseAll()
+        Self.releasePermits(NIOLoopBound(session, eventLoop: context.eventLoop), on: context.eventLoop)
         if subscribed { hub.remove(context.channel) }
         if admitted {
+            registry.remove(context.channel)
             limiter.leave()
             observer.connectionClosed()
         }
         context.fireChannelInactive()
+    }
+
+    /// Releases a gone client's permits a few hundred at a time, letting the
+    /// event loop serve others between steps.
+    private static func releasePermits(_ session: NIOLoopBound<ConnectionSession>, on loop: any EventLoop) {
+        guard !session.value.releaseSome() else { return }
+        loop.execute { releasePermits(session, on: loop) }
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -138,7 +155,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             if let ticket = reply.queued {
                 waiting = true
                 let engine = session.engine
-                let delay = ticket.deadline - SystemClock().now()
+                let delay = engine.timeUntil(ticket.deadline)
                 waitTimer = context.eventLoop.scheduleTask(in: .nanoseconds(max(0, delay.nanosecondsClamped) + 1_000_000)) {
                     engine.expireWait(ticket)
                 }
@@ -217,6 +234,12 @@ public final class ProtocolHandler: ChannelDuplexHandler {
             }
         case is ChannelShouldQuiesceEvent:
             closeAfterWriting(context: context, nil)
+        case IdleStateHandler.IdleStateEvent.read:
+            // Idle: closed, without a line a pooled client would take for its next answer,
+            // only when nothing rides on the connection.
+            if !subscribed, !waiting, session.engine.permitsHeld(by: session.owner) == 0 {
+                closeAfterWriting(context: context, nil)
+            }
         default:
             context.fireUserInboundEventTriggered(event)
         }

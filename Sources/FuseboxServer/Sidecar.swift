@@ -84,7 +84,13 @@ public enum Sidecar {
         let readiness = Readiness(storeEnabled: store != nil) { store?.problem }
         server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
         let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger) { applied in
-            metrics.configure(applied)
+            metrics.configure(applied.engine)
+            let closed = server.allow(applied.allowedUIDs.map(Set.init))
+            if closed > 0 {
+                logger.notice("connections_revoked", metadata: [
+                    "closed": .stringConvertible(closed), "reason": .string("peer uid no longer in allowed_uids"),
+                ])
+            }
         }
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = .warning
@@ -99,8 +105,13 @@ public enum Sidecar {
             .init(service: reloader, successTerminationBehavior: .ignore, serviceName: "reload"),
         ]
         if let endpoint = configuration.http {
+            var limits = HTTPEndpoints.Limits(configuration: configuration)
+            // The Unix sockets' connections (and a margin for the store, logs and
+            // listeners) come first; HTTP gets what is left of the descriptor limit.
+            let reserved = configuration.maxConnections + configuration.maxAdminConnections + 64
+            limits.maxConnections = max(1, min(limits.maxConnections, descriptors - reserved))
             let http = HTTPEndpoints.application(
-                endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness,
+                endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness, limits: limits,
                 beforeScrape: {
                     guard let status = store?.status else { return }
                     metrics.store.sync(

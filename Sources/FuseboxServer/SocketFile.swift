@@ -49,9 +49,52 @@ public enum SocketFile {
         }
     }
 
-    public static func remove(_ path: String) {
+    /// A socket file this process bound, by device and inode: at a stop it
+    /// is removed only if the path still holds that very socket, owned by
+    /// us, so a socket someone else put there is never unlinked.
+    public struct Created: Sendable {
+        let path: String
+        let device: UInt64
+        let inode: UInt64
+        let owner: UInt32
+
+        init(_ path: String) throws(Problem) {
+            var info = stat()
+            guard lstat(path, &info) == 0 else {
+                throw Problem(description: "the socket \(path) vanished after binding: \(String(cString: strerror(errno)))")
+            }
+            self.path = path
+            device = UInt64(info.st_dev)
+            inode = UInt64(info.st_ino)
+            owner = info.st_uid
+        }
+
+        public func remove() {
+            var info = stat()
+            guard lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK, UInt64(info.st_dev) == device,
+                  UInt64(info.st_ino) == inode, info.st_uid == owner
+            else { return }
+            unlink(path)
+        }
+    }
+
+    /// The socket's directory must not let others replace the socket: one
+    /// that others may write to without the sticky bit is refused; with the
+    /// sticky bit (`/tmp`) it works but others can squat the name first, so
+    /// the answer is a warning to log. The recommended home is `/run/fusebox`
+    /// (0750).
+    public static func checkDirectory(of path: String) throws(Problem) -> String? {
+        let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         var info = stat()
-        if lstat(path, &info) == 0, info.st_mode & S_IFMT == S_IFSOCK { unlink(path) }
+        guard stat(directory.isEmpty ? "/" : directory, &info) == 0 else {
+            throw Problem(description: "cannot use the socket directory \(directory): \(String(cString: strerror(errno)))")
+        }
+        let othersWrite = info.st_mode & (S_IWOTH | S_IWGRP) != 0 && (info.st_mode & S_IWOTH != 0 || info.st_gid != getegid())
+        guard othersWrite else { return nil }
+        guard info.st_mode & S_ISVTX != 0 else {
+            throw Problem(description: "the socket directory \(directory) is writable by other users without the sticky bit, so anyone could replace the socket; use a directory only this user can write (recommended: /run/fusebox, mode 0750)")
+        }
+        return "the socket directory \(directory) is writable by other users (sticky bit set): another user can take the socket's name before fusebox starts; recommended: /run/fusebox, mode 0750"
     }
 
     /// Raises the soft open-files limit to the hard one, so `max_connections`

@@ -23,6 +23,11 @@ public final class SocketServer: Service, Sendable {
         public var adminSocket: String?
         public var mode: UInt32
         public var maxConnections: Int
+        public var maxAdminConnections: Int
+        public var maxPermitsPerConnection: Int
+        public var idleTimeout: Duration?
+        public var shutdownTimeout: Duration
+        public var redactErrors: Bool
         public var allowedUIDs: Set<UInt32>?
         public var serverName: String
         /// How often the engine's timers run (open → half-open, leases, max_wait).
@@ -33,6 +38,11 @@ public final class SocketServer: Service, Sendable {
             adminSocket = configuration.adminSocket
             mode = configuration.socketMode
             maxConnections = configuration.maxConnections
+            maxAdminConnections = configuration.maxAdminConnections
+            maxPermitsPerConnection = configuration.maxPermitsPerConnection
+            idleTimeout = configuration.idleTimeout
+            shutdownTimeout = configuration.shutdownTimeout
+            redactErrors = configuration.redactErrors
             allowedUIDs = configuration.allowedUIDs.map(Set.init)
             self.serverName = serverName
         }
@@ -45,6 +55,11 @@ public final class SocketServer: Service, Sendable {
     private let observer: any ServerObserver
     private let logger: Logger
     public let limiter: ConnectionLimiter
+    /// The admin socket's own budget, so apps filling theirs never lock the operator out.
+    public let adminLimiter: ConnectionLimiter
+    public let connections = ConnectionRegistry()
+    public let allowed: AllowedUsers
+    private let refusedLog = LogRateLimit()
     /// Completes when both sockets are bound (or fails with why they are not).
     public let bound: EventLoopPromise<Void>
 
@@ -59,24 +74,38 @@ public final class SocketServer: Service, Sendable {
         self.observer = observer
         self.logger = logger
         self.limiter = ConnectionLimiter(limit: settings.maxConnections)
+        self.adminLimiter = ConnectionLimiter(limit: settings.maxAdminConnections)
+        self.allowed = AllowedUsers(settings.allowedUIDs)
         self.bound = group.next().makePromise(of: Void.self)
+    }
+
+    /// A reload changed `allowed_uids`: newcomers are checked against the new
+    /// list, and connections of uids no longer on it are closed. How many.
+    @discardableResult
+    public func allow(_ uids: Set<UInt32>?) -> Int {
+        allowed.set(uids)
+        return connections.closeRevoked(allowed: uids)
     }
 
     public func run() async throws {
         let quiescing = ServerQuiescingHelper(group: group)
-        var paths: [String] = []
+        var created: [SocketFile.Created] = []
         do {
-            try SocketFile.prepare(settings.socket)
-            if let admin = settings.adminSocket { try SocketFile.prepare(admin) }
+            for path in [settings.socket] + (settings.adminSocket.map { [$0] } ?? []) {
+                if let warning = try SocketFile.checkDirectory(of: path) {
+                    logger.warning("socket_directory_shared", metadata: ["socket": .string(path), "problem": .string(warning)])
+                }
+                try SocketFile.prepare(path)
+            }
             _ = try await bind(settings.socket, admin: false, quiescing: quiescing)
-            paths.append(settings.socket)
+            created.append(try SocketFile.Created(settings.socket))
             if let admin = settings.adminSocket {
                 _ = try await bind(admin, admin: true, quiescing: quiescing)
-                paths.append(admin)
+                created.append(try SocketFile.Created(admin))
             }
         } catch {
             bound.fail(error)
-            for path in paths { SocketFile.remove(path) }
+            for file in created { file.remove() }
             throw error
         }
         bound.succeed()
@@ -88,19 +117,29 @@ public final class SocketServer: Service, Sendable {
         try? await gracefulShutdown()
 
         ticker.cancel()
-        let drained = group.next().makePromise(of: Void.self)
+        let loop = group.next()
+        let drained = loop.makePromise(of: Void.self)
         quiescing.initiateShutdown(promise: drained)
+        // Clients get `shutdown_timeout` to finish; one that never reads is then cut off.
+        let connections = self.connections
+        let cutOff = loop.scheduleTask(in: .nanoseconds(settings.shutdownTimeout.nanosecondsClamped)) {
+            connections.closeAll()
+        }
         try? await drained.futureResult.get()
-        for path in paths { SocketFile.remove(path) }
+        cutOff.cancel()
+        for file in created { file.remove() }
     }
 
     private func bind(_ path: String, admin: Bool, quiescing: ServerQuiescingHelper) async throws -> Channel {
         let engine = self.engine
         let hub = self.hub
-        let limiter = self.limiter
+        let limiter = admin ? adminLimiter : self.limiter
         let observer = self.observer
         let serverName = settings.serverName
-        let allowedUIDs = settings.allowedUIDs
+        let allowed = self.allowed
+        let connections = self.connections
+        let refusedLog = self.refusedLog
+        let settings = self.settings
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.backlog, value: 1_024)
@@ -113,12 +152,20 @@ public final class SocketServer: Service, Sendable {
             .childChannelOption(.writeBufferWaterMark, value: ChannelOptions.Types.WriteBufferWaterMark(low: 64 * 1_024, high: 256 * 1_024))
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let session = ConnectionSession(engine: engine, isAdmin: admin, serverName: serverName, logger: logger)
+                    let session = ConnectionSession(
+                        engine: engine, isAdmin: admin, serverName: serverName,
+                        maxPermits: settings.maxPermitsPerConnection, redactErrors: settings.redactErrors, logger: logger
+                    )
+                    if let idle = settings.idleTimeout {
+                        try channel.pipeline.syncOperations.addHandler(
+                            IdleStateHandler(readTimeout: .nanoseconds(idle.nanosecondsClamped))
+                        )
+                    }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
                         ProtocolHandler(
                             session: session, hub: hub, limiter: limiter, observer: observer,
-                            allowedUIDs: allowedUIDs, logger: logger
+                            allowed: allowed, registry: connections, refusedLog: refusedLog, logger: logger
                         )
                     )
                 }

@@ -5,6 +5,7 @@ import GRDB
 /// busy timeout, migrated) or a reader's (read-only, never migrates).
 public enum StoreDatabase {
     public static func openForWriting(_ path: String, busyTimeout: TimeInterval = 1) throws -> DatabaseQueue {
+        try restrictToOwner(path)
         var configuration = Configuration()
         configuration.busyMode = .timeout(busyTimeout)
         configuration.prepareDatabase { db in
@@ -29,6 +30,17 @@ public enum StoreDatabase {
             throw StoreError.cannotOpen(path, reason: describe(error))
         }
         return queue
+    }
+
+    /// Creates the store file readable by its owner only (0600), or narrows an
+    /// existing one: it holds error texts and traffic. SQLite gives the WAL
+    /// and shared-memory files the database file's mode.
+    static func restrictToOwner(_ path: String) throws {
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw StoreError.cannotOpen(path, reason: String(cString: strerror(errno))) }
+        defer { close(fd) }
+        _ = fchmod(fd, 0o600)
+        for suffix in ["-wal", "-shm"] { _ = chmod(path + suffix, 0o600) }
     }
 
     /// A read-only connection; works while a sidecar writes (WAL). Refuses

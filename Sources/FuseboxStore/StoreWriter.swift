@@ -103,9 +103,14 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
 
     private func loop() {
         var backoff = options.flushInterval
+        var failing = false
         while !stopping.load(ordering: .relaxed) {
-            _ = wake.wait(timeout: .now() + .nanoseconds(Int(clamping: max(1, backoff.nanosecondsClamped))))
+            let due = DispatchTime.now() + .nanoseconds(Int(clamping: max(1, backoff.nanosecondsClamped)))
+            _ = wake.wait(timeout: due)
+            // While the store fails, a full batch's wake-up does not cut the backoff short.
+            while failing, !stopping.load(ordering: .relaxed), DispatchTime.now() < due { _ = wake.wait(timeout: due) }
             let ok = flush()
+            failing = !ok
             backoff = ok ? options.flushInterval : min(max(backoff * 2, .milliseconds(500)), .seconds(30))
             if ok { pruneIfDue() }
         }

@@ -14,6 +14,16 @@ public struct TransitionLog: EngineObserver {
         logger.log(level: t.to == .open || t.to == .forcedOpen ? .warning : .info, "\(Self.event)", metadata: Self.metadata(t))
     }
 
+    /// Once per episode: the breaker hit `max_transitions_per_minute` and stays open.
+    public func heldOpen(breaker: String, until: Timestamp, at: Timestamp) {
+        logger.warning("transitions_rate_limited", metadata: [
+            "timestamp": .string(at.rfc3339),
+            "breaker_name": .string(breaker),
+            "held_open_until": .string(until.rfc3339),
+            "hint": .string("the breaker changed state max_transitions_per_minute times in the last minute; it stays open until then"),
+        ])
+    }
+
     public static func metadata(_ t: Transition) -> Logger.Metadata {
         [
             "timestamp": .string(t.at.rfc3339),

@@ -65,6 +65,9 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws(Failure) -> JSONValue {
         position += 1
         var members: [(String, JSONValue)] = []
+        // Duplicate keys are found by scanning while the object is small, by a
+        // set past that: linear whatever the line's shape.
+        var keys: Set<String>?
         skipWhitespace()
         if peek == UInt8(ascii: "}") {
             position += 1
@@ -74,7 +77,14 @@ public struct JSONParser {
             skipWhitespace()
             guard peek == UInt8(ascii: "\"") else { throw fail("expected a quoted key") }
             let key = try string()
-            if members.contains(where: { $0.0 == key }) { throw fail("key \"\(key)\" appears twice") }
+            let repeated: Bool
+            if members.count < 8 {
+                repeated = members.contains { $0.0 == key }
+            } else {
+                if keys == nil { keys = Set(members.map(\.0)) }
+                repeated = !keys!.insert(key).inserted
+            }
+            if repeated { throw fail("key \"\(key.prefix(64))\" appears twice") }
             skipWhitespace()
             guard peek == UInt8(ascii: ":") else { throw fail("expected ':' after a key") }
             position += 1

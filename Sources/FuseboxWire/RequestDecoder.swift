@@ -77,7 +77,7 @@ public enum RequestDecoder {
         case .record:
             return .record(breaker: try fields.name("breaker"), try callReport(&fields))
         case .status:
-            return .status(breaker: fields.value["breaker"] == nil ? nil : try fields.name("breaker"))
+            return .status(breaker: try fields.string("breaker", limit: WireLimits.maxNameBytes))
         case .force:
             let breaker = try fields.name("breaker")
             guard let stateText = try fields.string("state", limit: 32) else {

@@ -1,3 +1,4 @@
+import FuseboxCore
 import FuseboxWire
 
 #if canImport(Glibc)
@@ -41,7 +42,7 @@ enum StatusTable {
 
     static func text(_ value: JSONValue?) -> String {
         switch value {
-        case .string(let s)?: return s.replacingNewlines
+        case .string(let s)?: return s.escapingControlCharacters
         case .number(let n)?: return n
         case .bool(let b)?: return b ? "true" : "false"
         default: return "-"
@@ -76,10 +77,6 @@ enum JSONText {
             return "{" + members.map { render(.string($0.0)) + ":" + render($0.1) }.joined(separator: ",") + "}"
         }
     }
-}
-
-extension String {
-    var replacingNewlines: String { String(map { $0.isNewline ? " " : $0 }) }
 }
 
 func fflushStandardOutput() { fflush(nil) }
