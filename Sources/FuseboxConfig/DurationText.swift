@@ -17,9 +17,10 @@ public enum DurationText {
         for (suffix, scale) in units.sorted(by: { $0.suffix.count > $1.suffix.count }) where trimmed.hasSuffix(suffix) {
             let number = trimmed.dropLast(suffix.count)
             guard !number.isEmpty, number.allSatisfy({ $0.isNumber || $0 == "." }),
-                  let value = Double(number), value.isFinite, value >= 0, value * scale < 9e18
+                  let value = Double(number), value.isFinite, value >= 0
             else { return nil }
-            return .nanoseconds(Int64((value * scale).rounded()))
+            // Past Int64 nanoseconds it saturates, so the maximum check can say what is allowed.
+            return value * scale < 9e18 ? .nanoseconds(Int64((value * scale).rounded())) : .nanoseconds(Int64.max)
         }
         return nil
     }

@@ -60,5 +60,8 @@ struct Budget: Sendable {
     }
 
     mutating func rateAvailable(at now: Timestamp) -> Double? { rate?.available(at: now) }
+    /// The raw levels (negative in debt) and when each bucket's pause ends, for invariant checks.
+    var levels: (rate: Double?, tokens: Double?) { (rate?.level, tokens?.level) }
+    var pausedUntil: Timestamp? { [rate?.pausedUntil, tokens?.pausedUntil].compactMap { $0 }.max() }
     mutating func tokensAvailable(at now: Timestamp) -> Double? { tokens?.available(at: now) }
 }

@@ -193,6 +193,9 @@ public final class Engine: Sendable {
 
     // MARK: Reading
 
+    /// Reads the engine's inner state under its lock (tests check invariants with it).
+    func inspect<T>(_ body: (inout Registry) -> T) -> T { registry.withLock { body(&$0) } }
+
     public var breakerNames: [String] { registry.withLock { $0.breakers.map(\.name) } }
     public var chainNames: [String] { registry.withLock { $0.chainNames } }
 

@@ -43,6 +43,31 @@ public enum SocketFile {
         return UnixAddress.connect(fd, to: path) == 0
     }
 
+    /// A listening Unix socket at `path`, created with `mode` rather than the
+    /// umask's, so there is no moment in which it is open to others.
+    static func listen(_ path: String, mode: UInt32, backlog: Int32) throws(Problem) -> Int32 {
+        func fail(_ what: String) -> Problem { Problem(description: "cannot listen on \(path): \(what): \(String(cString: strerror(errno)))") }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
+        guard fd >= 0 else { throw fail("socket") }
+        let previous = umask(mode_t(0o777 & ~mode))
+        let bound = UnixAddress.bind(fd, to: path)
+        umask(previous)
+        guard bound == 0 else {
+            let problem = fail("bind")
+            close(fd)
+            throw problem
+        }
+        do throws(Problem) {
+            try setMode(path, mode)
+            guard Glibc.listen(fd, backlog) == 0 else { throw fail("listen") }
+        } catch {
+            close(fd)
+            unlink(path)
+            throw error
+        }
+        return fd
+    }
+
     public static func setMode(_ path: String, _ mode: UInt32) throws(Problem) {
         guard chmod(path, mode_t(mode)) == 0 else {
             throw Problem(description: "cannot set mode \(String(mode, radix: 8)) on \(path): \(String(cString: strerror(errno)))")

@@ -142,7 +142,6 @@ public final class SocketServer: Service, Sendable {
         let settings = self.settings
         let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
-            .serverChannelOption(.backlog, value: 1_024)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(quiescing.makeServerChannelHandler(channel: channel))
@@ -170,17 +169,13 @@ public final class SocketServer: Service, Sendable {
                     )
                 }
             }
-        // The socket is created with the configured mode, not the umask's, so
-        // there is no moment in which it is open to others.
-        let previous = umask(mode_t(0o777 & ~settings.mode))
-        defer { umask(previous) }
+        // Bound here rather than by NIO, which unlinks the path at close whoever
+        // holds it by then; `SocketFile.Created` removes only our own socket.
+        let fd = try SocketFile.listen(path, mode: settings.mode, backlog: 1_024)
         do {
-            let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
-            try SocketFile.setMode(path, settings.mode)
-            return channel
-        } catch let problem as SocketFile.Problem {
-            throw problem
+            return try await bootstrap.withBoundSocket(fd).get()
         } catch {
+            close(fd)
             throw SocketFile.Problem(description: "cannot listen on \(path): \(error)")
         }
     }
