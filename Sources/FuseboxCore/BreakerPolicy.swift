@@ -19,7 +19,7 @@ public struct BreakerPolicy: Sendable, Equatable {
         classify: ClassificationPolicy = ClassificationPolicy(),
         permitTTL: Duration = .seconds(120),
         budget: BudgetPolicy = BudgetPolicy(),
-        maxTransitionsPerMinute: Int? = 30
+        maxTransitionsPerMinute: Int? = 20
     ) {
         self.trip = trip
         self.open = open

@@ -21,6 +21,7 @@ class _AsyncConnection:
         self.reader = reader
         self.writer = writer
         self.pid = os.getpid()
+        self.reused = False  # taken from the pool: the sidecar may have closed it meanwhile
 
     async def request(self, message: Dict[str, Any], timeout: float) -> Dict[str, Any]:
         self.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
@@ -48,6 +49,9 @@ class AsyncFusebox(ClientPolicy):
             answer = await connection.request(message, self.timeout)
         except (OSError, ValueError, asyncio.TimeoutError) as error:
             connection.close()
+            if connection.reused and isinstance(error, ConnectionError):
+                # Closed by the sidecar while idle (idle_timeout): once more, on another connection.
+                return await self.request(message)
             self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         if len(self._idle) < self.pool_size:
@@ -127,6 +131,7 @@ class AsyncFusebox(ClientPolicy):
         while self._idle:
             connection = self._idle.pop()
             if connection.pid == os.getpid() and not connection.writer.is_closing():
+                connection.reused = True
                 return connection
         if self._retrying():
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")

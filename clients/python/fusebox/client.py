@@ -31,6 +31,7 @@ class _Connection:
             raise
         self.buffer = b""
         self.pid = os.getpid()
+        self.reused = False  # taken from the pool: the sidecar may have closed it meanwhile
 
     def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
@@ -79,6 +80,10 @@ class Fusebox(ClientPolicy):
             answer = connection.request(message)
         except (OSError, ValueError) as error:
             connection.close()
+            if connection.reused and isinstance(error, ConnectionError):
+                # A pooled connection the sidecar closed while it sat idle (idle_timeout):
+                # the request never reached it, so it goes once more, on another connection.
+                return self.request(message)
             self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         self._give(connection)
@@ -205,6 +210,7 @@ class Fusebox(ClientPolicy):
             while self._idle:
                 connection = self._idle.pop()
                 if connection.pid == self._pid:
+                    connection.reused = True
                     return connection
             if self._retrying():
                 raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")

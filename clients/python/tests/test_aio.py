@@ -88,3 +88,24 @@ def test_async_sidecar_absent(stopped_sidecar, policy):
                 await fb.acquire("openai")
 
     run(main())
+
+
+def test_an_async_pooled_connection_closed_for_idleness_is_replaced(stopped_sidecar):
+    from conftest import CONFIG
+    (stopped_sidecar.folder / "fusebox.yaml").write_text(CONFIG + "idle_timeout: 1s\n")
+    stopped_sidecar.start()
+
+    async def scenario():
+        fb = AsyncFusebox(stopped_sidecar.socket, pool_size=1)
+        first = await fb.acquire("openai")
+        await fb.report(first, status=200)
+        await asyncio.sleep(1.6)
+        second = await fb.acquire("openai")
+        assert not second.degraded and second.id is not None
+        await fb.report(second, status=200)
+        await fb.close()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        stopped_sidecar.stop()

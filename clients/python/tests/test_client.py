@@ -216,3 +216,19 @@ def test_the_client_learns_chains_from_the_sidecar(sidecar):
     fb = Fusebox(sidecar.socket)
     fb.status()
     assert fb.chains == {"llm": ["openai", "anthropic", "ollama"]}
+
+
+def test_a_pooled_connection_closed_for_idleness_is_replaced_without_failing_open(stopped_sidecar):
+    from conftest import CONFIG
+    (stopped_sidecar.folder / "fusebox.yaml").write_text(CONFIG + "idle_timeout: 1s\n")
+    stopped_sidecar.start()
+    try:
+        with Fusebox(stopped_sidecar.socket, pool_size=1) as fb:
+            first = fb.acquire("openai")
+            fb.report(first, status=200)
+            time.sleep(1.6)  # the sidecar closes the idle pooled connection
+            second = fb.acquire("openai")
+            assert not second.degraded and second.id is not None
+            fb.report(second, status=200)
+    finally:
+        stopped_sidecar.stop()
