@@ -141,8 +141,18 @@ extension Analysis {
     /// to see are merged into their neighbour, showing the most severe state
     /// (open over forced open over half-open over the rest), so a month of
     /// flapping draws as red rather than as a million rectangles.
+    /// A lane's history by binary search: `histories` is sorted by lane.
+    func history(of lane: Lane) -> LaneHistory? {
+        var low = 0, high = histories.count
+        while low < high {
+            let middle = (low + high) / 2
+            if histories[middle].lane < lane { low = middle + 1 } else { high = middle }
+        }
+        return low < histories.count && histories[low].lane == lane ? histories[low] : nil
+    }
+
     func stateBars(_ lane: Lane, pixels: Double) -> [Segment] {
-        guard let history = histories.first(where: { $0.lane == lane }) else { return [] }
+        guard let history = history(of: lane) else { return [] }
         let minimum = max(1, Int64(Double(to - from) / pixels))
         let severity: [UInt8: Int] = [1: 4, 3: 3, 2: 2, 5: 1, 4: 1, 0: 0]
         var bars: [CompactSegment] = []

@@ -130,12 +130,17 @@ enum IncidentFinder {
         _ histories: [LaneHistory], incidents: [Incident], traffic: [Lane: TrafficTotals], from: Int64, to: Int64
     ) -> [BreakerSummary] {
         let period = max(1, to - from)
+        // Each lane's incidents, indexed once: one incident may span thousands of lanes.
+        var byLane: [Lane: [Int]] = [:]
+        for (index, incident) in incidents.enumerated() {
+            for lane in incident.lanes { byLane[lane, default: []].append(index) }
+        }
         return histories.map { history in
             let lane = history.lane
             let open = history.segments.filter(\.isTripped).reduce(Int64(0)) { sum, s in
                 sum + max(0, min(s.end, to) - max(s.start, from))
             }
-            let involved = incidents.filter { $0.lanes.contains(lane) }
+            let involved = (byLane[lane] ?? []).map { incidents[$0] }
             let detects = involved.compactMap(\.timeToDetect)
             let recovers = involved.compactMap(\.timeToRecover)
             return BreakerSummary(
