@@ -16,15 +16,19 @@ public struct ConfigReloader: Service {
     /// Told the new configuration after its engine part is applied (metrics
     /// make and drop series; the sockets take the new allowed_uids).
     private let applied: @Sendable (Configuration) -> Void
+    /// Told every reload's result (true: applied).
+    private let finished: @Sendable (Bool) -> Void
 
     public init(
         path: String?, engine: Engine, running: Configuration, logger: Logger,
+        finished: @escaping @Sendable (Bool) -> Void = { _ in },
         applied: @escaping @Sendable (Configuration) -> Void = { _ in }
     ) {
         self.path = path
         self.engine = engine
         self.running = running
         self.logger = logger
+        self.finished = finished
         self.applied = applied
     }
 
@@ -46,6 +50,7 @@ public struct ConfigReloader: Service {
             logger.error("config_reload_failed", metadata: [
                 "config": .string(source), "error": .string("\(error)"), "kept": .string("the running configuration"),
             ])
+            finished(false)
             return current
         }
         let summary: ReloadSummary
@@ -53,9 +58,11 @@ public struct ConfigReloader: Service {
             summary = try engine.apply(next.engine)
         } catch {
             logger.error("config_reload_failed", metadata: ["config": .string(source), "error": .string("\(error)")])
+            finished(false)
             return current
         }
         applied(next)
+        finished(true)
         var metadata: Logger.Metadata = [
             "config": .string(source),
             "added": .array(summary.added.map { .string($0) }),

@@ -50,12 +50,14 @@ public enum Sidecar {
         let logger = Logger(label: "fusebox")
         defer { sink.flush() }
 
+        // One clock for everything that stamps time: the engine, the store, the reload metric.
+        let clock = SystemClock()
         let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
         let hub = SubscriberHub(instance: instance, observer: metrics)
         let store: StoreWriter?
         if let path = configuration.store {
             do {
-                store = try StoreWriter(path: path, instance: instance, options: storeOptions(configuration), clock: SystemClock(), logger: logger)
+                store = try StoreWriter(path: path, instance: instance, options: storeOptions(configuration), clock: clock, logger: logger)
             } catch {
                 logger.error("start_failed", metadata: ["error": .string("\(error)")])
                 throw StartError(description: "\(error) (set store: off to run without the incident store)")
@@ -66,7 +68,7 @@ public enum Sidecar {
         let engine: Engine
         do {
             engine = try Engine(
-                configuration: configuration.engine,
+                configuration: configuration.engine, clock: clock,
                 observer: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
             )
         } catch {
@@ -83,7 +85,10 @@ public enum Sidecar {
         )
         let readiness = Readiness(storeEnabled: store != nil) { store?.problem }
         server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
-        let reloader = ConfigReloader(path: configPath, engine: engine, running: configuration, logger: logger) { applied in
+        let reloader = ConfigReloader(
+            path: configPath, engine: engine, running: configuration, logger: logger,
+            finished: { ok in metrics.reloaded(ok: ok, at: clock.now()) }
+        ) { applied in
             metrics.configure(applied.engine)
             let closed = server.allow(applied.allowedUIDs.map(Set.init))
             if closed > 0 {

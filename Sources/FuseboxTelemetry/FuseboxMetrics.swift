@@ -18,6 +18,9 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
     private let protocolErrors: [ErrorCode: Counter]
     private let clients: Gauge
     private let subscriberDrops: Counter
+    private let reloads: [Bool: Counter]
+    private let lastReload: Gauge
+    private let lastReloadTime: Gauge
     public let store: StoreSeries
 
     static let durationBuckets: [Duration] = [
@@ -38,9 +41,28 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
             "fusebox_subscriber_events_dropped_total",
             help: "Transition events not delivered to a subscriber whose buffer was full."
         )
+        reloads = [
+            true: registry.counter("fusebox_config_reloads_total", labels: [("result", "ok")], help: Help.reloads),
+            false: registry.counter("fusebox_config_reloads_total", labels: [("result", "failed")], help: Help.reloads),
+        ]
+        lastReload = registry.gauge(
+            "fusebox_config_last_reload_successful",
+            help: "1 when the last reload (SIGHUP) was applied or none was asked for, 0 when it was refused and the running configuration kept."
+        )
+        lastReload.set(to: 1)
+        lastReloadTime = registry.gauge(
+            "fusebox_config_last_reload_timestamp_seconds", help: "When the last reload was asked for (Unix seconds); 0 before any."
+        )
         store = StoreSeries(registry: registry)
         registry.gauge("fusebox_build_info", labels: [("version", version)], help: "Always 1; the version label says which build runs.").set(to: 1)
         configure(configuration)
+    }
+
+    /// A reload was asked for: applied (`ok`) or refused.
+    public func reloaded(ok: Bool, at: Timestamp) {
+        reloads[ok]?.increment()
+        lastReload.set(to: ok ? 1 : 0)
+        lastReloadTime.set(to: Double(at.milliseconds) / 1_000)
     }
 
     /// Makes series for new breakers and chains and drops those of removed ones.
@@ -137,6 +159,7 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
 enum Help {
     static let requests = "Protocol requests served, by op (none: the line could not be read as a request)."
     static let protocolErrors = "Requests answered with an error, by error code."
+    static let reloads = "Configuration reloads asked for (SIGHUP), by result: ok (applied) or failed (refused; the running configuration kept)."
 }
 
 /// The series of one breaker.

@@ -67,7 +67,7 @@ struct HostileClientMediumTests {
     }
 
     @Test func item10_anEmptyReloadIsRefusedAndADirectoryOrFIFOIsNoConfig() throws {
-        let sidecar = try SidecarProcess()
+        let (sidecar, base) = try SidecarProcess.withHTTP()
         try "".write(to: sidecar.configFile, atomically: true, encoding: .utf8)
         sidecar.signal(SIGHUP)
         try waitUntil("the reload is refused") { !sidecar.logEvents("config_reload_failed").isEmpty }
@@ -76,6 +76,9 @@ struct HostileClientMediumTests {
         sidecar.signal(SIGHUP)
         try waitUntil("the second reload is refused") { sidecar.logEvents("config_reload_failed").count == 2 }
         #expect(try sidecar.connect().state("shortlease") == "closed", "the running breakers stay")
+        let metrics = try curl(base + "/metrics").body
+        #expect(metrics.contains(#"fusebox_config_reloads_total{result="failed"} 2"#))
+        #expect(metrics.contains("fusebox_config_last_reload_successful 0"))
 
         let folder = try TemporaryFolder()
         let directory = try run([FuseboxBinary.url.path, "serve", "--config", folder.url.path], timeout: 10)
