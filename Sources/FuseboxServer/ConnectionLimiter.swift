@@ -1,11 +1,17 @@
 import Synchronization
 
-/// Counts open connections across both sockets against `max_connections`.
+/// Counts one socket's open connections against its limit (`max_connections`
+/// for the main socket, `max_admin_connections` for the admin one).
 public final class ConnectionLimiter: Sendable {
     public let limit: Int
+    /// The configuration key that sets `limit`, for the refusal's message.
+    public let setting: String
     private let open = Atomic<Int>(0)
 
-    public init(limit: Int) { self.limit = limit }
+    public init(limit: Int, setting: String = "max_connections") {
+        self.limit = limit
+        self.setting = setting
+    }
 
     public var current: Int { open.load(ordering: .relaxed) }
 

@@ -89,7 +89,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     private func admit(context: ChannelHandlerContext, uid: UInt32?) {
         guard limiter.enter() else {
-            let error = WireError(.overloaded, "the sidecar is at its limit of \(limiter.limit) connections; retry later")
+            let error = WireError(.overloaded, "the socket is at its limit of \(limiter.limit) connections (\(limiter.setting)); retry later")
             observer.served(op: nil, error: .overloaded)
             closeAfterWriting(context: context, ResponseEncoder.error(error))
             return

@@ -74,7 +74,7 @@ public final class SocketServer: Service, Sendable {
         self.observer = observer
         self.logger = logger
         self.limiter = ConnectionLimiter(limit: settings.maxConnections)
-        self.adminLimiter = ConnectionLimiter(limit: settings.maxAdminConnections)
+        self.adminLimiter = ConnectionLimiter(limit: settings.maxAdminConnections, setting: "max_admin_connections")
         self.allowed = AllowedUsers(settings.allowedUIDs)
         self.bound = group.next().makePromise(of: Void.self)
     }

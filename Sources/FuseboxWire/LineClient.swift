@@ -86,7 +86,14 @@ public final class LineClient: @unchecked Sendable {
 
     /// Sends one request and reads its answer.
     public func request(_ line: String) throws(Failure) -> JSONValue {
-        try write(line)
+        do {
+            try write(line)
+        } catch {
+            // A server that refuses a connection (overloaded, forbidden) says why and closes
+            // before we write: that line, when it came, explains better than a broken pipe.
+            guard let said = try? readLine(), let refusal = try? JSONParser.parse(said) else { throw error }
+            return refusal
+        }
         guard let answer = try readLine() else { throw Failure(description: "the server closed the connection") }
         do {
             return try JSONParser.parse(answer)

@@ -115,6 +115,16 @@ struct HostileClientHighTests {
         _ = try holder.ok(#"{"op":"ping"}"#)
     }
 
+    @Test func item04_aFullAdminSocketSaysSoInsteadOfABrokenPipe() throws {
+        let sidecar = try SidecarProcess(config: SidecarProcess.config("max_admin_connections: 2"))
+        let held = try (0..<2).map { _ in try sidecar.connect(admin: true) }
+        for admin in held { _ = try admin.ok(#"{"op":"ping"}"#) }
+        let ctl = try run([FuseboxBinary.url.path, "ctl", "force", "openai", "open", "--admin-socket", sidecar.adminSocket])
+        #expect(ctl.status != 0)
+        #expect(ctl.err.contains("overloaded") && ctl.err.contains("max_admin_connections"), "ctl said: \(ctl.err)")
+        #expect(!ctl.err.contains("Broken pipe"))
+    }
+
     @Test func item05_anUnprivilegedHTTPFloodNeverStopsAppConnections() throws {
         let (sidecar, base) = try SidecarProcess.withHTTP("http_max_connections: 64\nhttp_header_timeout: 1s\nhttp_idle_timeout: 2s")
         let flood = Process()
