@@ -1,19 +1,15 @@
 import Foundation
 import FuseboxWire
+import Synchronization
 import Testing
 
 /// What a buggy or hostile local client can throw at the sidecar.
 @Suite("fusebox serve: abuse")
 struct AbuseTests {
-    static func openDescriptors(_ pid: Int32) -> Int {
-        (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(pid)/fd").count) ?? -1
-    }
+    // The probes throw where /proc cannot answer (ProcessProbe), so no check passes by reading nothing.
+    static func openDescriptors(_ pid: Int32) throws -> Int { try ProcessProbe.openDescriptors(pid) }
 
-    static func rssKiB(_ pid: Int32) -> Int {
-        guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8) else { return 0 }
-        let line = status.split(separator: "\n").first { $0.hasPrefix("VmRSS:") } ?? ""
-        return Int(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-    }
+    static func rssKiB(_ pid: Int32) throws -> Int { try ProcessProbe.residentKiB(pid) }
 
     static func raiseOwnDescriptorLimit() {
         var limit = rlimit()
@@ -26,7 +22,7 @@ struct AbuseTests {
         Self.raiseOwnDescriptorLimit()
         let sidecar = try SidecarProcess(config: SidecarProcess.config("max_connections: 1000"))
         let pid = sidecar.process.processIdentifier
-        let baseline = Self.openDescriptors(pid)
+        let baseline = try Self.openDescriptors(pid)
         var clients: [LineClient] = []
         for _ in 0..<2_000 { clients.append(try LineClient(path: sidecar.socket, timeout: .seconds(10))) }
         var served = 0, overloaded = 0
@@ -39,19 +35,19 @@ struct AbuseTests {
         }
         #expect(served == 1_000 && overloaded == 1_000)
         clients.removeAll()
-        try waitUntil("descriptors return to the baseline") { Self.openDescriptors(pid) <= baseline }
+        try waitUntil("descriptors return to the baseline") { try Self.openDescriptors(pid) <= baseline }
         _ = try sidecar.connect().ok(#"{"op":"ping"}"#)
     }
 
     @Test func connectDisconnectChurnLeaksNothing() throws {
         let sidecar = try SidecarProcess()
         let pid = sidecar.process.processIdentifier
-        let baseline = Self.openDescriptors(pid)
+        let baseline = try Self.openDescriptors(pid)
         for i in 0..<2_000 {
             let client = try sidecar.connect()
             if i % 2 == 0 { _ = try client.permit("openai") }  // abandoned by the disconnect
         }
-        try waitUntil("descriptors return to the baseline") { Self.openDescriptors(pid) <= baseline }
+        try waitUntil("descriptors return to the baseline") { try Self.openDescriptors(pid) <= baseline }
         try waitUntil("every permit is released") { try sidecar.connect().field("openai", "permits_in_flight") == .number("0") }
     }
 
@@ -71,7 +67,7 @@ struct AbuseTests {
     @Test func aClientThatNeverReadsIsThrottledWithoutGrowingTheServer() throws {
         let sidecar = try SidecarProcess()
         let pid = sidecar.process.processIdentifier
-        let before = Self.rssKiB(pid)
+        let before = try Self.rssKiB(pid)
         let greedy = try sidecar.connect()
         let batch = Array(String(repeating: #"{"op":"status"}"# + "\n", count: 1_000).utf8)
         // Write ~60 MB of requests whose answers are never read, from another thread (the writes block).
@@ -81,7 +77,7 @@ struct AbuseTests {
         writer.start()
         Thread.sleep(forTimeInterval: 2)
         _ = try sidecar.connect().ok(#"{"op":"acquire","breaker":"openai"}"#)  // everyone else is served
-        let grown = Self.rssKiB(pid) - before
+        let grown = try Self.rssKiB(pid) - before
         #expect(grown < 64 * 1024, "the server grew \(grown) KiB for a client that does not read")
         greedy.finishWriting()
     }
@@ -102,24 +98,28 @@ struct AbuseTests {
         }
         try burst()
         try waitUntil("the leases expire", timeout: 20) { try client.field("shortlease", "permits_in_flight") == .number("0") }
-        let afterFirst = Self.rssKiB(pid)
+        let afterFirst = try Self.rssKiB(pid)
         try burst()
         try waitUntil("the leases expire again", timeout: 20) { try client.field("shortlease", "permits_in_flight") == .number("0") }
         // The second hundred thousand reuse the first's slots: no growth beyond noise.
-        #expect(Self.rssKiB(pid) - afterFirst < 16 * 1024)
+        #expect(try Self.rssKiB(pid) - afterFirst < 16 * 1024)
     }
 
     @Test func adminCommandsInterleavedWithLoadKeepEveryAnswerInOrder() throws {
         let sidecar = try SidecarProcess()
         let admin = try sidecar.connect(admin: true)
+        // Counts the answers that came back in order with their own id; a failure stops the count short.
+        let inOrder = Mutex(0)
         let load = Thread {
             guard let client = try? sidecar.connect() else { return }
             for i in 0..<2_000 {
                 guard let answer = try? client.request(#"{"op":"route","chain":"llm","id":\#(i)}"#),
                       answer["id"] == .number(String(i)) else { return }
                 if case .string(let permit)? = answer["permit"] {
-                    _ = try? client.request(#"{"op":"report","permit":"\#(permit)","outcome":"success"}"#)
+                    guard let reported = try? client.request(#"{"op":"report","permit":"\#(permit)","outcome":"success"}"#),
+                          reported["ok"] == .bool(true) else { return }
                 }
+                inOrder.withLock { $0 += 1 }
             }
         }
         load.start()
@@ -128,6 +128,7 @@ struct AbuseTests {
             _ = try admin.ok(#"{"op":"force","breaker":"openai","state":"\#(state)"}"#)
         }
         while load.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+        #expect(inOrder.withLock { $0 } == 2_000, "every routed answer came back in order with its id, and every report was accepted")
         _ = try admin.ok(#"{"op":"reset","breaker":"openai"}"#)
         #expect(try sidecar.connect().field("openai", "permits_in_flight") == .number("0"))
     }
