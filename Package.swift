@@ -28,9 +28,13 @@ let package = Package(
             "FuseboxCore",
             .product(name: "Yams", package: "Yams"),
         ]),
-        // Protocol v1: requests, responses, events; JSON read and written by hand
-        // so every malformed line gets a precise error and nothing traps.
-        .target(name: "FuseboxWire", dependencies: ["FuseboxCore"]),
+        // JSON read and written by hand, so every malformed line gets a precise
+        // error and nothing traps: the one parser and the one writer of the package.
+        .target(name: "FuseboxJSON"),
+        // Protocol v1: requests, responses, events.
+        .target(name: "FuseboxWire", dependencies: ["FuseboxCore", "FuseboxJSON"]),
+        // A blocking line client over a Unix socket and the socket address helpers (ctl, bench, tests).
+        .target(name: "FuseboxSocket", dependencies: ["FuseboxJSON"]),
         // The SQLite store (system libsqlite3 through GRDB): schema, batched writer, readers.
         .target(name: "FuseboxStore", dependencies: [
             "FuseboxCore",
@@ -39,21 +43,21 @@ let package = Package(
         ]),
         // Incidents rebuilt from stores; text, markdown, JSON and HTML reports.
         .target(name: "FuseboxAnalyze", dependencies: [
-            "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxWire",
+            "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxJSON",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // Discrete-event outage scenarios driving the real engine on a virtual clock.
-        .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig"]),
+        .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig", "FuseboxJSON"]),
         // JSON log lines, Prometheus metrics, and the engine's event fan-out.
         .target(name: "FuseboxTelemetry", dependencies: [
-            "FuseboxCore", "FuseboxWire",
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, lifecycle.
         .target(name: "FuseboxServer", dependencies: [
-            "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry", "FuseboxStore",
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxConfig", "FuseboxTelemetry", "FuseboxStore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -66,6 +70,8 @@ let package = Package(
             "FuseboxCore",
             "FuseboxConfig",
             "FuseboxWire",
+            "FuseboxJSON",
+            "FuseboxSocket",
             "FuseboxServer",
             "FuseboxTelemetry",
             "FuseboxStore",
@@ -75,15 +81,15 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "fusebox-bench", dependencies: [
-            "FuseboxCore", "FuseboxWire", "FuseboxStore",
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxStore",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libFuzzer targets (scripts/fuzz); built normally it replays a corpus.
-        .executableTarget(name: "fusebox-fuzz", dependencies: ["FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxServer"]),
+        .executableTarget(name: "fusebox-fuzz", dependencies: ["FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxServer"]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
-            "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxConfig", "FuseboxTelemetry",
+            "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
@@ -95,11 +101,11 @@ let package = Package(
             "FuseboxAnalyze", "FuseboxStore", "FuseboxCore",
             .product(name: "Logging", package: "swift-log"),
         ], exclude: ["Golden"]),
-        .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore"]),
-        .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxCore"]),
+        .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore", "FuseboxJSON"]),
+        .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxJSON", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "fusebox-fuzz", "FuseboxWire"]),
+        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket"]),
     ],
     swiftLanguageModes: [.v6]
 )

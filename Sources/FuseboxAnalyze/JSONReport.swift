@@ -1,4 +1,5 @@
-import FuseboxWire
+
+import FuseboxJSON
 
 /// The machine-readable report; its schema is documented in docs/analyze.md
 /// and versioned by the `schema` field.

@@ -8,6 +8,7 @@ import Logging
 import NIOCore
 import ServiceLifecycle
 import Synchronization
+import FuseboxJSON
 
 /// What `/readyz` checks: the socket is bound and the store is writable.
 public final class Readiness: Sendable {

@@ -5,6 +5,7 @@ import Darwin
 #endif
 
 import FuseboxWire
+import FuseboxSocket
 
 /// The Unix socket's file: checked before binding, given its mode after, and
 /// removed at a clean stop.

@@ -1,3 +1,4 @@
+import FuseboxJSON
 import FuseboxCore
 
 /// The side-by-side table of strategies, as text, Markdown or JSON.
@@ -82,33 +83,35 @@ public enum SimulationReport {
         return (["Scenario: \(describe(s))", "", line(header)] + body.map(line)).joined(separator: "\n") + "\n"
     }
 
+    /// One object per strategy, each on its own line, written by the package's one JSON writer.
     static func json(_ s: Scenario, _ results: [StrategyResult]) -> String {
-        var out = "{\n  \"scenario\": \(quote(describe(s))),\n  \"seed\": \(s.seed),\n  \"strategies\": [\n"
-        out += results.map { r in
-            let served = s.chain.map { "\(quote($0)): \(r.servedBy[$0] ?? 0)" }.joined(separator: ", ")
-            return """
-                {"strategy": \(quote(r.strategy.rawValue)), "requests": \(r.requests), "user_errors": \(r.userErrors), \
-            "calls_to_failing_provider": \(r.callsToFailing), "calls_to_failing_provider_after_trip": \(r.callsToFailingAfterTrip), \
-            "probes_to_failing_provider": \(r.probesToFailing), \
-            "provider_calls": \(r.calls), "mean_response_ms": \(ms(r.meanResponse)), "p99_response_ms": \(ms(r.p99Response)), \
-            "peak_in_flight": \(r.peakInFlight), "served_by": {\(served)}, \
-            "recovery_to_primary_ms": \(r.recoveryLag.map { String(ms($0)) } ?? "null"), "transitions": \(r.transitions), \
-            "rate_limited": \(r.rateLimited)}
-            """
-        }.joined(separator: ",\n")
-        return out + "\n  ]\n}\n"
-    }
-
-    static func quote(_ text: String) -> String {
-        var escaped = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": escaped += "\\\""
-            case "\\": escaped += "\\\\"
-            default: escaped.unicodeScalars.append(scalar)
+        var lines: [String] = []
+        for r in results {
+            var w = JSONWriter(capacity: 512)
+            w.string("strategy", r.strategy.rawValue)
+            w.int("requests", r.requests)
+            w.int("user_errors", r.userErrors)
+            w.int("calls_to_failing_provider", r.callsToFailing)
+            w.int("calls_to_failing_provider_after_trip", r.callsToFailingAfterTrip)
+            w.int("probes_to_failing_provider", r.probesToFailing)
+            w.int("provider_calls", r.calls)
+            w.int("mean_response_ms", ms(r.meanResponse))
+            w.int("p99_response_ms", ms(r.p99Response))
+            w.int("peak_in_flight", r.peakInFlight)
+            w.object("served_by") { inner in
+                for name in s.chain { inner.value(name, .number(String(r.servedBy[name] ?? 0))) }
             }
+            w.int("recovery_to_primary_ms", r.recoveryLag.map(ms))
+            w.int("transitions", r.transitions)
+            w.int("rate_limited", r.rateLimited)
+            lines.append("    " + String(decoding: w.finish().dropLast(), as: UTF8.self))
         }
-        return escaped + "\""
+        var head = JSONWriter()
+        head.string("scenario", describe(s))
+        head.raw("seed", Array(String(s.seed).utf8))
+        // The head object, reopened to take the strategies one per line for readability.
+        let opening = String(decoding: head.finish().dropLast(2), as: UTF8.self)
+        return opening + ",\"strategies\":[\n" + lines.joined(separator: ",\n") + "\n]}\n"
     }
 
     static func ms(_ d: Duration) -> Int64 { d.nanosecondsClamped / 1_000_000 }

@@ -1,6 +1,7 @@
 import FuseboxCore
 import FuseboxWire
 import Logging
+import FuseboxJSON
 
 /// A swift-log backend that writes one JSON object per line:
 /// `{"event":…,"timestamp":…,"level":…,"instance":…, …metadata}`. The log
@@ -44,43 +45,30 @@ public struct JSONLogHandler: LogHandler {
         writer.string("level", level.rawValue)
         writer.string("instance", instance)
         for key in fields.keys.sorted() where key != "timestamp" && key != "instance" && key != "event" && key != "level" {
-            var keyBytes: [UInt8] = []
-            JSONWriter.appendString(key, to: &keyBytes)
-            writer.appendMember(keyBytes) { out in Self.append(fields[key]!, to: &out) }
+            writer.value(key, Self.json(fields[key]!))
         }
         return writer.finish()
     }
 
-    static func append(_ value: Logger.MetadataValue, to out: inout [UInt8]) {
+    /// A metadata value as JSON: numbers and booleans as themselves, the rest as text.
+    static func json(_ value: Logger.MetadataValue) -> JSONValue {
         switch value {
         case .string(let text):
-            JSONWriter.appendString(text, to: &out)
+            return .string(text)
         case .stringConvertible(let convertible):
             switch convertible {
-            case is JSONNull: out.append(contentsOf: "null".utf8)
-            case let number as Int: out.append(contentsOf: String(number).utf8)
-            case let number as Int64: out.append(contentsOf: String(number).utf8)
-            case let number as UInt64: out.append(contentsOf: String(number).utf8)
-            case let number as Double: out.append(contentsOf: (number.isFinite ? JSONWriter.formatDouble(number) : "null").utf8)
-            case let flag as Bool: out.append(contentsOf: (flag ? "true" : "false").utf8)
-            default: JSONWriter.appendString(convertible.description, to: &out)
+            case is JSONNull: return .null
+            case let number as Int: return .number(String(number))
+            case let number as Int64: return .number(String(number))
+            case let number as UInt64: return .number(String(number))
+            case let number as Double: return number.isFinite ? .number(JSONWriter.formatDouble(number)) : .null
+            case let flag as Bool: return .bool(flag)
+            default: return .string(convertible.description)
             }
         case .array(let items):
-            out.append(UInt8(ascii: "["))
-            for (i, item) in items.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                append(item, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
+            return .array(items.map(json))
         case .dictionary(let members):
-            out.append(UInt8(ascii: "{"))
-            for (i, key) in members.keys.sorted().enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.appendString(key, to: &out)
-                out.append(UInt8(ascii: ":"))
-                append(members[key]!, to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+            return .object(members.keys.sorted().map { ($0, json(members[$0]!)) })
         }
     }
 }

@@ -1,4 +1,5 @@
 import FuseboxCore
+import FuseboxJSON
 
 /// Turns one line into a request, or into the error that tells the client
 /// exactly what was wrong. Unknown fields are ignored (newer clients may send

@@ -1,4 +1,5 @@
 import FuseboxCore
+import FuseboxJSON
 
 /// Writes protocol v1 responses, one JSON object per line, `id` first.
 public enum ResponseEncoder {

@@ -1,4 +1,5 @@
 import FuseboxCore
+import FuseboxJSON
 
 /// The one JSON shape of a transition, shared by the log line (`event:
 /// circuit_breaker_transition`) and the `subscribe` stream (`event:

@@ -2,6 +2,7 @@ import FuseboxWire
 
 #if canImport(Glibc)
 import Glibc
+import FuseboxSocket
 #endif
 
 /// A temporary folder for sockets and configs.

@@ -2,6 +2,7 @@ import FuseboxWire
 
 #if canImport(Glibc)
 import Glibc
+import FuseboxSocket
 #endif
 
 /// What budgets cost a decision, and whether a full queue on one breaker

@@ -4,6 +4,7 @@ import Synchronization
 
 #if canImport(Glibc)
 import Glibc
+import FuseboxSocket
 #endif
 
 /// The real `fusebox serve` binary over its Unix socket, against a minimal

@@ -2,6 +2,7 @@ import FuseboxConfig
 import FuseboxCore
 import FuseboxServer
 import FuseboxWire
+import FuseboxJSON
 
 /// The two fuzz targets. Each must never trap on any input; where an answer
 /// can be checked against a property, a violation traps on purpose so the

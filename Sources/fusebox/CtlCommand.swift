@@ -2,6 +2,8 @@ import ArgumentParser
 import FuseboxConfig
 import FuseboxCore
 import FuseboxWire
+import FuseboxJSON
+import FuseboxSocket
 
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -93,7 +95,7 @@ struct CtlCommand: ParsableCommand {
             let request = breaker.map { #"{"op":"status","breaker":\#(quoted($0))}"# } ?? #"{"op":"status"}"#
             let answer = try ask(client, request)
             if json {
-                print(JSONText.render(answer))
+                print(JSONWriter.text(answer))
                 return
             }
             guard case .array(let breakers)? = answer["breakers"] else { return }

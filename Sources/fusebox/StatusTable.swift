@@ -6,6 +6,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FuseboxJSON
 
 /// How `ctl` shows breakers and transitions to a person.
 enum StatusTable {
@@ -31,7 +32,7 @@ enum StatusTable {
 
     /// `15:41:59.123  openai  closed → open  (consecutive_failures)  failures=5  last: 503 upstream down`
     static func describe(_ event: JSONValue) -> String {
-        guard event["event"] == .string("transition") else { return JSONText.render(event) }
+        guard event["event"] == .string("transition") else { return JSONWriter.text(event) }
         var line = "\(time(event["timestamp"]))  \(text(event["breaker_name"]))  \(text(event["old_state"])) → \(text(event["new_state"]))  (\(text(event["reason"])))"
         line += "  failures=\(text(event["failure_count"])) rate=\(percent(event["failure_rate"]))"
         if event["open_until"] != .null, event["open_until"] != nil { line += " until \(time(event["open_until"]))" }
@@ -58,24 +59,6 @@ enum StatusTable {
     static func percent(_ value: JSONValue?) -> String {
         guard case .number(let n)? = value, let rate = Double(n) else { return "-" }
         return "\(Int((rate * 100).rounded()))%"
-    }
-}
-
-/// Compact JSON for printing a parsed value back.
-enum JSONText {
-    static func render(_ value: JSONValue) -> String {
-        switch value {
-        case .null: return "null"
-        case .bool(let b): return b ? "true" : "false"
-        case .number(let n): return n
-        case .string(let s):
-            var bytes: [UInt8] = []
-            JSONWriter.appendString(s, to: &bytes)
-            return String(decoding: bytes, as: UTF8.self)
-        case .array(let items): return "[" + items.map(render).joined(separator: ",") + "]"
-        case .object(let members):
-            return "{" + members.map { render(.string($0.0)) + ":" + render($0.1) }.joined(separator: ",") + "}"
-        }
     }
 }
 

@@ -2,6 +2,8 @@ import Foundation
 import FuseboxWire
 import Synchronization
 import Testing
+import FuseboxJSON
+import FuseboxSocket
 
 /// What a buggy or hostile local client can throw at the sidecar.
 @Suite("fusebox serve: abuse")

@@ -1,6 +1,7 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxJSON
 
 @Suite("fusebox analyze")
 struct AnalyzeCommandTests {
@@ -45,6 +46,15 @@ struct AnalyzeCommandTests {
         #expect(backwards.status == 1 && backwards.stderr.contains("is after --until"))
         let nonsense = try FuseboxBinary.run(["analyze", "--db", db, "--since", "yesterday-ish"])
         #expect(nonsense.status != 0 && nonsense.stderr.contains("--since takes an RFC 3339 time"))
+    }
+
+    @Test func aDayTheMonthDoesNotHaveIsRefused() throws {
+        let folder = try TemporaryFolder()
+        let store = folder.url.appendingPathComponent("sim.db").path
+        #expect(try FuseboxBinary.run(["simulate", "--store", store, "--duration", "5m"]).status == 0)
+        let refused = try FuseboxBinary.run(["analyze", "--db", store, "--since", "2026-02-31"])
+        #expect(refused.status != 0)
+        #expect(refused.stderr.contains("--since takes an RFC 3339 time"))
     }
 
     @Test func anEmptyStoreAndAQuietPeriodAreNotErrors() throws {

@@ -1,6 +1,8 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxJSON
+import FuseboxSocket
 
 /// docs/security.md items 1 to 6, each attack replayed against the real binary.
 @Suite("Hostile clients: items 1–6")

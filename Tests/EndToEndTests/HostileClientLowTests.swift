@@ -1,6 +1,7 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxSocket
 
 /// docs/security.md items 13 to 18, each attack replayed against the real binary.
 @Suite("Hostile clients: items 13–18")

@@ -1,6 +1,7 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxJSON
 
 /// docs/security.md items 7 to 12, each attack replayed against the real binary.
 @Suite("Hostile clients: items 7–12")

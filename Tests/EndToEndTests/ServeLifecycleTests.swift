@@ -1,6 +1,7 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxSocket
 
 @Suite("fusebox serve: sockets and lifecycle")
 struct ServeLifecycleTests {

@@ -1,6 +1,7 @@
 import Foundation
 import FuseboxWire
 import Testing
+import FuseboxJSON
 
 @Suite("fusebox serve: protocol v1 over a real socket")
 struct ServeProtocolTests {

@@ -1,6 +1,8 @@
 import Foundation
 import FuseboxWire
 import Synchronization
+import FuseboxJSON
+import FuseboxSocket
 
 /// A real `fusebox serve` in a temporary folder, with its log lines captured.
 /// Stopped with SIGTERM (and waited for) when the test drops it.

@@ -10,7 +10,7 @@ struct SimulateCommandTests {
         #expect(first.stdout == second.stdout)
         #expect(first.stdout.contains("no breaker (retries)") && first.stdout.contains("breaker + fallback"))
         let json = try FuseboxBinary.run(["simulate", "--format", "json", "--seed", "5", "--arrivals", "poisson"])
-        #expect(json.stdout.contains(#""strategy": "breaker""#))
+        #expect(json.stdout.contains(#""strategy":"breaker""#))
         #expect(try FuseboxBinary.run(["simulate", "--format", "json", "--seed", "5", "--arrivals", "poisson"]).stdout == json.stdout)
     }
 

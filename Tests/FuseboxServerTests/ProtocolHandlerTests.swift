@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import FuseboxServer
+import FuseboxJSON
 
 /// The pipeline without a socket: framing, dispatch, ordering, limits.
 @Suite("Protocol handler on an EmbeddedChannel")

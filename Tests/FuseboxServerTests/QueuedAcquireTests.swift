@@ -4,6 +4,7 @@ import NIOCore
 import NIOEmbedded
 import Testing
 @testable import FuseboxServer
+import FuseboxJSON
 
 /// Acquires that wait in a breaker's queue, seen from the connections:
 /// answered later and in order, never holding up anyone else.

@@ -1,3 +1,4 @@
+import FuseboxJSON
 import FuseboxCore
 import Testing
 @testable import FuseboxSimulate
@@ -134,5 +135,26 @@ struct SimulationTests {
         let s = try ScenarioLoader.load(yaml: "providers: { openai: { rate_limit: 300 } }", file: "s.yaml")
         #expect(s.provider("openai")?.rateLimit == 300 && s.hasRateLimits)
         #expect(!Scenario.reference.hasRateLimits)
+    }
+}
+
+@Suite("Simulation report JSON")
+struct SimulationReportJSONTests {
+    @Test func controlCharactersInNamesAreEscapedAndTheReportParses() throws {
+        var s = Scenario.reference
+        let hostile = "evil\n\u{1B}[2J\"quoted\"\\\u{7}"
+        s.providers[0].name = hostile
+        s.chain[0] = hostile
+        s.duration = .seconds(120)
+        let results = try [Strategy.naiveRetry, .breaker].map { try Simulation.run(s, strategy: $0) }
+        let text = SimulationReport.json(s, results)
+        #expect(!text.unicodeScalars.contains { $0.value == 0x1B || $0.value == 0x07 }, "raw control characters in the JSON")
+        let parsed = try JSONParser.parse(text)
+        guard case .array(let strategies)? = parsed["strategies"], case .object(let served)? = strategies.first?["served_by"] else {
+            Issue.record("no strategies in \(text)")
+            return
+        }
+        #expect(served.first?.0 == hostile)
+        #expect(parsed["scenario"].map { if case .string(let t) = $0 { t.contains(hostile) } else { false } } == true)
     }
 }

@@ -1,6 +1,7 @@
 import FuseboxCore
 import Testing
 @testable import FuseboxWire
+import FuseboxJSON
 
 @Suite("Request decoding")
 struct RequestDecoderTests {
@@ -136,5 +137,14 @@ struct TimestampTests {
         #expect(Timestamp(rfc3339: "2026-11-30") == Timestamp.milliseconds(1_795_996_800_000))
         #expect(Timestamp(rfc3339: "2026-13-01") == nil)
         #expect(Timestamp(rfc3339: "yesterday") == nil)
+    }
+
+    @Test func refusesDaysAMonthDoesNotHave() {
+        for text in ["2026-02-31", "2026-02-29", "2026-04-31", "2100-02-29", "2026-06-31T00:00:00Z"] {
+            #expect(Timestamp(rfc3339: text) == nil, "\(text)")
+        }
+        for text in ["2024-02-29", "2000-02-29", "2026-01-31", "2026-12-31T23:59:59Z"] {
+            #expect(Timestamp(rfc3339: text) != nil, "\(text)")
+        }
     }
 }

@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import FuseboxJSON
 
 /// A small blocking client for protocol v1 over a Unix socket: what `fusebox
 /// ctl` and the end-to-end tests speak through. One request at a time, or
