@@ -2,8 +2,9 @@
 import PackageDescription
 
 let package = Package(
+    // Linux only: peer credentials (SO_PEERCRED), /proc and Glibc are used directly,
+    // and FuseboxServer refuses to compile elsewhere rather than pretend.
     name: "Fusebox",
-    platforms: [.macOS(.v15)],
     products: [
         .executable(name: "fusebox", targets: ["fusebox"]),
         .executable(name: "fusebox-bench", targets: ["fusebox-bench"]),

@@ -1,3 +1,4 @@
+import Synchronization
 import Dispatch
 
 #if canImport(Glibc)
@@ -49,26 +50,13 @@ enum System {
 }
 
 /// One slot per item, each written by exactly one worker.
-final class ResultSlots<Value>: @unchecked Sendable {
-    private var slots: [Swift.Result<Value, Error>?]
-    private let lock = PThreadMutex()
+final class ResultSlots<Value: Sendable>: Sendable {
+    private let slots: Mutex<[Swift.Result<Value, Error>?]>
 
-    init(count: Int) { slots = Array(repeating: nil, count: count) }
+    init(count: Int) { slots = Mutex(Array(repeating: nil, count: count)) }
 
-    func set(_ index: Int, _ value: Swift.Result<Value, Error>) { lock.locked { slots[index] = value } }
+    func set(_ index: Int, _ value: Swift.Result<Value, Error>) { slots.withLock { $0[index] = value } }
 
-    func values() throws -> [Value] { try slots.map { try $0!.get() } }
-}
-
-/// A pthread mutex, for the few writes into `ResultSlots`.
-final class PThreadMutex: @unchecked Sendable {
-    private var mutex = pthread_mutex_t()
-    init() { pthread_mutex_init(&mutex, nil) }
-    deinit { pthread_mutex_destroy(&mutex) }
-    func locked<T>(_ body: () throws -> T) rethrows -> T {
-        pthread_mutex_lock(&mutex)
-        defer { pthread_mutex_unlock(&mutex) }
-        return try body()
-    }
+    func values() throws -> [Value] { try slots.withLock { $0 }.map { try $0!.get() } }
 }
 

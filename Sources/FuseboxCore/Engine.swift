@@ -101,14 +101,17 @@ public final class Engine: Sendable {
 
     /// Reports a call made without a permit (apps that only report).
     @discardableResult
+    /// Like `report`, it serves waiters: a record that opens the breaker tells them at once.
     public func record(_ breaker: String, _ report: CallReport) throws(EngineError) -> BreakerState {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let outcome = registry.breakers[index].policy.classify.outcome(of: report)
+            let now = clock.now()
             registry.record(
                 index, outcome, report, generation: registry.breakers[index].generation, probe: false,
-                expired: false, at: clock.now(), observer: observer
+                expired: false, at: now, observer: observer
             )
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
             return registry.breakers[index].state
         }
     }

@@ -3,8 +3,10 @@ import FuseboxWire
 import Logging
 import NIOCore
 
-#if canImport(Glibc)
+#if os(Linux)
 import Glibc
+#else
+#error("Fusebox runs on Linux only: it reads peer credentials with SO_PEERCRED and uses Glibc directly")
 #endif
 
 /// The decision path: each framed line is served synchronously on the event
@@ -185,7 +187,13 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         waitTimer?.cancel()
         waitTimer = nil
         context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: session.answerQueued(id, decision))), promise: nil)
-        while !waiting, !closing, !backlog.isEmpty { serve(backlog.removeFirst(), context: context) }
+        // Served front to back by index: removing from the front each time would be quadratic.
+        var next = 0
+        while !waiting, !closing, next < backlog.count {
+            serve(backlog[next], context: context)
+            next += 1
+        }
+        backlog.removeFirst(next)
         context.flush()
         guard !waiting else { return }
         if closeWhenAnswered {

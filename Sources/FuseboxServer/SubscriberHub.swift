@@ -1,3 +1,4 @@
+import Synchronization
 import FuseboxCore
 import FuseboxWire
 import NIOConcurrencyHelpers
@@ -9,7 +10,7 @@ import NIOCore
 /// how many it lost once it catches up), and one that stays full for
 /// `maxDropped` events is disconnected. Nothing ever waits for a subscriber.
 public final class SubscriberHub: EngineObserver, @unchecked Sendable {
-    private let subscribers = NIOLockedValueBox<[ObjectIdentifier: Subscriber]>([:])
+    private let subscribers = Mutex<[ObjectIdentifier: Subscriber]>([:])
     private let instance: String
     private let observer: any ServerObserver
     public let maxDropped: Int
@@ -22,20 +23,20 @@ public final class SubscriberHub: EngineObserver, @unchecked Sendable {
 
     func add(_ channel: Channel) {
         let subscriber = Subscriber(channel: channel)
-        subscribers.withLockedValue { $0[ObjectIdentifier(channel)] = subscriber }
+        subscribers.withLock { $0[ObjectIdentifier(channel)] = subscriber }
     }
 
     /// The channel can take writes again: tell it what it missed now, not at the next event.
     func resumed(_ channel: Channel) {
-        subscribers.withLockedValue { $0[ObjectIdentifier(channel)] }?.reportDropped()
+        subscribers.withLock { $0[ObjectIdentifier(channel)] }?.reportDropped()
     }
 
     func remove(_ channel: Channel) {
-        _ = subscribers.withLockedValue { $0.removeValue(forKey: ObjectIdentifier(channel)) }
+        _ = subscribers.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
     public func transitioned(_ transition: Transition) {
-        let current = subscribers.withLockedValue { Array($0.values) }
+        let current = subscribers.withLock { Array($0.values) }
         guard !current.isEmpty else { return }
         let line = TransitionEvent.line(transition, event: TransitionEvent.streamEvent, instance: instance)
         for subscriber in current { subscriber.deliver(line, maxDropped: maxDropped, observer: observer) }
