@@ -56,9 +56,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
-        // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, lifecycle.
+        // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, HTTP, reload.
         .target(name: "FuseboxServer", dependencies: [
-            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxConfig", "FuseboxTelemetry", "FuseboxStore",
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
@@ -66,8 +66,18 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+        ]),
+        // `fusebox serve`'s wiring: the engine, its outputs, the store and the services, started and stopped together.
+        .target(name: "FuseboxApp", dependencies: [
+            "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry",
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "fusebox", dependencies: [
+            "FuseboxApp",
             "FuseboxCore",
             "FuseboxConfig",
             "FuseboxWire",

@@ -1,3 +1,4 @@
+import FuseboxApp
 import ArgumentParser
 import FuseboxServer
 

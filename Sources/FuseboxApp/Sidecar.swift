@@ -1,0 +1,62 @@
+import FuseboxConfig
+import FuseboxCore
+import FuseboxServer
+import FuseboxStore
+import FuseboxTelemetry
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `fusebox serve`: reads the configuration, starts logging, assembles the
+/// engine with its outputs and services, and runs them until SIGTERM or SIGINT.
+public enum Sidecar {
+    public enum LogFormat: String, Sendable, CaseIterable {
+        case json
+        case text
+    }
+
+    public struct StartError: Error, CustomStringConvertible {
+        public var description: String
+    }
+
+    public static func run(configPath: String?, logFormat: LogFormat, version: String) async throws {
+        signal(SIGPIPE, SIG_IGN)  // a reader that went away must not end the process
+        let configuration: Configuration
+        do {
+            configuration = try ConfigLoader.load(path: configPath)
+        } catch {
+            throw StartError(description: "\(error)")
+        }
+        // One clock for everything that stamps time: the engine, the store, the log lines, the reload metric.
+        let clock = SystemClock()
+        let sink = try startLogging(configuration, format: logFormat, clock: clock)
+        defer { sink.flush() }
+        let logger = Logger(label: "fusebox")
+        let parts = try SidecarParts(configuration: configuration, configPath: configPath, version: version, clock: clock, logger: logger)
+        try await parts.serve(version: version)
+    }
+
+    /// Points swift-log at the configured destination, as JSON or text lines.
+    static func startLogging(_ configuration: Configuration, format: LogFormat, clock: some BreakerClock) throws -> LineSink {
+        let sink: LineSink
+        switch configuration.log {
+        case .stdout: sink = .standardOutput
+        case .stderr: sink = .standardError
+        case .file(let path):
+            do { sink = try LineSink(appendingTo: path) } catch { throw StartError(description: "\(error)") }
+        }
+        let instance = configuration.resolvedInstance
+        LoggingSystem.bootstrap { _ in
+            switch format {
+            case .json: return JSONLogHandler(sink: sink, instance: instance, clock: clock)
+            case .text: return TextLogHandler(sink: sink)
+            }
+        }
+        return sink
+    }
+}

@@ -1,0 +1,163 @@
+import FuseboxConfig
+import FuseboxCore
+import FuseboxServer
+import FuseboxStore
+import FuseboxTelemetry
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Everything one sidecar run is made of, wired together: the engine and its
+/// outputs (log, subscribers, metrics, store), the sockets, the reloader and
+/// HTTP, as services of one group.
+struct SidecarParts {
+    let configuration: Configuration
+    let configPath: String?
+    let logger: Logger
+    let engine: Engine
+    let store: StoreWriter?
+    let server: SocketServer
+    let group: ServiceGroup
+    let descriptors: Int
+
+    init(configuration: Configuration, configPath: String?, version: String, clock: some BreakerClock, logger: Logger) throws {
+        self.configuration = configuration
+        self.configPath = configPath
+        self.logger = logger
+        let instance = configuration.resolvedInstance
+        let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
+        let hub = SubscriberHub(instance: instance, observer: metrics)
+        store = try Self.openStore(configuration, instance: instance, clock: clock, logger: logger)
+        do {
+            engine = try Engine(
+                configuration: configuration.engine, clock: clock,
+                observer: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
+            )
+        } catch {
+            throw Sidecar.StartError(description: "\(error)")
+        }
+        descriptors = SocketFile.raiseDescriptorLimit()
+        // One event loop per core, for the life of the process.
+        server = SocketServer(
+            group: MultiThreadedEventLoopGroup.singleton, engine: engine,
+            settings: .init(configuration: configuration, serverName: "fusebox \(version)"), hub: hub, observer: metrics, logger: logger
+        )
+        let readiness = Readiness(storeEnabled: store != nil) { [store] in store?.problem }
+        let server = self.server
+        server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let store {
+            // First in the list, so the group stops it last and its final flush sees every event.
+            services.append(.init(service: StoreService(writer: store), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))
+        }
+        services += [
+            .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
+            .init(
+                service: Self.reloader(configuration, configPath: configPath, engine: engine, server: server, metrics: metrics, clock: clock, logger: logger),
+                successTerminationBehavior: .ignore, serviceName: "reload"
+            ),
+        ]
+        if let endpoint = configuration.http {
+            let http = Self.http(endpoint, configuration, engine: engine, metrics: metrics, readiness: readiness, store: store,
+                                 descriptors: descriptors, logger: logger)
+            services.append(.init(service: http, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        }
+        var lifecycleLogger = logger
+        lifecycleLogger.logLevel = .warning
+        group = ServiceGroup(configuration: ServiceGroupConfiguration(
+            services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: lifecycleLogger
+        ))
+    }
+
+    static func openStore(_ configuration: Configuration, instance: String, clock: some BreakerClock, logger: Logger) throws -> StoreWriter? {
+        guard let path = configuration.store else { return nil }
+        var options = StoreWriter.Options()
+        options.retention = configuration.retention
+        do {
+            return try StoreWriter(path: path, instance: instance, options: options, clock: clock, logger: logger)
+        } catch {
+            logger.error("start_failed", metadata: ["error": .string("\(error)")])
+            throw Sidecar.StartError(description: "\(error) (set store: off to run without the incident store)")
+        }
+    }
+
+    /// SIGHUP: a new configuration for the engine, metrics' series and the sockets' allowed uids.
+    static func reloader(
+        _ configuration: Configuration, configPath: String?, engine: Engine, server: SocketServer, metrics: FuseboxMetrics,
+        clock: some BreakerClock, logger: Logger
+    ) -> ConfigReloader {
+        ConfigReloader(
+            path: configPath, engine: engine, running: configuration, logger: logger,
+            finished: { ok in metrics.reloaded(ok: ok, at: clock.now()) }
+        ) { applied in
+            metrics.configure(applied.engine)
+            let closed = server.allow(applied.allowedUIDs.map(Set.init))
+            if closed > 0 {
+                logger.notice("connections_revoked", metadata: [
+                    "closed": .stringConvertible(closed), "reason": .string("peer uid no longer in allowed_uids"),
+                ])
+            }
+        }
+    }
+
+    static func http(
+        _ endpoint: HTTPEndpoint, _ configuration: Configuration, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness,
+        store: StoreWriter?, descriptors: Int, logger: Logger
+    ) -> some Service {
+        var limits = HTTPEndpoints.Limits(configuration: configuration)
+        // The Unix sockets' connections (and a margin for the store, logs and
+        // listeners) come first; HTTP gets what is left of the descriptor limit.
+        let reserved = configuration.maxConnections + configuration.maxAdminConnections + 64
+        limits.maxConnections = max(1, min(limits.maxConnections, descriptors - reserved))
+        return HTTPEndpoints.application(
+            endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness, limits: limits,
+            beforeScrape: {
+                guard let status = store?.status else { return }
+                metrics.store.sync(
+                    written: status.written, errors: status.errors, dropped: status.dropped, queued: status.queued,
+                    healthy: status.lastError == nil
+                )
+            },
+            logger: logger
+        )
+    }
+
+    /// Records the run, then serves until a signal stops the group.
+    func serve(version: String) async throws {
+        let (logger, configuration, engine, descriptors, configPath) = (logger, configuration, engine, descriptors, configPath)
+        server.bound.futureResult.whenSuccess {
+            logger.notice("started", metadata: [
+                "version": .string(version),
+                "pid": .stringConvertible(Int(getpid())),
+                "config": .string(configPath ?? DefaultConfiguration.sourceName),
+                "socket": .string(configuration.socket),
+                "store": .text(configuration.store),
+                "http": .text(configuration.http?.description),
+                "admin_socket": .text(configuration.adminSocket),
+                "breakers": .array(engine.breakerNames.map { .string($0) }),
+                "max_connections": .stringConvertible(configuration.maxConnections),
+                "open_files_limit": .stringConvertible(descriptors),
+            ])
+        }
+        do {
+            // The run is recorded before any socket opens, so every transition of this run comes after its start.
+            try store?.start(version: version, config: ConfigRenderer.yaml(configuration))
+        } catch {
+            throw Sidecar.StartError(description: "cannot record the run in the store: \(error)")
+        }
+        do {
+            try await group.run()
+        } catch {
+            store?.stop()
+            let reason = (error as? SocketFile.Problem)?.description ?? "\(error)"
+            logger.error("start_failed", metadata: ["error": .string(reason)])
+            throw Sidecar.StartError(description: reason)
+        }
+        logger.notice("stopped", metadata: ["reason": .string("signal")])
+    }
+}
