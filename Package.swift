@@ -32,6 +32,8 @@ let package = Package(
         // JSON read and written by hand, so every malformed line gets a precise
         // error and nothing traps: the one parser and the one writer of the package.
         .target(name: "FuseboxJSON"),
+        // Text for people: tables, and control characters made visible for terminals and markdown.
+        .target(name: "FuseboxText"),
         // Protocol v1: requests, responses, events.
         .target(name: "FuseboxWire", dependencies: ["FuseboxCore", "FuseboxJSON"]),
         // A blocking line client over a Unix socket and the socket address helpers (ctl, bench, tests).
@@ -44,12 +46,12 @@ let package = Package(
         ]),
         // Incidents rebuilt from stores; text, markdown, JSON and HTML reports.
         .target(name: "FuseboxAnalyze", dependencies: [
-            "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxJSON",
+            "FuseboxCore", "FuseboxStore", "FuseboxConfig", "FuseboxJSON", "FuseboxText",
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "GRDBSQLite", package: "GRDB.swift"),
         ]),
         // Discrete-event outage scenarios driving the real engine on a virtual clock.
-        .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig", "FuseboxJSON"]),
+        .target(name: "FuseboxSimulate", dependencies: ["FuseboxCore", "FuseboxConfig", "FuseboxJSON", "FuseboxText"]),
         // JSON log lines, Prometheus metrics, and the engine's event fan-out.
         .target(name: "FuseboxTelemetry", dependencies: [
             "FuseboxCore", "FuseboxWire", "FuseboxJSON",
@@ -83,6 +85,7 @@ let package = Package(
             "FuseboxWire",
             "FuseboxJSON",
             "FuseboxSocket",
+            "FuseboxText",
             "FuseboxServer",
             "FuseboxTelemetry",
             "FuseboxStore",

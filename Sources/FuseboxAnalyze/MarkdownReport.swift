@@ -1,3 +1,4 @@
+import FuseboxText
 /// For pasting into a postmortem document.
 public enum MarkdownReport {
     public static let eventLimit = 200

@@ -1,3 +1,4 @@
+import FuseboxText
 /// The terminal report (colour only when asked, i.e. on a TTY).
 public enum TextReport {
     /// Events shown per incident; the rest are counted (see `--incident`).
@@ -75,14 +76,10 @@ public enum TextReport {
                 s.traffic.rejectedCell,
             ])
         }
-        let widths = rows[0].indices.map { c in rows.map { $0[c].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { i, cell in i == 0 ? cell.padding(widths[i]) : cell.leftPadding(widths[i]) }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        return TextTable.figures(rows).render()
     }
 }
 
 extension String {
     func padding(_ width: Int) -> String { self + String(repeating: " ", count: max(0, width - count)) }
-    func leftPadding(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
 }

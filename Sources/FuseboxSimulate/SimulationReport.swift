@@ -1,3 +1,4 @@
+import FuseboxText
 import FuseboxJSON
 import FuseboxCore
 
@@ -73,14 +74,8 @@ public enum SimulationReport {
             lines += body.map { "| " + $0.joined(separator: " | ") + " |" }
             return lines.joined(separator: "\n") + "\n"
         }
-        let widths = header.indices.map { column in ([header] + body).map { $0[column].count }.max() ?? 0 }
-        func line(_ cells: [String]) -> String {
-            cells.enumerated().map { i, cell in
-                let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return i == 0 ? cell + pad : pad + cell
-            }.joined(separator: "   ")
-        }
-        return (["Scenario: \(describe(s))", "", line(header)] + body.map(line)).joined(separator: "\n") + "\n"
+        let table = TextTable.figures([header] + body, separator: "   ").render()
+        return "Scenario: \(describe(s))\n\n" + table + "\n"
     }
 
     /// One object per strategy, each on its own line, written by the package's one JSON writer.

@@ -1,4 +1,5 @@
 import FuseboxCore
+import FuseboxText
 import FuseboxWire
 
 #if canImport(Glibc)
@@ -22,12 +23,7 @@ enum StatusTable {
                 [text(b["last_status"]), text(b["last_error"])].filter { $0 != "-" }.joined(separator: " ").prefix(40).description,
             ])
         }
-        let widths = columns.indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
-        return rows.map { row in
-            row.enumerated().map { i, cell in
-                i == row.count - 1 ? cell : cell + String(repeating: " ", count: widths[i] - cell.count)
-            }.joined(separator: "  ")
-        }.joined(separator: "\n")
+        return TextTable(rows).render()
     }
 
     /// `15:41:59.123  openai  closed → open  (consecutive_failures)  failures=5  last: 503 upstream down`
