@@ -36,7 +36,7 @@ struct SidecarParts {
         do {
             engine = try Engine(
                 configuration: configuration.engine, clock: clock,
-                observer: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
+                sink: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
             )
         } catch {
             throw Sidecar.StartError(description: "\(error)")

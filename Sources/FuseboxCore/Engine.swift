@@ -2,22 +2,23 @@ import Synchronization
 
 /// The registry of breakers and chains, the permit table with its leases, and
 /// the sink for everything decided. Synchronous and lock-protected: a decision
-/// takes the lock, does constant work, tells the observer, and returns.
+/// takes the lock, does constant work, and returns; what it decided is handed
+/// to the sink after the lock is released, in decision order.
 public final class Engine: Sendable {
     private let clock: any BreakerClock
-    private let observer: any EngineObserver
+    private let sink: any EngineEventSink
     private let registry: Mutex<Registry>
 
     /// - Parameter seed: seeds the jitter generator; fix it for reproducible runs.
     public init(
         configuration: EngineConfiguration,
         clock: any BreakerClock = SystemClock(),
-        observer: any EngineObserver = NoObserver(),
+        sink: any EngineEventSink = NoEventSink(),
         seed: UInt64 = UInt64.random(in: .min ... .max)
     ) throws(EngineError) {
         try configuration.validate()
         self.clock = clock
-        self.observer = observer
+        self.sink = sink
         self.registry = Mutex(Registry(configuration: configuration, now: clock.now(), seed: seed))
     }
 
@@ -28,9 +29,9 @@ public final class Engine: Sendable {
     /// estimated tokens, for a token budget. Never waits.
     /// `owner` tags the permit with its connection, which is held to its cap.
     public func acquire(_ breaker: String, cost: Int = 0, owner: PermitOwner? = nil) throws(EngineError) -> Decision {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> Decision in
+        try decide { (registry: inout Registry) throws(EngineError) -> Decision in
             try registry.acquire(
-                registry.index(of: breaker), cost: cost, owner: registry.ownerEntry(owner), at: clock.now(), observer: observer
+                registry.index(of: breaker), cost: cost, owner: registry.ownerEntry(owner), at: clock.now()
             )
         }
     }
@@ -42,9 +43,9 @@ public final class Engine: Sendable {
     public func acquire(
         _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait resume: @escaping WaitResume
     ) throws(EngineError) -> AcquireResult {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> AcquireResult in
+        try decide { (registry: inout Registry) throws(EngineError) -> AcquireResult in
             try registry.acquireOrWait(
-                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), observer: observer, resume: resume
+                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), resume: resume
             )
         }
     }
@@ -52,14 +53,14 @@ public final class Engine: Sendable {
     /// Withdraws a queued acquire (its client went away). False when it was
     /// already answered: its `resume` has run or is about to.
     public func cancelWait(_ ticket: WaitTicket) -> Bool {
-        registry.withLock { registry in registry.cancelWait(ticket, at: clock.now(), observer: observer) }
+        decide { registry in registry.cancelWait(ticket, at: clock.now()) }
     }
 
     /// Refuses a queued acquire whose deadline has passed, at once rather than
     /// at the next `tick` (the server sets a timer for each wait). Does
     /// nothing if it was answered, or the deadline is not yet reached.
     public func expireWait(_ ticket: WaitTicket) {
-        delivering { registry in registry.expireWait(ticket, at: clock.now(), observer: observer) }
+        decide { registry in registry.expireWait(ticket, at: clock.now()) }
     }
 
     /// Walks `chain` in order and takes the first breaker that grants a permit,
@@ -68,7 +69,7 @@ public final class Engine: Sendable {
     public func route(
         _ chain: String, exclude: [String] = [], cost: Int = 0, owner: PermitOwner? = nil
     ) throws(EngineError) -> RouteDecision {
-        try registry.withLock { (registry: inout Registry) throws(EngineError) -> RouteDecision in
+        try decide { (registry: inout Registry) throws(EngineError) -> RouteDecision in
             guard let members = registry.chains[chain] else { throw .unknownChain(chain) }
             let ownerIndex = try registry.ownerEntry(owner)
             let now = clock.now()
@@ -76,17 +77,17 @@ public final class Engine: Sendable {
             for index in members {
                 let name = registry.breakers[index].name
                 if exclude.contains(name) { continue }
-                let decision = try registry.acquire(index, cost: cost, owner: ownerIndex, at: now, observer: observer)
+                let decision = try registry.acquire(index, cost: cost, owner: ownerIndex, at: now)
                 if decision.allowed {
                     let primary = registry.breakers[members[0]].name
-                    if index != members[0] { observer.fellBack(chain: chain, from: primary, to: name, at: now) }
+                    if index != members[0] { registry.events.append(.fellBack(chain: chain, from: primary, to: name, at: now)) }
                     return RouteDecision(allowed: true, breaker: name, permit: decision.permit, skipped: skipped)
                 }
                 skipped.append(SkippedBreaker(
                     breaker: name, state: decision.state, retryIn: decision.retryIn, reason: decision.reason ?? .open
                 ))
             }
-            observer.exhausted(chain: chain, at: now)
+            registry.events.append(.exhausted(chain: chain, at: now))
             return RouteDecision(allowed: false, breaker: nil, permit: nil, skipped: skipped)
         }
     }
@@ -94,8 +95,8 @@ public final class Engine: Sendable {
     /// Reports how a permitted call went; returns the breaker's state after it.
     @discardableResult
     public func report(_ permit: PermitID, _ report: CallReport) throws(EngineError) -> BreakerState {
-        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
-            try registry.report(permit, report, at: clock.now(), observer: observer)
+        try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
+            try registry.report(permit, report, at: clock.now())
         }
     }
 
@@ -103,15 +104,15 @@ public final class Engine: Sendable {
     @discardableResult
     /// Like `report`, it serves waiters: a record that opens the breaker tells them at once.
     public func record(_ breaker: String, _ report: CallReport) throws(EngineError) -> BreakerState {
-        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let outcome = registry.breakers[index].policy.classify.outcome(of: report)
             let now = clock.now()
             registry.record(
                 index, outcome, report, generation: registry.breakers[index].generation, probe: false,
-                expired: false, at: now, observer: observer
+                expired: false, at: now
             )
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
         }
     }
@@ -119,8 +120,8 @@ public final class Engine: Sendable {
     /// Ends a permit without a result: it frees its slot and counts nothing
     /// against the provider.
     public func release(_ permit: PermitID, _ reason: ReleaseReason) throws(EngineError) {
-        try delivering { (registry: inout Registry) throws(EngineError) in
-            try registry.release(permit, reason, at: clock.now(), observer: observer)
+        try decide { (registry: inout Registry) throws(EngineError) in
+            try registry.release(permit, reason, at: clock.now())
         }
     }
 
@@ -134,56 +135,75 @@ public final class Engine: Sendable {
     /// caller repeats, yielding between calls, so a connection that held
     /// many permits never stalls others for long.
     public func releaseOwned(by owner: PermitOwner, atMost: Int = 256) -> Bool {
-        delivering { registry in registry.releaseOwned(by: owner, atMost: atMost, at: clock.now(), observer: observer) }
+        decide { registry in registry.releaseOwned(by: owner, atMost: atMost, at: clock.now()) }
     }
 
     /// Expires overdue leases and moves time-driven transitions along (open →
     /// half-open, a silent probe past `max_wait`). The server calls it from a
     /// timer so transitions are seen even without traffic.
     public func tick() {
-        delivering { registry in registry.tick(at: clock.now(), observer: observer) }
+        decide { registry in registry.tick(at: clock.now()) }
     }
 
-    /// Runs one decision under the lock, then hands queued acquires it
-    /// answered to their waiters, outside the lock. Nothing is allocated
-    /// unless someone was waiting.
+    /// Runs one decision under the lock, then, outside it, hands queued
+    /// acquires it answered to their waiters and delivers pending events.
+    /// Only one thread delivers events at a time, taking them in decision
+    /// order; one that finds another delivering leaves its events to it. The
+    /// two event buffers circulate, so nothing is allocated once they have
+    /// grown, and nothing at all unless someone was waiting.
     @inline(__always)
-    private func delivering<Result, Failure: Error>(
+    private func decide<Result, Failure: Error>(
         _ body: (inout Registry) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let (result, ready) = try registry.withLock {
-            (registry: inout Registry) throws(Failure) -> (Result, [WaitDelivery]?) in
+        let (result, ready, batch) = try registry.withLock {
+            (registry: inout Registry) throws(Failure) -> (Result, [WaitDelivery]?, [EngineEvent]?) in
+            // A request that throws leaves any events it made queued: the next decision delivers them.
             let result = try body(&registry)
-            guard !registry.ready.isEmpty else { return (result, nil) }
-            defer { registry.ready = [] }
-            return (result, registry.ready)
+            var ready: [WaitDelivery]?
+            if !registry.ready.isEmpty {
+                ready = registry.ready
+                registry.ready = []
+            }
+            return (result, ready, registry.takeEventsToDeliver())
         }
         if let ready { for delivery in ready { delivery.resume(delivery.decision) } }
+        if let batch { deliver(batch) }
         return result
+    }
+
+    /// Delivers `batch`, then whatever decisions added meanwhile, until none is left.
+    private func deliver(_ first: [EngineEvent]) {
+        var batch = first
+        while true {
+            sink.receive(batch)
+            batch.removeAll(keepingCapacity: true)
+            guard let next = registry.withLock({ $0.nextEventsToDeliver(returning: &batch) }) else { return }
+            batch = next
+        }
     }
 
     // MARK: Operators
 
     @discardableResult
     public func force(_ breaker: String, _ mode: ForcedMode) throws(EngineError) -> BreakerState {
-        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].force(mode, at: now, random: &registry.random)
-            if let change { observer.transitioned(change) }
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
+            if let change { registry.events.append(.transitioned(change)) }
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
         }
     }
 
     @discardableResult
     public func reset(_ breaker: String) throws(EngineError) -> BreakerState {
-        try delivering { (registry: inout Registry) throws(EngineError) -> BreakerState in
+        try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].reset(at: now, random: &registry.random)
-            if let change { observer.transitioned(change) }
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now, observer: observer) }
+            if let change { registry.events.append(.transitioned(change)) }
+            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
         }
     }
@@ -191,7 +211,7 @@ public final class Engine: Sendable {
     /// Replaces the configuration (SIGHUP): kept breakers keep their state.
     public func apply(_ configuration: EngineConfiguration) throws(EngineError) -> ReloadSummary {
         try configuration.validate()
-        return delivering { registry in registry.apply(configuration, at: clock.now(), observer: observer) }
+        return decide { registry in registry.apply(configuration, at: clock.now()) }
     }
 
     // MARK: Reading

@@ -9,16 +9,16 @@ struct WaitDelivery: Sendable {
 /// waiter before any newcomer can take it.
 extension Registry {
     mutating func acquireOrWait(
-        _ index: Int, cost: Int, owner: PermitOwner?, at now: Timestamp, observer: some EngineObserver,
+        _ index: Int, cost: Int, owner: PermitOwner?, at now: Timestamp,
         resume: @escaping WaitResume
     ) throws(EngineError) -> AcquireResult {
         let breaker = breakers[index]
         let ownerIndex = try ownerEntry(owner)
         guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.policy.maxInFlight,
               breaker.admitsFreely, breaker.waiting > 0 || breaker.permitsInFlight >= cap
-        else { return .decided(try acquire(index, cost: cost, owner: ownerIndex, at: now, observer: observer)) }
+        else { return .decided(try acquire(index, cost: cost, owner: ownerIndex, at: now)) }
         guard breaker.waiting < queue.max else {
-            return .decided(refuse(index, .concurrency, retryIn: nil, at: now, observer: observer))
+            return .decided(refuse(index, .concurrency, retryIn: nil, at: now))
         }
         let ticket = waitQueue.enqueue(WaitQueue.Waiter(
             breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + queue.timeout, resume: resume
@@ -30,7 +30,7 @@ extension Registry {
     /// Answers waiters from the front while the breaker has room for them, or
     /// while the breaker itself refuses (they hear so now rather than at
     /// their timeout).
-    mutating func serveWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
+    mutating func serveWaiters(_ index: Int, at now: Timestamp) {
         while breakers[index].waiting > 0 {
             let breaker = breakers[index]
             if let cap = breaker.budget.policy.maxInFlight, breaker.permitsInFlight >= cap, breaker.admitsFreely { return }
@@ -41,56 +41,56 @@ extension Registry {
             breakers[index].waiting -= 1
             // The waiter's connection may have gone, or reached its own cap, meanwhile: then it is refused.
             let decision = (try? acquire(
-                index, cost: waiter.cost, owner: ownerEntry(waiter.owner), queued: true, at: now, observer: observer
-            )) ?? refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
-            deliver(waiter, decision, how: decision.allowed ? .granted : .refused, at: now, observer: observer)
+                index, cost: waiter.cost, owner: ownerEntry(waiter.owner), queued: true, at: now
+            )) ?? refuse(index, .concurrency, retryIn: nil, at: now)
+            deliver(waiter, decision, how: decision.allowed ? .granted : .refused, at: now)
         }
     }
 
     /// Serves whom it can, then refuses those whose timeout has passed.
-    mutating func expireWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
-        serveWaiters(index, at: now, observer: observer)
+    mutating func expireWaiters(_ index: Int, at now: Timestamp) {
+        serveWaiters(index, at: now)
         guard breakers[index].waiting > 0 else { return }
         for waiter in waitQueue.removeExpired(of: breakers[index].name, at: now) {
             breakers[index].waiting -= 1
-            let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
-            deliver(waiter, decision, how: .timedOut, at: now, observer: observer)
+            let decision = refuse(index, .concurrency, retryIn: nil, at: now)
+            deliver(waiter, decision, how: .timedOut, at: now)
         }
     }
 
     /// Refuses one waiter whose deadline has passed (a timer set for it fired).
-    mutating func expireWait(_ ticket: WaitTicket, at now: Timestamp, observer: some EngineObserver) {
+    mutating func expireWait(_ ticket: WaitTicket, at now: Timestamp) {
         guard let waiting = waitQueue.waiter(ticket), waiting.deadline <= now, let index = byName[waiting.breaker],
               let waiter = waitQueue.remove(ticket)
         else { return }
         breakers[index].waiting -= 1
-        let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
-        deliver(waiter, decision, how: .timedOut, at: now, observer: observer)
+        let decision = refuse(index, .concurrency, retryIn: nil, at: now)
+        deliver(waiter, decision, how: .timedOut, at: now)
     }
 
     /// The breaker is going away (reload): everyone waiting on it is refused.
-    mutating func refuseAllWaiters(_ index: Int, at now: Timestamp, observer: some EngineObserver) {
+    mutating func refuseAllWaiters(_ index: Int, at now: Timestamp) {
         for waiter in waitQueue.removeAll(of: breakers[index].name) {
-            let decision = refuse(index, .concurrency, retryIn: nil, at: now, observer: observer)
-            deliver(waiter, decision, how: .refused, at: now, observer: observer)
+            let decision = refuse(index, .concurrency, retryIn: nil, at: now)
+            deliver(waiter, decision, how: .refused, at: now)
         }
         breakers[index].waiting = 0
     }
 
     /// Withdraws a waiter whose client went away; false when it was already answered.
-    mutating func cancelWait(_ ticket: WaitTicket, at now: Timestamp, observer: some EngineObserver) -> Bool {
+    mutating func cancelWait(_ ticket: WaitTicket, at now: Timestamp) -> Bool {
         guard let waiter = waitQueue.remove(ticket) else { return false }
         if let index = byName[waiter.breaker] { breakers[index].waiting -= 1 }
-        observer.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: .withdrawn)
+        events.append(.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: .withdrawn, at: now))
         return true
     }
 
     private mutating func deliver(
-        _ waiter: WaitQueue.Waiter, _ decision: Decision, how: QueueExit, at now: Timestamp, observer: some EngineObserver
+        _ waiter: WaitQueue.Waiter, _ decision: Decision, how: QueueExit, at now: Timestamp
     ) {
         var decision = decision
         decision.waited = now - waiter.enqueuedAt
-        observer.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: how)
+        events.append(.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: how, at: now))
         ready.append(WaitDelivery(resume: waiter.resume, decision: decision))
     }
 }

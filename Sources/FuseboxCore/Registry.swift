@@ -12,6 +12,12 @@ struct Registry: Sendable {
     /// Queued acquires answered during the current decision, handed to their
     /// clients once the lock is released.
     var ready: [WaitDelivery] = []
+    /// What decisions have told and nobody has delivered yet, in decision order.
+    var events: [EngineEvent] = []
+    /// An emptied buffer kept for the next swap, so delivering allocates nothing.
+    var spareEvents: [EngineEvent] = []
+    /// Whether some thread is delivering events now (only one does, in order).
+    var deliveringEvents = false
 
     init(configuration: EngineConfiguration, now: Timestamp, seed: UInt64) {
         random = SplitMix64(seed: seed)
@@ -30,6 +36,31 @@ struct Registry: Sendable {
         }
     }
 
+    /// At the end of a decision: the events to deliver now, when no other
+    /// thread is delivering (this one then is), else nil (they stay queued for it).
+    mutating func takeEventsToDeliver() -> [EngineEvent]? {
+        guard !events.isEmpty, !deliveringEvents else { return nil }
+        deliveringEvents = true
+        let batch = events
+        events = spareEvents
+        spareEvents = []
+        return batch
+    }
+
+    /// After a batch: the next one queued meanwhile, or nil (and the deliverer
+    /// steps down). `returning` gives back the emptied buffer.
+    mutating func nextEventsToDeliver(returning emptied: inout [EngineEvent]) -> [EngineEvent]? {
+        guard !events.isEmpty else {
+            deliveringEvents = false
+            swap(&spareEvents, &emptied)
+            return nil
+        }
+        let batch = events
+        events = emptied
+        emptied = []
+        return batch
+    }
+
     func index(of name: String) throws(EngineError) -> Int {
         guard let index = byName[name] else { throw .unknownBreaker(name) }
         return index
@@ -41,20 +72,20 @@ struct Registry: Sendable {
     /// for the acquire at the head of the breaker's queue, which may pass the
     /// others still waiting.
     mutating func acquire(
-        _ index: Int, cost: Int = 0, owner: Int32 = -1, queued: Bool = false, at now: Timestamp, observer: some EngineObserver
+        _ index: Int, cost: Int = 0, owner: Int32 = -1, queued: Bool = false, at now: Timestamp
     ) throws(EngineError) -> Decision {
         let (admission, change) = breakers[index].admit(at: now, random: &random)
-        if let change { observer.transitioned(change) }
+        if let change { events.append(.transitioned(change)) }
         if !admission.allowed, let until = breakers[index].takeHoldNotice(at: now) {
-            observer.heldOpen(breaker: breakers[index].name, until: until, at: now)
+            events.append(.heldOpen(breaker: breakers[index].name, until: until, at: now))
         }
-        guard admission.allowed else { return refuse(index, .open, retryIn: admission.retryIn, at: now, observer: observer) }
+        guard admission.allowed else { return refuse(index, .open, retryIn: admission.retryIn, at: now) }
         let generation = breakers[index].generation
         if let (reason, retryIn) = breakers[index].budget.refusal(
             inFlight: breakers[index].permitsInFlight, waiting: queued ? 0 : breakers[index].waiting, cost: cost, at: now
         ) {
             breakers[index].release(generation: generation, probe: admission.probe, at: now)
-            return refuse(index, reason, retryIn: retryIn, at: now, observer: observer)
+            return refuse(index, reason, retryIn: retryIn, at: now)
         }
         guard let (slot, id) = permits.allocate() else {
             breakers[index].release(generation: generation, probe: admission.probe, at: now)
@@ -70,7 +101,6 @@ struct Registry: Sendable {
         permits[slot].deadline = deadline
         linkLease(slot, to: index)
         if owner >= 0 { linkOwner(slot, to: owner) }
-        observer.permitIssued(breaker: breakers[index].name)
         let permit = Permit(
             id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline
         )
@@ -78,14 +108,14 @@ struct Registry: Sendable {
     }
 
     mutating func refuse(
-        _ index: Int, _ reason: RejectionReason, retryIn: Duration?, at now: Timestamp, observer: some EngineObserver
+        _ index: Int, _ reason: RejectionReason, retryIn: Duration?, at now: Timestamp
     ) -> Decision {
-        observer.rejected(breaker: breakers[index].name, state: breakers[index].state, reason: reason, at: now)
+        events.append(.rejected(breaker: breakers[index].name, state: breakers[index].state, reason: reason, at: now))
         return Decision(allowed: false, state: breakers[index].state, retryIn: retryIn, reason: reason)
     }
 
     /// Ends a permit with a reported result.
-    mutating func report(_ id: PermitID, _ report: CallReport, at now: Timestamp, observer: some EngineObserver)
+    mutating func report(_ id: PermitID, _ report: CallReport, at now: Timestamp)
         throws(EngineError) -> BreakerState
     {
         guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
@@ -97,20 +127,20 @@ struct Registry: Sendable {
         let outcome = breakers[index].policy.classify.outcome(of: report)
         if outcome == .cancelled {
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
-            observer.permitEnded(breaker: breakers[index].name, how: .cancelled)
+            events.append(.permitEnded(breaker: breakers[index].name, how: .cancelled, at: now))
         } else {
-            observer.permitEnded(breaker: breakers[index].name, how: .reported)
+            events.append(.permitEnded(breaker: breakers[index].name, how: .reported, at: now))
         }
         record(
             index, outcome, report, generation: held.generation, probe: held.probe, expired: false,
-            cost: Int(held.cost), at: now, observer: observer
+            cost: Int(held.cost), at: now
         )
-        if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
+        if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
         return breakers[index].state
     }
 
     /// Ends a permit without a result (the client went away, or gave up).
-    mutating func release(_ id: PermitID, _ reason: ReleaseReason, at now: Timestamp, observer: some EngineObserver)
+    mutating func release(_ id: PermitID, _ reason: ReleaseReason, at now: Timestamp)
         throws(EngineError)
     {
         guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
@@ -118,15 +148,15 @@ struct Registry: Sendable {
         let index = Int(held.breaker)
         retire(slot)
         breakers[index].release(generation: held.generation, probe: held.probe, at: now)
-        observer.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled)
-        if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
+        events.append(.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled, at: now))
+        if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
     }
 
     /// Counts one result and lets the breaker and its budgets act on it.
     /// `cost` is what the permit charged to the token budget.
     mutating func record(
         _ index: Int, _ outcome: Outcome, _ report: CallReport, generation: UInt64, probe: Bool, expired: Bool,
-        cost: Int = 0, at now: Timestamp, observer: some EngineObserver
+        cost: Int = 0, at now: Timestamp
     ) {
         if let used = report.tokensUsed { breakers[index].budget.settle(cost: cost, used: used, at: now) }
         // A 429 speaks for the whole host: every worker stops until Retry-After.
@@ -139,38 +169,38 @@ struct Registry: Sendable {
             report.latency.map { $0 >= policy.threshold } ?? false
         } ?? false
         if outcome != .cancelled {
-            observer.recorded(RecordedCall(
+            events.append(.recorded(RecordedCall(
                 breaker: breakers[index].name, outcome: outcome, status: report.status, latency: report.latency,
                 error: report.error, slow: slow, stale: generation != breakers[index].generation, at: now
-            ))
+            )))
         }
         let change = breakers[index].record(
             outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,
             random: &random
         )
-        if let change { observer.transitioned(change) }
+        if let change { events.append(.transitioned(change)) }
     }
 
     /// Expires the leases that ran out, oldest first, and moves timers on.
-    mutating func tick(at now: Timestamp, observer: some EngineObserver) {
+    mutating func tick(at now: Timestamp) {
         for index in breakers.indices {
             while breakers[index].leaseHead >= 0 {
                 let slot = breakers[index].leaseHead
                 let held = permits[slot]
                 guard held.deadline <= now else { break }
                 retire(slot)
-                observer.permitEnded(breaker: breakers[index].name, how: .expired)
+                events.append(.permitEnded(breaker: breakers[index].name, how: .expired, at: now))
                 let ttl = breakers[index].policy.permitTTL
                 record(
                     index, .timeout, CallReport(outcome: .timeout, latency: ttl, error: "permit expired unreported"),
-                    generation: held.generation, probe: held.probe, expired: true, at: now, observer: observer
+                    generation: held.generation, probe: held.probe, expired: true, at: now
                 )
             }
-            if let change = breakers[index].tick(at: now, random: &random) { observer.transitioned(change) }
+            if let change = breakers[index].tick(at: now, random: &random) { events.append(.transitioned(change)) }
             if let until = breakers[index].takeHoldNotice(at: now) {
-                observer.heldOpen(breaker: breakers[index].name, until: until, at: now)
+                events.append(.heldOpen(breaker: breakers[index].name, until: until, at: now))
             }
-            if breakers[index].waiting > 0 { expireWaiters(index, at: now, observer: observer) }
+            if breakers[index].waiting > 0 { expireWaiters(index, at: now) }
         }
     }
 
@@ -187,7 +217,7 @@ struct Registry: Sendable {
 
     /// Releases up to `limit` of the owner's permits as abandoned; true (and
     /// the owner closed) once it holds none.
-    mutating func releaseOwned(by owner: PermitOwner, atMost limit: Int, at now: Timestamp, observer: some EngineObserver) -> Bool {
+    mutating func releaseOwned(by owner: PermitOwner, atMost limit: Int, at now: Timestamp) -> Bool {
         guard let entry = owners.find(owner) else { return true }
         var released = 0
         while owners[entry].head >= 0, released < limit {
@@ -196,8 +226,8 @@ struct Registry: Sendable {
             let index = Int(held.breaker)
             retire(slot)
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
-            observer.permitEnded(breaker: breakers[index].name, how: .abandoned)
-            if breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
+            events.append(.permitEnded(breaker: breakers[index].name, how: .abandoned, at: now))
+            if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
             released += 1
         }
         guard owners[entry].head < 0 else { return false }
@@ -264,17 +294,17 @@ struct Registry: Sendable {
 
     /// Swaps in a new configuration. Kept breakers keep state and statistics;
     /// permits of removed breakers are released as abandoned.
-    mutating func apply(_ configuration: EngineConfiguration, at now: Timestamp, observer: some EngineObserver)
+    mutating func apply(_ configuration: EngineConfiguration, at now: Timestamp)
         -> ReloadSummary
     {
         var summary = ReloadSummary()
         let wanted = Set(configuration.breakers.map(\.name))
         for index in breakers.indices where !wanted.contains(breakers[index].name) {
             summary.removed.append(breakers[index].name)
-            refuseAllWaiters(index, at: now, observer: observer)
+            refuseAllWaiters(index, at: now)
             for slot in leases(of: index) {
                 retire(slot)
-                observer.permitEnded(breaker: breakers[index].name, how: .abandoned)
+                events.append(.permitEnded(breaker: breakers[index].name, how: .abandoned, at: now))
             }
         }
         var next: [Breaker] = []
@@ -292,13 +322,13 @@ struct Registry: Sendable {
             if change.changed { summary.changed.append(definition.name) }
             if change.windowReset { summary.windowsReset.append(definition.name) }
             for slot in leases(of: old) { permits[slot].breaker = Int32(newIndex) }
-            if let change = breaker.reevaluate(at: now, random: &random) { observer.transitioned(change) }
+            if let change = breaker.reevaluate(at: now, random: &random) { events.append(.transitioned(change)) }
             next.append(breaker)
         }
         breakers = next
         byName = nextByName
         setChains(configuration.chains)
-        for index in breakers.indices where breakers[index].waiting > 0 { serveWaiters(index, at: now, observer: observer) }
+        for index in breakers.indices where breakers[index].waiting > 0 { serveWaiters(index, at: now) }
         return summary
     }
 }

@@ -9,7 +9,7 @@ import NIOCore
 /// loop; there a connection whose buffer is full loses the event (and is told
 /// how many it lost once it catches up), and one that stays full for
 /// `maxDropped` events is disconnected. Nothing ever waits for a subscriber.
-public final class SubscriberHub: EngineObserver, @unchecked Sendable {
+public final class SubscriberHub: EngineEventSink, @unchecked Sendable {
     private let subscribers = Mutex<[ObjectIdentifier: Subscriber]>([:])
     private let instance: String
     private let observer: any ServerObserver
@@ -35,7 +35,11 @@ public final class SubscriberHub: EngineObserver, @unchecked Sendable {
         _ = subscribers.withLock { $0.removeValue(forKey: ObjectIdentifier(channel)) }
     }
 
-    public func transitioned(_ transition: Transition) {
+    public func receive(_ events: [EngineEvent]) {
+        for case .transitioned(let transition) in events { transitioned(transition) }
+    }
+
+    func transitioned(_ transition: Transition) {
         let current = subscribers.withLock { Array($0.values) }
         guard !current.isEmpty else { return }
         let line = TransitionEvent.line(transition, event: TransitionEvent.streamEvent, instance: instance)

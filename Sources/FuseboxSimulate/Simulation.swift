@@ -69,8 +69,8 @@ public final class Simulation {
 
     /// - Parameters:
     ///   - clock: the virtual clock (set to the scenario's start); share it with any observer that reads time.
-    ///   - observer: also told everything the engine decides (the store, for `--store`).
-    public init(_ scenario: Scenario, strategy: Strategy, clock: ManualClock? = nil, observer: (any EngineObserver)? = nil) throws {
+    ///   - sink: also told everything the engine decides (the store, for `--store`).
+    public init(_ scenario: Scenario, strategy: Strategy, clock: ManualClock? = nil, sink: (any EngineEventSink)? = nil) throws {
         self.scenario = scenario
         self.strategy = strategy
         self.clock = clock ?? ManualClock(scenario.start)
@@ -78,7 +78,7 @@ public final class Simulation {
         draws = Draws(seed: scenario.seed)
         result = StrategyResult(strategy: strategy)
         if strategy.usesBreaker {
-            let observers: [any EngineObserver] = [transitionCount] + (observer.map { [$0] } ?? [])
+            let sinks: [any EngineEventSink] = [transitionCount] + (sink.map { [$0] } ?? [])
             engine = try Engine(
                 configuration: EngineConfiguration(
                     breakers: scenario.chain.map { name in
@@ -90,7 +90,7 @@ public final class Simulation {
                     },
                     chains: [ChainDefinition(name: "chain", breakers: scenario.chain)]
                 ),
-                clock: self.clock, observer: EventFanout(observers), seed: scenario.seed
+                clock: self.clock, sink: EventFanout(sinks), seed: scenario.seed
             )
         } else {
             engine = nil
@@ -288,13 +288,15 @@ extension Simulation {
 
 /// Counts transitions and remembers which breakers have opened. The
 /// simulation is single-threaded, so no lock is needed.
-final class TransitionCounter: EngineObserver, @unchecked Sendable {
+final class TransitionCounter: EngineEventSink, @unchecked Sendable {
     private(set) var count = 0
     private(set) var opened = Set<String>()
 
-    func transitioned(_ transition: Transition) {
-        count += 1
-        if transition.to == .open { opened.insert(transition.breaker) }
+    func receive(_ events: [EngineEvent]) {
+        for case .transitioned(let transition) in events {
+            count += 1
+            if transition.to == .open { opened.insert(transition.breaker) }
+        }
     }
 }
 

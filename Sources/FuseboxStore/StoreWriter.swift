@@ -13,7 +13,7 @@ import Synchronization
 /// into the queue, the writer retries with backoff, logs at most once a
 /// minute, and resumes when the fault clears. Transitions are dropped only if
 /// `transitionCapacity` are already waiting; traffic detail is shed first.
-public final class StoreWriter: EngineObserver, @unchecked Sendable {
+public final class StoreWriter: EngineEventSink, @unchecked Sendable {
     public struct Options: Sendable {
         public var flushInterval: Duration = .milliseconds(200)
         public var flushRows = 1_000
@@ -129,7 +129,21 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
 
     // MARK: Engine events: append only
 
-    public func transitioned(_ transition: Transition) {
+    public func receive(_ events: [EngineEvent]) {
+        for event in events {
+            switch event {
+            case .transitioned(let t): transitioned(t)
+            case .recorded(let call): recorded(call)
+            case .rejected(let breaker, _, let reason, let at): rejected(breaker: breaker, reason: reason, at: at)
+            case .fellBack(let chain, let from, let to, let at): fellBack(chain: chain, from: from, to: to, at: at)
+            case .exhausted(let chain, let at): exhausted(chain: chain, at: at)
+            case .permitEnded(let breaker, let how, let at): permitEnded(breaker: breaker, how: how, at: at)
+            case .dequeued, .heldOpen: break
+            }
+        }
+    }
+
+    func transitioned(_ transition: Transition) {
         let capacity = options.transitionCapacity
         let dropped = pending.withLock { rows -> Bool in
             guard rows.transitions.count < capacity else { return true }
@@ -139,7 +153,7 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
         if dropped { counters.withLock { $0.dropped += 1 } } else { nudge() }
     }
 
-    public func recorded(_ call: RecordedCall) {
+    func recorded(_ call: RecordedCall) {
         let key = TrafficKey(breaker: call.breaker, bucket: bucket(call.at))
         let samplesPerBucket = options.failureSamplesPerBucket
         withTraffic(key) { rows, counts in
@@ -164,7 +178,7 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
         }
     }
 
-    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {
+    func rejected(breaker: String, reason: RejectionReason, at: Timestamp) {
         withTraffic(TrafficKey(breaker: breaker, bucket: bucket(at))) { _, counts in
             counts.rejected += 1
             switch reason {
@@ -176,19 +190,19 @@ public final class StoreWriter: EngineObserver, @unchecked Sendable {
         }
     }
 
-    public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
+    func fellBack(chain: String, from: String, to: String, at: Timestamp) {
         let b = bucket(at)
         withTraffic(TrafficKey(breaker: from, bucket: b)) { $1.fallbacksOut += 1 }
         withTraffic(TrafficKey(breaker: to, bucket: b)) { $1.fallbacksIn += 1 }
         pending.withLock { $0.routes[RouteKey(chain: chain, bucket: b, from: from, to: to), default: 0] += 1 }
     }
 
-    public func exhausted(chain: String, at: Timestamp) {
+    func exhausted(chain: String, at: Timestamp) {
         pending.withLock { $0.routes[RouteKey(chain: chain, bucket: bucket(at), from: "", to: ""), default: 0] += 1 }
     }
 
-    public func permitEnded(breaker: String, how: PermitEnd) {
-        let key = TrafficKey(breaker: breaker, bucket: bucket(clock.now()))
+    func permitEnded(breaker: String, how: PermitEnd, at: Timestamp) {
+        let key = TrafficKey(breaker: breaker, bucket: bucket(at))
         switch how {
         case .expired: withTraffic(key) { $1.expired += 1 }
         case .abandoned: withTraffic(key) { $1.abandoned += 1 }

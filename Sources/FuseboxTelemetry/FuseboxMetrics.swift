@@ -10,7 +10,7 @@ import Synchronization
 /// Counters move from the engine's events; gauges that describe state (the
 /// breaker state, rates, permits in flight) are read from a snapshot when
 /// Prometheus scrapes, which keeps them off the decision path entirely.
-public final class FuseboxMetrics: EngineObserver, Sendable {
+public final class FuseboxMetrics: EngineEventSink, Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let breakers = Mutex<[String: BreakerSeries]>([:])
     private let chains = Mutex<[String: ChainSeries]>([:])
@@ -85,13 +85,28 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
         }
     }
 
-    // MARK: Engine events (under the engine lock: counters only)
+    // MARK: Engine events (counters only)
 
-    public func transitioned(_ t: Transition) {
+    public func receive(_ events: [EngineEvent]) {
+        for event in events {
+            switch event {
+            case .transitioned(let t): transitioned(t)
+            case .recorded(let call): recorded(call)
+            case .rejected(let breaker, _, let reason, _): rejected(breaker: breaker, reason: reason)
+            case .dequeued(let breaker, let waited, _, _): breakers.withLock { $0[breaker]?.queueWait.record(waited) }
+            case .fellBack(let chain, let from, let to, _): chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
+            case .exhausted(let chain, _): chains.withLock { $0[chain]?.exhausted.increment() }
+            case .permitEnded(let breaker, let how, _): permitEnded(breaker: breaker, how: how)
+            case .heldOpen: break
+            }
+        }
+    }
+
+    func transitioned(_ t: Transition) {
         breakers.withLock { $0[t.breaker]?.transition(from: t.from, to: t.to, registry: registry) }
     }
 
-    public func recorded(_ call: RecordedCall) {
+    func recorded(_ call: RecordedCall) {
         breakers.withLock { all in
             guard let series = all[call.breaker] else { return }
             series.calls[call.outcome]?.increment()
@@ -99,7 +114,7 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
         }
     }
 
-    public func rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp) {
+    func rejected(breaker: String, reason: RejectionReason) {
         breakers.withLock { all in
             guard let series = all[breaker] else { return }
             series.notPermitted.increment()
@@ -107,19 +122,7 @@ public final class FuseboxMetrics: EngineObserver, Sendable {
         }
     }
 
-    public func dequeued(breaker: String, waited: Duration, how: QueueExit) {
-        breakers.withLock { $0[breaker]?.queueWait.record(waited) }
-    }
-
-    public func fellBack(chain: String, from: String, to: String, at: Timestamp) {
-        chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
-    }
-
-    public func exhausted(chain: String, at: Timestamp) {
-        chains.withLock { $0[chain]?.exhausted.increment() }
-    }
-
-    public func permitEnded(breaker: String, how: PermitEnd) {
+    func permitEnded(breaker: String, how: PermitEnd) {
         breakers.withLock { all in
             guard let series = all[breaker] else { return }
             switch how {

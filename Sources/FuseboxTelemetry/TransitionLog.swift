@@ -3,19 +3,29 @@ import Logging
 
 /// Logs every transition as one line with the seed's fields and the
 /// statistics at that moment (through whichever swift-log backend is set).
-public struct TransitionLog: EngineObserver {
+public struct TransitionLog: EngineEventSink {
     private let logger: Logger
 
     public init(logger: Logger) { self.logger = logger }
 
     public static let event = "circuit_breaker_transition"
 
-    public func transitioned(_ t: Transition) {
+    public func receive(_ events: [EngineEvent]) {
+        for event in events {
+            switch event {
+            case .transitioned(let t): transitioned(t)
+            case .heldOpen(let breaker, let until, let at): heldOpen(breaker: breaker, until: until, at: at)
+            default: break
+            }
+        }
+    }
+
+    func transitioned(_ t: Transition) {
         logger.log(level: t.to == .open || t.to == .forcedOpen ? .warning : .info, "\(Self.event)", metadata: Self.metadata(t))
     }
 
     /// Once per episode: the breaker hit `max_transitions_per_minute` and stays open.
-    public func heldOpen(breaker: String, until: Timestamp, at: Timestamp) {
+    func heldOpen(breaker: String, until: Timestamp, at: Timestamp) {
         logger.warning("transitions_rate_limited", metadata: [
             "timestamp": .string(at.rfc3339),
             "breaker_name": .string(breaker),

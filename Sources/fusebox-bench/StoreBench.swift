@@ -50,7 +50,7 @@ enum StoreBench {
         let writer = try StoreWriter(path: folder.path + "/writer.db", instance: "bench", options: options, clock: clock, logger: Logger(label: "bench"))
         try writer.start(version: "bench", config: "")
         start = ContinuousClock.now
-        for t in sample { writer.transitioned(t) }
+        for t in sample { writer.receive([.transitioned(t)]) }
         let enqueueSeconds = (ContinuousClock.now - start).secondsDouble
         while writer.status.written < transitions { usleep(1_000) }
         let writerRate = Double(transitions) / (ContinuousClock.now - start).secondsDouble
@@ -58,11 +58,11 @@ enum StoreBench {
         let events = 2_000_000
         start = ContinuousClock.now
         for i in 0..<events {
-            writer.recorded(RecordedCall(
+            writer.receive([.recorded(RecordedCall(
                 breaker: "b\(i % 20)", outcome: i % 10 == 0 ? .failure : .success, status: i % 10 == 0 ? 503 : 200,
                 latency: .milliseconds(120), error: nil, slow: false, stale: false,
                 at: .milliseconds(1_796_000_000_000 + Int64(i / 100))
-            ))
+            ))])
         }
         let trafficRate = Double(events) / (ContinuousClock.now - start).secondsDouble
         writer.stop()

@@ -70,7 +70,7 @@ struct SimulateCommand: ParsableCommand {
                 printError("fusebox simulate: \(error)")
                 throw ExitCode(1)
             }
-            breaker = try Simulation(s, strategy: .breaker, clock: clock, observer: writer).run()
+            breaker = try Simulation(s, strategy: .breaker, clock: clock, sink: writer).run()
             writer.stop()
         } else {
             breaker = try Simulation.run(s, strategy: .breaker)

@@ -41,7 +41,7 @@ final class StoreHistory {
                 },
                 chains: [ChainDefinition(name: "llm", breakers: ["openai", "anthropic", "ollama"])]
             ),
-            clock: clock, observer: writer, seed: 3
+            clock: clock, sink: writer, seed: 3
         )
         stores[instance] = (writer, engine)
         return engine

@@ -1,8 +1,8 @@
 import Synchronization
 @testable import FuseboxCore
 
-/// Collects what the engine tells its observer, for assertions.
-final class RecordingObserver: EngineObserver {
+/// Collects what the engine tells its sink, for assertions.
+final class RecordingObserver: EngineEventSink {
     private let state = Mutex<(transitions: [Transition], calls: [RecordedCall], ended: [PermitEnd], fallbacks: [String])>(
         ([], [], [], [])
     )
@@ -13,11 +13,18 @@ final class RecordingObserver: EngineObserver {
     var fallbacks: [String] { state.withLock { $0.fallbacks } }
     var reasons: [TransitionReason] { transitions.map(\.reason) }
 
-    func transitioned(_ transition: Transition) { state.withLock { $0.transitions.append(transition) } }
-    func recorded(_ call: RecordedCall) { state.withLock { $0.calls.append(call) } }
-    func permitEnded(breaker: String, how: PermitEnd) { state.withLock { $0.ended.append(how) } }
-    func fellBack(chain: String, from: String, to: String, at: Timestamp) {
-        state.withLock { $0.fallbacks.append("\(chain):\(from)->\(to)") }
+    func receive(_ events: [EngineEvent]) {
+        state.withLock { state in
+            for event in events {
+                switch event {
+                case .transitioned(let transition): state.transitions.append(transition)
+                case .recorded(let call): state.calls.append(call)
+                case .permitEnded(_, let how, _): state.ended.append(how)
+                case .fellBack(let chain, let from, let to, _): state.fallbacks.append("\(chain):\(from)->\(to)")
+                default: break
+                }
+            }
+        }
     }
 }
 
@@ -57,7 +64,7 @@ struct Harness {
         let definitions = breakers.keys.sorted().map { BreakerDefinition(name: $0, policy: breakers[$0]!) }
         engine = try Engine(
             configuration: EngineConfiguration(breakers: definitions, chains: chains),
-            clock: clock, observer: observer, seed: 42
+            clock: clock, sink: observer, seed: 42
         )
     }
 

@@ -27,7 +27,7 @@ final class StoreFixture {
                 breakers: ["openai", "anthropic"].map { BreakerDefinition(name: $0, policy: policy) },
                 chains: [ChainDefinition(name: "llm", breakers: ["openai", "anthropic"])]
             ),
-            clock: clock, observer: writer, seed: 7
+            clock: clock, sink: writer, seed: 7
         )
     }
 
