@@ -155,31 +155,31 @@ public final class Engine: Sendable {
     private func decide<Result, Failure: Error>(
         _ body: (inout Registry) throws(Failure) -> Result
     ) throws(Failure) -> Result {
-        let (result, ready, batch) = try registry.withLock {
-            (registry: inout Registry) throws(Failure) -> (Result, [WaitDelivery]?, [EngineEvent]?) in
+        // Buffers only ever change hands by swapping, so none is copied (or allocated) on the way.
+        var batch: [EngineEvent] = []
+        var ready: [WaitDelivery]?
+        var delivering = false
+        let result = try registry.withLock { (registry: inout Registry) throws(Failure) -> Result in
             // A request that throws leaves any events it made queued: the next decision delivers them.
             let result = try body(&registry)
-            var ready: [WaitDelivery]?
             if !registry.ready.isEmpty {
                 ready = registry.ready
                 registry.ready = []
             }
-            return (result, ready, registry.takeEventsToDeliver())
+            delivering = registry.takeEventsToDeliver(into: &batch)
+            return result
         }
         if let ready { for delivery in ready { delivery.resume(delivery.decision) } }
-        if let batch { deliver(batch) }
+        if delivering { deliver(&batch) }
         return result
     }
 
     /// Delivers `batch`, then whatever decisions added meanwhile, until none is left.
-    private func deliver(_ first: [EngineEvent]) {
-        var batch = first
-        while true {
+    private func deliver(_ batch: inout [EngineEvent]) {
+        repeat {
             sink.receive(batch)
             batch.removeAll(keepingCapacity: true)
-            guard let next = registry.withLock({ $0.nextEventsToDeliver(returning: &batch) }) else { return }
-            batch = next
-        }
+        } while registry.withLock({ $0.nextEventsToDeliver(swapping: &batch) })
     }
 
     // MARK: Operators

@@ -3,7 +3,8 @@
 /// events are collected under the lock and delivered, in decision order,
 /// after it is released.
 public enum EngineEvent: Sendable {
-    case transitioned(Transition)
+    /// Boxed: transitions are rare and large, and the common events stay small to copy.
+    indirect case transitioned(Transition)
     case recorded(RecordedCall)
     /// An acquire (or a route step) was refused.
     case rejected(breaker: String, state: BreakerState, reason: RejectionReason, at: Timestamp)
@@ -88,8 +89,8 @@ public enum QueueExit: String, Sendable {
     case withdrawn
 }
 
+/// How a permit ended without a report (a reported one is told by `recorded`).
 public enum PermitEnd: String, Sendable {
-    case reported
     case expired
     case abandoned
     case cancelled

@@ -36,29 +36,28 @@ struct Registry: Sendable {
         }
     }
 
-    /// At the end of a decision: the events to deliver now, when no other
-    /// thread is delivering (this one then is), else nil (they stay queued for it).
-    mutating func takeEventsToDeliver() -> [EngineEvent]? {
-        guard !events.isEmpty, !deliveringEvents else { return nil }
+    /// At the end of a decision: when there are events and no other thread
+    /// is delivering, this one becomes the deliverer and takes them into
+    /// `batch` (true); otherwise they stay queued for the deliverer (false).
+    mutating func takeEventsToDeliver(into batch: inout [EngineEvent]) -> Bool {
+        guard !events.isEmpty, !deliveringEvents else { return false }
         deliveringEvents = true
-        let batch = events
-        events = spareEvents
-        spareEvents = []
-        return batch
+        swap(&events, &batch)
+        swap(&events, &spareEvents)
+        return true
     }
 
-    /// After a batch: the next one queued meanwhile, or nil (and the deliverer
-    /// steps down). `returning` gives back the emptied buffer.
-    mutating func nextEventsToDeliver(returning emptied: inout [EngineEvent]) -> [EngineEvent]? {
+    /// After a batch (`batch` now emptied): true with the events queued
+    /// meanwhile swapped into it, or false, the deliverer stepping down and
+    /// the emptied buffer kept as the spare.
+    mutating func nextEventsToDeliver(swapping batch: inout [EngineEvent]) -> Bool {
         guard !events.isEmpty else {
             deliveringEvents = false
-            swap(&spareEvents, &emptied)
-            return nil
+            swap(&spareEvents, &batch)
+            return false
         }
-        let batch = events
-        events = emptied
-        emptied = []
-        return batch
+        swap(&events, &batch)
+        return true
     }
 
     func index(of name: String) throws(EngineError) -> Int {
@@ -125,11 +124,10 @@ struct Registry: Sendable {
         var report = report
         if report.latency == nil { report.latency = now - held.issuedAt }
         let outcome = breakers[index].policy.classify.outcome(of: report)
+        // A reported permit's end is told by its `recorded` event; only a cancel is told apart.
         if outcome == .cancelled {
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
             events.append(.permitEnded(breaker: breakers[index].name, how: .cancelled, at: now))
-        } else {
-            events.append(.permitEnded(breaker: breakers[index].name, how: .reported, at: now))
         }
         record(
             index, outcome, report, generation: held.generation, probe: held.probe, expired: false,

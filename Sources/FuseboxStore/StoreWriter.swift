@@ -206,7 +206,7 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
         switch how {
         case .expired: withTraffic(key) { $1.expired += 1 }
         case .abandoned: withTraffic(key) { $1.abandoned += 1 }
-        case .reported, .cancelled: break
+        case .cancelled: break
         }
     }
 

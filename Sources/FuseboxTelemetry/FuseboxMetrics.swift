@@ -126,7 +126,6 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
         breakers.withLock { all in
             guard let series = all[breaker] else { return }
             switch how {
-            case .reported: break
             case .expired: series.expired.increment()
             case .abandoned: series.abandoned.increment()
             case .cancelled: series.calls[.cancelled]?.increment()
