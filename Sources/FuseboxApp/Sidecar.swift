@@ -54,7 +54,7 @@ public enum Sidecar {
         LoggingSystem.bootstrap { _ in
             switch format {
             case .json: return JSONLogHandler(sink: sink, instance: instance, clock: clock)
-            case .text: return TextLogHandler(sink: sink)
+            case .text: return TextLogHandler(sink: sink, clock: clock)
             }
         }
         return sink

@@ -263,19 +263,24 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
         return reopened
     }
 
+    static let transitionInsert: String = {
+        let columns = ["instance", "at_ms", "open_until_ms"] + TransitionField.allCases.map(\.storeColumn)
+        return "INSERT INTO transitions (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
+    }()
+
     private func insert(_ batch: PendingRows, into db: Database) throws {
-        let transition = try db.cachedStatement(sql: """
-            INSERT INTO transitions (at_ms, timestamp, instance, breaker, old_state, new_state, reason, generation,
-                failure_count, calls_in_window, failures_in_window, failure_rate, slow_call_rate, last_error,
-                last_status, open_until_ms, open_until)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """)
+        // The columns of `TransitionField`, plus the instance and the times again as Unix milliseconds.
+        let transition = try db.cachedStatement(sql: Self.transitionInsert)
         for t in batch.transitions {
-            try transition.execute(arguments: [
-                t.at.milliseconds, t.at.rfc3339, instance, t.breaker, t.from.rawValue, t.to.rawValue, t.reason.rawValue,
-                Int64(clamping: t.generation), t.failureCount, t.callsInWindow, t.failuresInWindow, t.failureRate,
-                t.slowCallRate, t.lastError, t.lastStatus, t.openUntil?.milliseconds, t.openUntil?.rfc3339,
-            ])
+            var arguments: [(any DatabaseValueConvertible)?] = [instance, t.at.milliseconds, t.openUntil?.milliseconds]
+            for field in TransitionField.allCases {
+                switch t.value(field) {
+                case .text(let text): arguments.append(text)
+                case .integer(let number): arguments.append(number)
+                case .real(let number): arguments.append(number)
+                }
+            }
+            try transition.execute(arguments: StatementArguments(arguments))
         }
         // Each 10-second bucket, and the same counts summed into their minute and hour.
         let traffic = try db.cachedStatement(sql: TrafficSQL.upsert(table: "traffic", key: "bucket_ms"))

@@ -34,22 +34,16 @@ public struct TransitionLog: EngineEventSink {
         ])
     }
 
+    /// The fields of `TransitionField`, as log metadata.
     public static func metadata(_ t: Transition) -> Logger.Metadata {
-        [
-            "timestamp": .string(t.at.rfc3339),
-            "breaker_name": .string(t.breaker),
-            "old_state": .string(t.from.rawValue),
-            "new_state": .string(t.to.rawValue),
-            "reason": .string(t.reason.rawValue),
-            "failure_count": .int(t.failureCount),
-            "last_error": .text(t.lastError),
-            "last_status": .int(t.lastStatus),
-            "failure_rate": .double(t.failureRate),
-            "slow_call_rate": .double(t.slowCallRate),
-            "calls_in_window": .int(t.callsInWindow),
-            "failures_in_window": .int(t.failuresInWindow),
-            "open_until": .text(t.openUntil?.rfc3339),
-            "generation": .stringConvertible(t.generation),
-        ]
+        var metadata: Logger.Metadata = [:]
+        for field in TransitionField.allCases {
+            switch t.value(field) {
+            case .text(let text): metadata[field.rawValue] = .text(text)
+            case .integer(let number): metadata[field.rawValue] = number.map { .stringConvertible($0) } ?? .null
+            case .real(let number): metadata[field.rawValue] = .double(number)
+            }
+        }
+        return metadata
     }
 }

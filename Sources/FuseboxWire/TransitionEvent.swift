@@ -1,9 +1,9 @@
 import FuseboxCore
 import FuseboxJSON
 
-/// The one JSON shape of a transition, shared by the log line (`event:
-/// circuit_breaker_transition`) and the `subscribe` stream (`event:
-/// transition`): the seed's fields plus the statistics at that moment.
+/// The `subscribe` stream's line for a transition (`event: transition`):
+/// the fields of `TransitionField`, the schema the log line and the store
+/// row are written from too.
 public enum TransitionEvent {
     public static let logEvent = "circuit_breaker_transition"
     public static let streamEvent = "transition"
@@ -11,20 +11,13 @@ public enum TransitionEvent {
     public static func line(_ t: Transition, event: String, instance: String) -> [UInt8] {
         var writer = JSONWriter(capacity: 512)
         writer.string("event", event)
-        writer.string("timestamp", t.at.rfc3339)
-        writer.string("breaker_name", t.breaker)
-        writer.string("old_state", t.from.rawValue)
-        writer.string("new_state", t.to.rawValue)
-        writer.string("reason", t.reason.rawValue)
-        writer.int("failure_count", t.failureCount)
-        writer.string("last_error", t.lastError)
-        writer.int("last_status", t.lastStatus)
-        writer.double("failure_rate", t.failureRate)
-        writer.double("slow_call_rate", t.slowCallRate)
-        writer.int("calls_in_window", t.callsInWindow)
-        writer.int("failures_in_window", t.failuresInWindow)
-        writer.string("open_until", t.openUntil?.rfc3339)
-        writer.int("generation", Int64(clamping: t.generation))
+        for field in TransitionField.allCases {
+            switch t.value(field) {
+            case .text(let text): writer.value(field.rawValue, text.map { .string($0) } ?? .null)
+            case .integer(let number): writer.value(field.rawValue, number.map { .number(String($0)) } ?? .null)
+            case .real(let number): writer.value(field.rawValue, number.isFinite ? .number(JSONWriter.formatDouble(number)) : .null)
+            }
+        }
         writer.string("instance", instance)
         return writer.finish()
     }

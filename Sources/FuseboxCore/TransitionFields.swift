@@ -1,0 +1,51 @@
+/// The fields of a transition, in the order every output writes them: the
+/// one schema behind the log line, the `subscribe` line and the store's
+/// `transitions` row (metrics take `old_state` and `new_state` as their
+/// `from` and `to` labels). Adding a field here adds it everywhere.
+public enum TransitionField: String, CaseIterable, Sendable {
+    case timestamp
+    case breakerName = "breaker_name"
+    case oldState = "old_state"
+    case newState = "new_state"
+    case reason
+    case failureCount = "failure_count"
+    case lastError = "last_error"
+    case lastStatus = "last_status"
+    case failureRate = "failure_rate"
+    case slowCallRate = "slow_call_rate"
+    case callsInWindow = "calls_in_window"
+    case failuresInWindow = "failures_in_window"
+    case openUntil = "open_until"
+    case generation
+
+    /// The store's column: as the field, but for `breaker` (named so before this schema).
+    public var storeColumn: String { self == .breakerName ? "breaker" : rawValue }
+}
+
+/// One field's value, typed as outputs need it.
+public enum TransitionFieldValue: Sendable, Equatable {
+    case text(String?)
+    case integer(Int64?)
+    case real(Double)
+}
+
+extension Transition {
+    public func value(_ field: TransitionField) -> TransitionFieldValue {
+        switch field {
+        case .timestamp: return .text(at.rfc3339)
+        case .breakerName: return .text(breaker)
+        case .oldState: return .text(from.rawValue)
+        case .newState: return .text(to.rawValue)
+        case .reason: return .text(reason.rawValue)
+        case .failureCount: return .integer(Int64(failureCount))
+        case .lastError: return .text(lastError)
+        case .lastStatus: return .integer(lastStatus.map(Int64.init))
+        case .failureRate: return .real(failureRate)
+        case .slowCallRate: return .real(slowCallRate)
+        case .callsInWindow: return .integer(Int64(callsInWindow))
+        case .failuresInWindow: return .integer(Int64(failuresInWindow))
+        case .openUntil: return .text(openUntil?.rfc3339)
+        case .generation: return .integer(Int64(clamping: generation))
+        }
+    }
+}

@@ -1,0 +1,49 @@
+import Foundation
+import FuseboxCore
+import FuseboxJSON
+import FuseboxSocket
+import Testing
+
+/// The fields of a transition, pinned once here, against every output that
+/// writes one: the log line, the subscribe line, the store row and the metrics.
+@Suite("One transition schema")
+struct TransitionSchemaTests {
+    static let fields = [
+        "timestamp", "breaker_name", "old_state", "new_state", "reason", "failure_count", "last_error", "last_status",
+        "failure_rate", "slow_call_rate", "calls_in_window", "failures_in_window", "open_until", "generation",
+    ]
+
+    static func keys(_ line: JSONValue) -> Set<String> {
+        guard case .object(let members) = line else { return [] }
+        return Set(members.map(\.0)).subtracting(["event", "level", "instance"])
+    }
+
+    @Test func everyOutputWritesTheSameFields() throws {
+        #expect(TransitionField.allCases.map(\.rawValue) == Self.fields)
+        let (sidecar, base) = try SidecarProcess.withHTTP(store: true)
+        let watcher = try sidecar.connect()
+        _ = try watcher.ok(#"{"op":"subscribe"}"#)
+        let client = try sidecar.connect()
+        for _ in 0..<3 { _ = try client.ok(#"{"op":"record","breaker":"openai","status":503,"error":"down"}"#) }
+        let streamed = try JSONParser.parse(try #require(try watcher.readLine()))
+        #expect(Self.keys(streamed) == Set(Self.fields), "subscribe line")
+
+        try waitUntil("the transition is logged") { !sidecar.logEvents("circuit_breaker_transition").isEmpty }
+        let logged = try #require(sidecar.logEvents("circuit_breaker_transition").first)
+        #expect(Self.keys(logged) == Set(Self.fields), "log line")
+        #expect(logged["new_state"] == streamed["new_state"] && logged["generation"] == streamed["generation"])
+
+        let metrics = try curl(base + "/metrics").body
+        #expect(metrics.contains(#"fusebox_transitions_total{breaker="openai",from="closed",to="open"} 1"#), "metrics")
+
+        sidecar.signal(SIGTERM)
+        _ = try sidecar.waitForExit()
+        let store = sidecar.folder.url.appendingPathComponent("fusebox.db").path
+        let columns = try run(["sqlite3", store, "SELECT name FROM pragma_table_info('transitions')"]).out
+            .split(separator: "\n").map(String.init)
+        let stored = Set(Self.fields.map { $0 == "breaker_name" ? "breaker" : $0 })
+        #expect(stored.isSubset(of: Set(columns)), "store columns: \(columns)")
+        let row = try run(["sqlite3", store, "SELECT breaker, new_state, generation, last_error FROM transitions"]).out
+        #expect(row.trimmingCharacters(in: .whitespacesAndNewlines) == "openai|open|1|down")
+    }
+}
