@@ -37,21 +37,21 @@ public final class Engine: Sendable {
     }
 
     /// Like `acquire`, but a breaker at its `max_in_flight` with a queue
-    /// queues the request: `resume` then receives the answer once, from
+    /// queues the request: `waiter` then receives the answer once, from
     /// whichever thread frees a slot or ticks past the timeout, unless
     /// `cancelWait` withdraws it first.
     public func acquire(
-        _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait resume: @escaping WaitResume
+        _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait waiter: any QueueWaiter
     ) throws(EngineError) -> AcquireResult {
         try decide { (registry: inout Registry) throws(EngineError) -> AcquireResult in
             try registry.acquireOrWait(
-                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), resume: resume
+                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), waiter: waiter
             )
         }
     }
 
     /// Withdraws a queued acquire (its client went away). False when it was
-    /// already answered: its `resume` has run or is about to.
+    /// already answered: its waiter has been told or is about to be.
     public func cancelWait(_ ticket: WaitTicket) -> Bool {
         decide { registry in registry.cancelWait(ticket, at: clock.now()) }
     }
@@ -169,7 +169,7 @@ public final class Engine: Sendable {
             delivering = registry.takeEventsToDeliver(into: &batch)
             return result
         }
-        if let ready { for delivery in ready { delivery.resume(delivery.decision) } }
+        if let ready { for delivery in ready { delivery.waiter.answer(delivery.decision) } }
         if delivering { deliver(&batch) }
         return result
     }

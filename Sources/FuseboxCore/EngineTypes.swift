@@ -107,7 +107,7 @@ public struct Decision: Sendable, Equatable {
 }
 
 /// An acquire that may wait: answered now, or queued and answered later
-/// through the `WaitResume` it was given.
+/// through the `QueueWaiter` it was given.
 public enum AcquireResult: Sendable, Equatable {
     case decided(Decision)
     case queued(WaitTicket)

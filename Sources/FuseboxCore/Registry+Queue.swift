@@ -1,6 +1,6 @@
 /// A queued acquire's answer, ready to hand over once the lock is released.
 struct WaitDelivery: Sendable {
-    var resume: WaitResume
+    var waiter: any QueueWaiter
     var decision: Decision
 }
 
@@ -10,7 +10,7 @@ struct WaitDelivery: Sendable {
 extension Registry {
     mutating func acquireOrWait(
         _ index: Int, cost: Int, owner: PermitOwner?, at now: Timestamp,
-        resume: @escaping WaitResume
+        waiter: any QueueWaiter
     ) throws(EngineError) -> AcquireResult {
         let breaker = breakers[index]
         let ownerIndex = try ownerEntry(owner)
@@ -21,7 +21,7 @@ extension Registry {
             return .decided(refuse(index, .concurrency, retryIn: nil, at: now))
         }
         let ticket = waitQueue.enqueue(WaitQueue.Waiter(
-            breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + queue.timeout, resume: resume
+            breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + queue.timeout, waiter: waiter
         ))
         breakers[index].waiting += 1
         return .queued(ticket)
@@ -91,6 +91,6 @@ extension Registry {
         var decision = decision
         decision.waited = now - waiter.enqueuedAt
         events.append(.dequeued(breaker: waiter.breaker, waited: now - waiter.enqueuedAt, how: how, at: now))
-        ready.append(WaitDelivery(resume: waiter.resume, decision: decision))
+        ready.append(WaitDelivery(waiter: waiter.waiter, decision: decision))
     }
 }

@@ -5,8 +5,12 @@ public struct WaitTicket: Hashable, Sendable {
     public let deadline: Timestamp
 }
 
-/// A queued acquire's answer, delivered once, outside the engine's lock.
-public typealias WaitResume = @Sendable (Decision) -> Void
+/// Who waits for a queued acquire's answer: in the server, one object per
+/// connection. The engine calls `answer` once per wait, outside its lock,
+/// from whichever thread freed a slot or timed the wait out.
+public protocol QueueWaiter: AnyObject, Sendable {
+    func answer(_ decision: Decision)
+}
 
 /// Acquires waiting for a free slot under a breaker's `max_in_flight`, first
 /// in, first out, per breaker. Only the queueing path touches this type: a
@@ -18,7 +22,7 @@ struct WaitQueue: Sendable {
         var owner: PermitOwner?
         var enqueuedAt: Timestamp
         var deadline: Timestamp
-        var resume: WaitResume
+        var waiter: any QueueWaiter
     }
 
     /// One breaker's line: tickets in arrival order; withdrawn ones are

@@ -15,17 +15,19 @@ public final class ConnectionSession {
         public var subscribe = false
         public var op: Request.Op?
         public var error: ErrorCode?
-        /// The acquire queued: its answer comes later through `waitResume`,
+        /// The acquire queued: its answer comes later through `waiter`,
         /// and later requests of this connection wait behind it.
         public var queued: WaitTicket?
     }
 
-    /// Makes the callback that carries a queued acquire's answer (with the
-    /// request's id) back to this connection's event loop. Without it an
-    /// acquire never queues: it is refused at the cap.
-    public var waitResume: ((RequestID?) -> WaitResume)?
-    /// The acquire this connection is waiting on, withdrawn if it goes away.
+    /// This connection's one waiter, which carries a queued acquire's answer
+    /// back to its event loop. Without it an acquire never queues: it is
+    /// refused at the cap.
+    public var waiter: (any QueueWaiter)?
+    /// The acquire this connection is waiting on (at most one: later lines
+    /// wait behind it), withdrawn if it goes away, and its request's id.
     private var pendingWait: WaitTicket?
+    private var pendingID: RequestID?
 
     let engine: Engine
     private let isAdmin: Bool
@@ -84,14 +86,15 @@ public final class ConnectionSession {
             let chains = engine.chainNames.map { ($0, engine.chain($0) ?? []) }
             return Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
         case .acquire(let breaker, let cost):
-            guard let waitResume else {
+            guard let waiter else {
                 return Reply(bytes: ResponseEncoder.decision(id, try engine.acquire(breaker, cost: cost, owner: owner)))
             }
-            switch try engine.acquire(breaker, cost: cost, owner: owner, orWait: waitResume(id)) {
+            switch try engine.acquire(breaker, cost: cost, owner: owner, orWait: waiter) {
             case .decided(let decision):
                 return Reply(bytes: ResponseEncoder.decision(id, decision))
             case .queued(let ticket):
                 pendingWait = ticket
+                pendingID = id
                 return Reply(bytes: [], queued: ticket)
             }
         case .route(let chain, let exclude, let cost):
@@ -131,9 +134,12 @@ public final class ConnectionSession {
     }
 
     /// The answer to this connection's queued acquire, now that it came.
-    public func answerQueued(_ id: RequestID?, _ decision: Decision) -> [UInt8] {
-        pendingWait = nil
-        return ResponseEncoder.decision(id, decision)
+    public func answerQueued(_ decision: Decision) -> [UInt8] {
+        defer {
+            pendingWait = nil
+            pendingID = nil
+        }
+        return ResponseEncoder.decision(pendingID, decision)
     }
 
     /// The client went away: withdraws a queued acquire and releases up to

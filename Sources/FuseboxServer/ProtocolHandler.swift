@@ -60,13 +60,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
-        let bound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
-        let eventLoop = context.eventLoop
-        session.waitResume = { id in
-            { decision in
-                eventLoop.execute { bound.value.handler.answerQueued(context: bound.value.context, id: id, decision) }
-            }
-        }
+        session.waiter = ConnectionWaiter(handler: self, context: context)
     }
 
     public func channelActive(context: ChannelHandlerContext) {
@@ -177,7 +171,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     /// A queued acquire was answered (on this event loop): write it, then serve
     /// what arrived behind it, then read again.
-    private func answerQueued(context: ChannelHandlerContext, id: RequestID?, _ decision: Decision) {
+    func answerQueued(context: ChannelHandlerContext, _ decision: Decision) {
         guard active, !closing else {
             // The client left after the answer was decided: the permit is nobody's.
             if let permit = decision.permit { try? session.engine.release(permit.id, .abandoned) }
@@ -186,7 +180,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         waiting = false
         waitTimer?.cancel()
         waitTimer = nil
-        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: session.answerQueued(id, decision))), promise: nil)
+        context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: session.answerQueued(decision))), promise: nil)
         // Served front to back by index: removing from the front each time would be quadratic.
         var next = 0
         while !waiting, !closing, next < backlog.count {
@@ -263,5 +257,23 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         let buffer = context.channel.allocator.buffer(bytes: bytes ?? [])
         let channel = context.channel
         context.writeAndFlush(wrapOutboundOut(buffer)).whenComplete { _ in channel.close(promise: nil) }
+    }
+}
+
+/// A connection's one waiter: the engine answers its queued acquire through
+/// it, from whichever thread freed a slot, and it hands the answer to the
+/// connection's event loop.
+final class ConnectionWaiter: QueueWaiter {
+    private let bound: NIOLoopBound<(handler: ProtocolHandler, context: ChannelHandlerContext)>
+    private let eventLoop: any EventLoop
+
+    init(handler: ProtocolHandler, context: ChannelHandlerContext) {
+        bound = NIOLoopBound((handler: handler, context: context), eventLoop: context.eventLoop)
+        eventLoop = context.eventLoop
+    }
+
+    func answer(_ decision: Decision) {
+        let bound = self.bound
+        eventLoop.execute { bound.value.handler.answerQueued(context: bound.value.context, decision) }
     }
 }

@@ -45,11 +45,11 @@ enum FuzzTargets {
         // As the NIO handler does: a queued acquire's answer comes later, and
         // the connection serves nothing else until it has come.
         let answers = QueuedAnswers()
-        user.waitResume = { id in { decision in answers.add(id, decision) } }
+        user.waiter = answers
         var userWaiting = false
         func deliver() {
-            for (id, decision) in answers.take() {
-                check(user.answerQueued(id, decision), latestPermit: &latestPermit)
+            for decision in answers.take() {
+                check(user.answerQueued(decision), latestPermit: &latestPermit)
                 userWaiting = false
             }
         }
@@ -141,12 +141,12 @@ enum FuzzTargets {
 
 /// Queued answers the engine handed over, kept until the target delivers them
 /// (single-threaded: the engine calls back on the thread that freed a slot).
-final class QueuedAnswers: @unchecked Sendable {
-    private var pending: [(RequestID?, Decision)] = []
+final class QueuedAnswers: QueueWaiter, @unchecked Sendable {
+    private var pending: [Decision] = []
 
-    func add(_ id: RequestID?, _ decision: Decision) { pending.append((id, decision)) }
+    func answer(_ decision: Decision) { pending.append(decision) }
 
-    func take() -> [(RequestID?, Decision)] {
+    func take() -> [Decision] {
         defer { pending.removeAll() }
         return pending
     }

@@ -4,9 +4,9 @@ import Testing
 
 /// Collects queued acquires' answers in the order they arrive.
 final class Answers: Sendable {
-    private let received = Mutex<[(String, Decision)]>([])
+    let received = Mutex<[(String, Decision)]>([])
 
-    func resume(_ name: String) -> WaitResume { { decision in self.received.withLock { $0.append((name, decision)) } } }
+    func resume(_ name: String) -> any QueueWaiter { NamedWaiter(name: name, answers: self) }
     var all: [(String, Decision)] { received.withLock { $0 } }
     var names: [String] { all.map(\.0) }
 }
@@ -262,4 +262,22 @@ struct BudgetTests {
         #expect(answers.names == ["waiting"] && answers.all[0].1.allowed)
         #expect(try h.snapshot().rateAvailable == 8)
     }
+}
+
+/// A waiter that files its answer under its name.
+final class NamedWaiter: QueueWaiter {
+    let name: String
+    let answers: Answers
+
+    init(name: String, answers: Answers) {
+        self.name = name
+        self.answers = answers
+    }
+
+    func answer(_ decision: Decision) { answers.received.withLock { $0.append((name, decision)) } }
+}
+
+/// A waiter that drops its answer.
+final class IgnoringWaiter: QueueWaiter {
+    func answer(_ decision: Decision) {}
 }

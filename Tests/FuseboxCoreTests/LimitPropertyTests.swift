@@ -51,7 +51,7 @@ struct LimitPropertyTests {
             case 7:
                 if random.next() % 10 == 0 { try h.engine.reset(pick(names)) }
             default:
-                _ = try? h.engine.acquire(pick(names), cost: pick(Self.costs), owner: owner, orWait: { _ in })
+                _ = try? h.engine.acquire(pick(names), cost: pick(Self.costs), owner: owner, orWait: IgnoringWaiter())
             }
             try check(h, owner: owner, step: step)
         }
