@@ -92,7 +92,10 @@ struct QueuedAcquireTests {
         try holder.send(#"{"op":"acquire","breaker":"a"}"#)
         try waiter.send(#"{"op":"acquire","breaker":"a","id":8}"#)
         clock.advance(by: .seconds(2))
-        waiter.channel.embeddedEventLoop.advanceTime(by: .seconds(3_600))  // past any real deadline: the timer fires
+        // The timer is set from the engine's own clock: 2 s (and a millisecond of slack) on the loop fire it.
+        waiter.channel.embeddedEventLoop.advanceTime(by: .milliseconds(1_999))
+        #expect(try waiter.answers().isEmpty, "not before its deadline")
+        waiter.channel.embeddedEventLoop.advanceTime(by: .milliseconds(2))
         let answer = try #require(try waiter.answers().first)
         #expect(answer["reason"] == .string("concurrency") && answer["waited_ms"] == .number("2000"))
     }
