@@ -66,51 +66,14 @@ public enum Analyzer {
 
     static func analyze(_ sources: [StoreSource], _ options: AnalyzeOptions) throws -> Analysis {
         let timing = PhaseTimer()
-        var breakerFilter = Set(options.breakers)
-        if let chain = options.chain {
-            var members = Set<String>()
-            for source in sources { members.formUnion(try source.chainMembers(chain)) }
-            guard !members.isEmpty else { throw AnalyzeError.noSuchChain(chain) }
-            breakerFilter = breakerFilter.isEmpty ? members : breakerFilter.intersection(members)
-        }
-        var extent: (Int64, Int64)?
-        for source in sources {
-            guard let span = try source.extent() else { continue }
-            extent = extent.map { (min($0.0, span.0), max($0.1, span.1)) } ?? span
-        }
-        guard let extent else { throw AnalyzeError.empty(options.databases) }
-        let from = options.since ?? extent.0
-        let to = max(from, options.until ?? extent.1)
-        let instances = Set(try sources.flatMap { try $0.instances() })
-        let multiHost = instances.count > 1
-
-        var histories: [LaneHistory] = []
-        for source in sources {
-            // A breaker's transitions per worker, each on its own connection.
-            let loaded = try Parallel.map(try source.transitionBreakers(breakerFilter), source: source) { breaker, connection in
-                try connection.laneHistories(of: breaker, from: from, to: to, multiHost: multiHost)
-            }.flatMap { $0 }.map { LaneHistory(lane: $0.lane, source: source, segments: $0.segments) }
-            let known = Set(loaded.map(\.lane))
-            histories += loaded
-            // Lanes with traffic and no transitions: closed throughout.
-            for lane in try source.trafficLanes(from: from, to: to, breakers: breakerFilter, multiHost: multiHost) where !known.contains(lane) {
-                histories.append(LaneHistory(lane: lane, source: source, segments: [CompactSegment(start: from, end: .max, state: 0)]))
-            }
-        }
-        histories.sort { $0.lane < $1.lane }
+        let breakerFilter = try breakers(in: sources, options)
+        let (from, to) = try period(of: sources, options)
+        let histories = try laneHistories(sources, breakers: breakerFilter, from: from, to: to)
         timing.mark("load")
         let sourceOf = Dictionary(histories.map { ($0.lane, $0.source) }, uniquingKeysWith: { first, _ in first })
         var incidents = IncidentFinder.incidents(histories, options: options)
         timing.mark("incidents")
-        // Enriching is one range query per incident and store: split across
-        // the cores, each worker on its own read-only connections.
-        let previousEnds = incidents.indices.map { $0 > 0 ? incidents[$0 - 1].end ?? incidents[$0 - 1].start : nil }
-        let found = incidents
-        incidents = try Parallel.map(Array(incidents.indices), sources: sourceOf) { index, sources in
-            var incident = found[index]
-            try IncidentFinder.enrich(&incident, sources: sources, previousEnd: previousEnds[index], options: options)
-            return incident
-        }
+        incidents = try enriched(incidents, sources: sourceOf, options)
         timing.mark("enrich")
         var rangeFrom = from, rangeTo = to
         if let wanted = options.incident {
@@ -121,17 +84,7 @@ public enum Analyzer {
         }
         // No more columns than 10-second traffic buckets, or the bars comb.
         let columns = Int(min(Int64(options.histogramColumns), max(1, (rangeTo - rangeFrom) / 10_000)))
-        var traffic: [Lane: TrafficTotals] = [:]
-        var histogram: [Lane: [(calls: Int, failed: Int)]] = [:]
-        let lanes = histories.map(\.lane)
-        let (scanFrom, scanTo) = (rangeFrom, rangeTo)
-        let scanned = try Parallel.map(lanes, sources: sourceOf) { lane, sources in
-            try sources[lane]!.traffic(lanes: [lane], from: scanFrom, to: scanTo, columns: columns)[lane]!
-        }
-        for (lane, result) in zip(lanes, scanned) {
-            traffic[lane] = result.totals
-            histogram[lane] = result.columns
-        }
+        let (traffic, histogram) = try trafficByLane(histories.map(\.lane), sources: sourceOf, from: rangeFrom, to: rangeTo, columns: columns)
         let summary = IncidentFinder.summary(histories, incidents: incidents, traffic: traffic, from: rangeFrom, to: rangeTo)
         timing.mark("summary")
         return Analysis(
@@ -139,6 +92,77 @@ public enum Analyzer {
             incidents: incidents, summary: summary, details: IncidentDetails(sources: sourceOf),
             histogram: histogram, histogramColumns: columns
         )
+    }
+
+    /// The breakers asked for: `--breaker`s, narrowed to a `--chain`'s members.
+    static func breakers(in sources: [StoreSource], _ options: AnalyzeOptions) throws -> Set<String> {
+        var filter = Set(options.breakers)
+        guard let chain = options.chain else { return filter }
+        var members = Set<String>()
+        for source in sources { members.formUnion(try source.chainMembers(chain)) }
+        guard !members.isEmpty else { throw AnalyzeError.noSuchChain(chain) }
+        filter = filter.isEmpty ? members : filter.intersection(members)
+        return filter
+    }
+
+    /// From `--since` (or the first record) to `--until` (or the last).
+    static func period(of sources: [StoreSource], _ options: AnalyzeOptions) throws -> (Int64, Int64) {
+        var extent: (Int64, Int64)?
+        for source in sources {
+            guard let span = try source.extent() else { continue }
+            extent = extent.map { (min($0.0, span.0), max($0.1, span.1)) } ?? span
+        }
+        guard let extent else { throw AnalyzeError.empty(options.databases) }
+        let from = options.since ?? extent.0
+        return (from, max(from, options.until ?? extent.1))
+    }
+
+    /// Every lane's states over the period, sorted by lane: read in parallel
+    /// from the transitions, plus lanes with traffic and no transition (closed throughout).
+    static func laneHistories(_ sources: [StoreSource], breakers: Set<String>, from: Int64, to: Int64) throws -> [LaneHistory] {
+        let multiHost = Set(try sources.flatMap { try $0.instances() }).count > 1
+        var histories: [LaneHistory] = []
+        for source in sources {
+            // A breaker's transitions per worker, each on its own connection.
+            let loaded = try Parallel.map(try source.transitionBreakers(breakers), source: source) { breaker, connection in
+                try connection.laneHistories(of: breaker, from: from, to: to, multiHost: multiHost)
+            }.flatMap { $0 }.map { LaneHistory(lane: $0.lane, source: source, segments: $0.segments) }
+            let known = Set(loaded.map(\.lane))
+            histories += loaded
+            for lane in try source.trafficLanes(from: from, to: to, breakers: breakers, multiHost: multiHost) where !known.contains(lane) {
+                histories.append(LaneHistory(lane: lane, source: source, segments: [CompactSegment(start: from, end: .max, state: 0)]))
+            }
+        }
+        histories.sort { $0.lane < $1.lane }
+        return histories
+    }
+
+    /// Incidents with their traffic, errors and first failure: one range query
+    /// per incident and store, split across the cores, each worker on its own
+    /// read-only connections.
+    static func enriched(_ incidents: [Incident], sources: [Lane: StoreSource], _ options: AnalyzeOptions) throws -> [Incident] {
+        let previousEnds = incidents.indices.map { $0 > 0 ? incidents[$0 - 1].end ?? incidents[$0 - 1].start : nil }
+        return try Parallel.map(Array(incidents.indices), sources: sources) { index, sources in
+            var incident = incidents[index]
+            try IncidentFinder.enrich(&incident, sources: sources, previousEnd: previousEnds[index], options: options)
+            return incident
+        }
+    }
+
+    /// Each lane's traffic totals and its histogram columns over the range.
+    static func trafficByLane(
+        _ lanes: [Lane], sources: [Lane: StoreSource], from: Int64, to: Int64, columns: Int
+    ) throws -> ([Lane: TrafficTotals], [Lane: [(calls: Int, failed: Int)]]) {
+        let scanned = try Parallel.map(lanes, sources: sources) { lane, sources in
+            try sources[lane]!.traffic(lanes: [lane], from: from, to: to, columns: columns)[lane]!
+        }
+        var traffic: [Lane: TrafficTotals] = [:]
+        var histogram: [Lane: [(calls: Int, failed: Int)]] = [:]
+        for (lane, result) in zip(lanes, scanned) {
+            traffic[lane] = result.totals
+            histogram[lane] = result.columns
+        }
+        return (traffic, histogram)
     }
 }
 

@@ -8,6 +8,11 @@ enum IncidentFinder {
     /// `mergeGap`, each with its lanes, clipped segments, first trip and
     /// flapping counts, all from the compact histories.
     static func incidents(_ histories: [LaneHistory], options: AnalyzeOptions) -> [Incident] {
+        trippedSpans(histories, mergeGap: options.mergeGap).map { incident(in: $0, histories) }
+    }
+
+    /// Every lane's not-closed segments, sorted and merged where the gap is short.
+    static func trippedSpans(_ histories: [LaneHistory], mergeGap: Int64) -> [(start: Int64, end: Int64)] {
         var tripped: [(start: Int64, end: Int64)] = []
         for history in histories {
             for segment in history.segments where segment.isTripped { tripped.append((segment.start, segment.end)) }
@@ -15,60 +20,76 @@ enum IncidentFinder {
         tripped.sort { $0.start < $1.start }
         var spans: [(start: Int64, end: Int64)] = []
         for segment in tripped {
-            if let last = spans.last, last.end == .max || segment.start - last.end < options.mergeGap {
+            if let last = spans.last, last.end == .max || segment.start - last.end < mergeGap {
                 spans[spans.count - 1].end = max(last.end, segment.end)
             } else {
                 spans.append(segment)
             }
         }
-        return spans.map { span in
-            var lanes: [Lane] = []
-            var clipped: [Segment] = []
-            var firstOpen: Int64?
-            var firstTripped = Int64.max
-            var flapping: [Lane: Int] = [:]
-            var transitionCount = 0
-            for history in histories {
-                let list = history.segments
-                var index = max(0, list.partitionIndex { $0.start > span.start } - 1)
-                var kept: [Segment] = []
-                var trips = 0
-                var isInvolved = false
-                while index < list.count, list[index].start <= span.end {
-                    let s = list[index]
-                    if s.end > span.start {
-                        if s.isTripped {
-                            isInvolved = true
-                            firstTripped = min(firstTripped, max(s.start, span.start))
-                        }
-                        if s.start >= span.start {
-                            transitionCount += 1
-                            if s.state == CompactSegment.openState {
-                                firstOpen = min(firstOpen ?? s.start, s.start)
-                                if index > 0, list[index - 1].state == 0 { trips += 1 }
-                            }
-                        }
-                        let start = max(s.start, span.start), end = min(s.end, span.end)
-                        if end > start {
-                            kept.append(Segment(lane: history.lane, state: CompactSegment.stateNames[Int(s.state)], start: start,
-                                                end: end == .max ? nil : end))
-                        }
-                    }
-                    index += 1
-                }
-                guard isInvolved else { continue }
-                lanes.append(history.lane)
-                clipped += kept
-                if trips >= 3 { flapping[history.lane] = trips }
-            }
-            lanes.sort()
-            clipped.sort { ($0.lane, $0.start) < ($1.lane, $1.start) }
-            return Incident(
-                id: "inc-" + compactStamp(span.start), start: span.start, end: span.end == .max ? nil : span.end, lanes: lanes,
-                segments: clipped, events: [], firstFailure: nil, firstOpen: firstOpen ?? (firstTripped == .max ? span.start : firstTripped),
-                transitionCount: transitionCount, flapping: flapping
-            )
+        return spans
+    }
+
+    /// One span as an incident: the lanes that tripped in it and their segments.
+    static func incident(in span: (start: Int64, end: Int64), _ histories: [LaneHistory]) -> Incident {
+        var lanes: [Lane] = []
+        var clipped: [Segment] = []
+        var firstOpen: Int64?
+        var firstTripped = Int64.max
+        var flapping: [Lane: Int] = [:]
+        var transitionCount = 0
+        for history in histories {
+            let part = clip(history, to: span)
+            transitionCount += part.transitions
+            if let open = part.firstOpen { firstOpen = min(firstOpen ?? open, open) }
+            guard let tripped = part.firstTripped else { continue }
+            firstTripped = min(firstTripped, tripped)
+            lanes.append(history.lane)
+            clipped += part.segments
+            if part.trips >= 3 { flapping[history.lane] = part.trips }
         }
+        lanes.sort()
+        clipped.sort { ($0.lane, $0.start) < ($1.lane, $1.start) }
+        return Incident(
+            id: "inc-" + compactStamp(span.start), start: span.start, end: span.end == .max ? nil : span.end, lanes: lanes,
+            segments: clipped, events: [], firstFailure: nil, firstOpen: firstOpen ?? (firstTripped == .max ? span.start : firstTripped),
+            transitionCount: transitionCount, flapping: flapping
+        )
+    }
+
+    /// What one lane did within a span.
+    struct LaneInSpan {
+        var segments: [Segment] = []
+        /// closed → open steps, for flapping.
+        var trips = 0
+        var transitions = 0
+        var firstOpen: Int64?
+        /// Nil when the lane never left closed in the span (not involved).
+        var firstTripped: Int64?
+    }
+
+    static func clip(_ history: LaneHistory, to span: (start: Int64, end: Int64)) -> LaneInSpan {
+        let list = history.segments
+        var part = LaneInSpan()
+        var index = max(0, list.partitionIndex { $0.start > span.start } - 1)
+        while index < list.count, list[index].start <= span.end {
+            let s = list[index]
+            defer { index += 1 }
+            guard s.end > span.start else { continue }
+            if s.isTripped { part.firstTripped = min(part.firstTripped ?? .max, max(s.start, span.start)) }
+            if s.start >= span.start {
+                part.transitions += 1
+                if s.state == CompactSegment.openState {
+                    part.firstOpen = min(part.firstOpen ?? s.start, s.start)
+                    if index > 0, list[index - 1].state == 0 { part.trips += 1 }
+                }
+            }
+            let start = max(s.start, span.start), end = min(s.end, span.end)
+            if end > start {
+                part.segments.append(Segment(lane: history.lane, state: CompactSegment.stateNames[Int(s.state)], start: start,
+                                             end: end == .max ? nil : end))
+            }
+        }
+        return part
     }
 
     /// Adds lead-in, traffic, fallbacks and the error mix from the stores.

@@ -84,7 +84,8 @@ struct StoreDurabilityTests {
         holder.standardInput = input
         holder.standardOutput = FileHandle.nullDevice
         try holder.run()
-        input.fileHandleForWriting.write(Data("BEGIN EXCLUSIVE;\nINSERT INTO runs (instance, started_ms, version, pid, config) VALUES ('lock', 0, '', 0, '');\n".utf8))
+        // `.timeout` lets it wait out a flush of the sidecar's that holds the lock at that moment.
+        input.fileHandleForWriting.write(Data(".timeout 5000\nBEGIN EXCLUSIVE;\nINSERT INTO runs (instance, started_ms, version, pid, config) VALUES ('lock', 0, '', 0, '');\n".utf8))
         // Confirmed rather than assumed: another writer is refused while sqlite3 holds the lock.
         try waitUntil("sqlite3 holds the write lock") {
             try Self.sqlite(db, "PRAGMA busy_timeout = 0; BEGIN IMMEDIATE; ROLLBACK;").contains("locked")
