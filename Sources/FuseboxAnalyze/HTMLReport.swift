@@ -40,38 +40,49 @@ public enum HTMLReport {
         emit(swimlanes(a))
         emit("<h2>Incidents</h2>\n")
         if a.incidents.isEmpty { emit("<p>No breaker left the closed state in this period.</p>\n") }
-        for overview in a.incidents {
-            let incident = (try? a.detailed(overview, limit: eventLimit)) ?? overview
-            var html = "<section class=\"incident\" id=\"\(escape(incident.id))\"><div class=\"facts\"><h2>\(escape(incident.id))</h2><table>\n"
-            var facts: [(String, String)] = [
-                ("start", TimeText.full(incident.start)), ("end", incident.end.map(TimeText.full) ?? "ongoing"),
-                ("duration", incident.durationText), ("breakers", incident.lanes.map(\.label).joined(separator: ", ")),
-                ("time to detect", incident.timeToDetect.map { DurationFormat.text($0) } ?? "-"),
-                ("time to recover", incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet"),
-                ("traffic", incident.callsLine),
-            ]
-            facts += incident.fallbacks.map { ("fallback \($0.chain)", "\($0.from) → \($0.to): \($0.count)") }
-            facts += incident.unserved.sorted { $0.key < $1.key }.map { ("unserved \($0.key)", String($0.value)) }
-            if !incident.errorMix.isEmpty { facts.append(("errors (sampled)", incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", "))) }
-            html += facts.map { "<tr><th>\(escape($0.0))</th><td>\(escape($0.1))</td></tr>" }.joined(separator: "\n")
-            html += "</table>" + incident.flags.map { "<p class=\"flag\">\(escape($0))</p>" }.joined() + "</div>\n"
-            html += "<div class=\"events\"><table><tr><th>time (UTC)</th><th>breaker</th><th>event</th></tr>\n"
-            html += incident.events.map {
-                "<tr><td>\(TimeText.clock($0.at))</td><td>\(escape($0.lane?.label ?? ""))</td><td>\(escape($0.text))</td></tr>"
-            }.joined(separator: "\n")
-            if incident.transitionCount > eventLimit {
-                html += "<tr><td></td><td></td><td>… \(incident.transitionCount - eventLimit) more transitions (fusebox analyze --incident \(escape(incident.id)) --format json)</td></tr>"
-            }
-            html += "</table></div></section>\n"
-            emit(html)
+        for overview in a.incidents { emit(section((try? a.detailed(overview, limit: eventLimit)) ?? overview)) }
+        emit(summaryTable(a) + "\n</body></html>\n")
+    }
+
+    /// One incident: its facts beside its events.
+    static func section(_ incident: Incident) -> String {
+        var html = "<section class=\"incident\" id=\"\(escape(incident.id))\"><div class=\"facts\"><h2>\(escape(incident.id))</h2><table>\n"
+        html += facts(incident).map { "<tr><th>\(escape($0.0))</th><td>\(escape($0.1))</td></tr>" }.joined(separator: "\n")
+        html += "</table>" + incident.flags.map { "<p class=\"flag\">\(escape($0))</p>" }.joined() + "</div>\n"
+        html += "<div class=\"events\"><table><tr><th>time (UTC)</th><th>breaker</th><th>event</th></tr>\n"
+        html += incident.events.map {
+            "<tr><td>\(TimeText.clock($0.at))</td><td>\(escape($0.lane?.label ?? ""))</td><td>\(escape($0.text))</td></tr>"
+        }.joined(separator: "\n")
+        if incident.transitionCount > eventLimit {
+            html += "<tr><td></td><td></td><td>… \(incident.transitionCount - eventLimit) more transitions (fusebox analyze --incident \(escape(incident.id)) --format json)</td></tr>"
         }
+        return html + "</table></div></section>\n"
+    }
+
+    /// The facts column of an incident, as (label, value) rows.
+    static func facts(_ incident: Incident) -> [(String, String)] {
+        var facts: [(String, String)] = [
+            ("start", TimeText.full(incident.start)), ("end", incident.end.map(TimeText.full) ?? "ongoing"),
+            ("duration", incident.durationText), ("breakers", incident.lanes.map(\.label).joined(separator: ", ")),
+            ("time to detect", incident.timeToDetect.map { DurationFormat.text($0) } ?? "-"),
+            ("time to recover", incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet"),
+            ("traffic", incident.callsLine),
+        ]
+        facts += incident.fallbacks.map { ("fallback \($0.chain)", "\($0.from) → \($0.to): \($0.count)") }
+        facts += incident.unserved.sorted { $0.key < $1.key }.map { ("unserved \($0.key)", String($0.value)) }
+        if !incident.errorMix.isEmpty { facts.append(("errors (sampled)", incident.errorMix.map { "\($0.label) ×\($0.count)" }.joined(separator: ", "))) }
+        return facts
+    }
+
+    /// The per-breaker table at the end of the page.
+    static func summaryTable(_ a: Analysis) -> String {
         var html = "<h2>Per breaker</h2><table><tr><th>breaker</th><th>incidents</th><th>open time</th><th>availability</th><th>mean detect</th><th>mean recover</th><th>calls</th><th>failed</th></tr>\n"
         html += a.summary.map { s in
             "<tr><td>\(escape(s.lane.label))</td><td class=\"num\">\(s.incidents)</td><td class=\"num\">\(DurationFormat.text(s.openMs))</td>"
                 + "<td class=\"num\">\(TimeText.percent(s.availability))</td><td class=\"num\">\(s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-")</td>"
                 + "<td class=\"num\">\(s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-")</td><td class=\"num\">\(s.traffic.calls)</td><td class=\"num\">\(s.traffic.failed)</td></tr>"
         }.joined(separator: "\n")
-        emit(html + "</table>\n</body></html>\n")
+        return html + "</table>"
     }
 
     /// The SVG: one lane per breaker, states as coloured bars, traffic under it.
