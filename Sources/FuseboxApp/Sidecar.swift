@@ -53,8 +53,8 @@ public enum Sidecar {
         let instance = configuration.resolvedInstance
         LoggingSystem.bootstrap { _ in
             switch format {
-            case .json: return JSONLogHandler(sink: sink, instance: instance, clock: clock)
-            case .text: return TextLogHandler(sink: sink, clock: clock)
+            case .json: return LineLogHandler(sink: sink, format: .json(instance: instance), clock: clock)
+            case .text: return LineLogHandler(sink: sink, format: .text, clock: clock)
             }
         }
         return sink

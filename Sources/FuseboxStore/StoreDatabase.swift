@@ -12,16 +12,17 @@ public enum StoreDatabase {
             try db.execute(sql: "PRAGMA journal_mode = WAL")
             try db.execute(sql: "PRAGMA synchronous = NORMAL")
         }
-        let queue: DatabaseQueue
-        do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
-            throw StoreError.notAStore(path)
-        } catch {
-            throw StoreError.cannotOpen(path, reason: describe(error))
-        }
-        do {
+        return try opening(path) {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.inDatabase { db in try StoreSchema.migrate(db, path: path) }
+            return queue
+        }
+    }
+
+    /// Runs `body`, turning what SQLite says into the store's own errors.
+    static func opening(_ path: String, _ body: () throws -> DatabaseQueue) throws -> DatabaseQueue {
+        do {
+            return try body()
         } catch let error as StoreError {
             throw error
         } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
@@ -29,7 +30,6 @@ public enum StoreDatabase {
         } catch {
             throw StoreError.cannotOpen(path, reason: describe(error))
         }
-        return queue
     }
 
     /// Creates the store file readable by its owner only (0600), or narrows an
@@ -50,23 +50,16 @@ public enum StoreDatabase {
         var configuration = Configuration()
         configuration.readonly = true
         configuration.busyMode = .timeout(5)
-        let queue: DatabaseQueue
-        do {
-            queue = try DatabaseQueue(path: path, configuration: configuration)
+        return try opening(path) {
+            let queue = try DatabaseQueue(path: path, configuration: configuration)
             try queue.inDatabase { db in
                 let application = try Int32.fetchOne(db, sql: "PRAGMA application_id") ?? 0
                 let version = try Int.fetchOne(db, sql: "PRAGMA user_version") ?? 0
                 guard application == StoreSchema.applicationID else { throw StoreError.notAStore(path) }
                 guard version <= StoreSchema.currentVersion else { throw StoreError.tooNew(path, version: version) }
             }
-        } catch let error as StoreError {
-            throw error
-        } catch let error as DatabaseError where error.resultCode == .SQLITE_NOTADB {
-            throw StoreError.notAStore(path)
-        } catch {
-            throw StoreError.cannotOpen(path, reason: describe(error))
+            return queue
         }
-        return queue
     }
 
     static func describe(_ error: Error) -> String {

@@ -5,33 +5,16 @@ import Logging
 /// `2026-11-30T15:41:59.123Z info  circuit_breaker_transition breaker_name=openai …`.
 /// Values are quoted when they hold spaces and escaped so a hostile text
 /// cannot start a new line.
-public struct TextLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    private let sink: LineSink
-    private let clock: any BreakerClock
-
-    public init(sink: LineSink, clock: any BreakerClock = SystemClock()) {
-        self.sink = sink
-        self.clock = clock
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var fields = metadata
-        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
-        var stamp = clock.now().rfc3339
+public enum TextLogLine {
+    static func line(event: String, level: Logger.Level, at: Timestamp, fields: Logger.Metadata) -> [UInt8] {
+        var stamp = at.rfc3339
         if case .string(let given)? = fields["timestamp"] { stamp = given }
-        let level = event.level.rawValue + String(repeating: " ", count: max(0, 8 - event.level.rawValue.count))
-        var line = "\(stamp) \(level) \(event.message)"
+        let levelText = level.rawValue + String(repeating: " ", count: max(0, 8 - level.rawValue.count))
+        var line = "\(stamp) \(levelText) \(event)"
         for key in fields.keys.sorted() where key != "timestamp" {
-            line += " \(key)=\(Self.render(fields[key]!))"
+            line += " \(key)=\(render(fields[key]!))"
         }
-        sink.write(Array((line + "\n").utf8))
+        return Array((line + "\n").utf8)
     }
 
     static func render(_ value: Logger.MetadataValue) -> String {

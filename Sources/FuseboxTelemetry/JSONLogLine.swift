@@ -1,39 +1,12 @@
 import FuseboxCore
-import FuseboxWire
-import Logging
 import FuseboxJSON
+import Logging
 
-/// A swift-log backend that writes one JSON object per line:
-/// `{"event":…,"timestamp":…,"level":…,"instance":…, …metadata}`. The log
-/// message is the `event`; metadata become top-level fields, numbers and
-/// booleans as JSON numbers and booleans. A `timestamp` in the metadata (the
-/// engine's time of a transition) replaces the time of logging.
-public struct JSONLogHandler: LogHandler {
-    public var logLevel: Logger.Level = .info
-    public var metadata: Logger.Metadata = [:]
-    private let sink: LineSink
-    private let instance: String
-    private let clock: any BreakerClock
-
-    public init(sink: LineSink, instance: String, clock: any BreakerClock = SystemClock()) {
-        self.sink = sink
-        self.instance = instance
-        self.clock = clock
-    }
-
-    public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
-        get { metadata[key] }
-        set { metadata[key] = newValue }
-    }
-
-    public func log(event: LogEvent) {
-        var fields = metadata
-        if let extra = event.metadata { fields.merge(extra) { _, new in new } }
-        sink.write(Self.line(
-            event: event.message.description, level: event.level, instance: instance, at: clock.now(), fields: fields
-        ))
-    }
-
+/// The JSON log line: the log message is the `event`; metadata become
+/// top-level fields, numbers and booleans as JSON numbers and booleans. A
+/// `timestamp` in the metadata (the engine's time of a transition) replaces
+/// the time of logging.
+public enum JSONLogLine {
     static func line(event: String, level: Logger.Level, instance: String, at: Timestamp, fields: Logger.Metadata) -> [UInt8] {
         var writer = JSONWriter(capacity: 512)
         writer.string("event", event)
