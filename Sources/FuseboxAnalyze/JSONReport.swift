@@ -1,4 +1,3 @@
-
 import FuseboxJSON
 
 /// The machine-readable report; its schema is documented in docs/analyze.md

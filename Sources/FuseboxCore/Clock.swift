@@ -92,17 +92,25 @@ public protocol BreakerClock: Sendable {
 /// stretch an open period while the timestamps still read as real time.
 public struct SystemClock: BreakerClock {
     private let wallAtStart: Int64
-    private let monotonicAtStart: ContinuousClock.Instant
+    private let monotonicAtStart: Int64
 
     public init() {
         var spec = timespec()
         clock_gettime(CLOCK_REALTIME, &spec)
         wallAtStart = Int64(spec.tv_sec) * 1_000_000_000 + Int64(spec.tv_nsec)
-        monotonicAtStart = ContinuousClock.now
+        monotonicAtStart = Self.monotonicNanoseconds()
     }
 
     public func now() -> Timestamp {
-        let elapsed = ContinuousClock.now - monotonicAtStart
-        return Timestamp(nanoseconds: wallAtStart &+ elapsed.nanosecondsClamped)
+        Timestamp(nanoseconds: wallAtStart &+ (Self.monotonicNanoseconds() &- monotonicAtStart))
+    }
+
+    /// CLOCK_BOOTTIME (what ContinuousClock reads: monotonic, counting suspend) in
+    /// whole nanoseconds: read on every decision, so in plain
+    /// integers rather than through `Duration`'s 128-bit arithmetic.
+    private static func monotonicNanoseconds() -> Int64 {
+        var spec = timespec()
+        clock_gettime(CLOCK_BOOTTIME, &spec)
+        return Int64(spec.tv_sec) &* 1_000_000_000 &+ Int64(spec.tv_nsec)
     }
 }

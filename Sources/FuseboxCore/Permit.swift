@@ -68,9 +68,10 @@ struct PermitSlab: Sendable {
     private var random = SecureRandomPool()
     private(set) var inFlight = 0
 
+    // Yielded in place: reading one field of a slot must not copy the whole slot.
     subscript(slot: Int32) -> Slot {
-        get { slots[Int(slot)] }
-        set { slots[Int(slot)] = newValue }
+        _read { yield slots[Int(slot)] }
+        _modify { yield &slots[Int(slot)] }
     }
 
     /// The slot holding `id`, if that permit is still outstanding.

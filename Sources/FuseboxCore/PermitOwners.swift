@@ -25,8 +25,8 @@ struct PermitOwners: Sendable {
     private var serial: UInt32 = 0
 
     subscript(index: Int32) -> Entry {
-        get { entries[Int(index)] }
-        set { entries[Int(index)] = newValue }
+        _read { yield entries[Int(index)] }
+        _modify { yield &entries[Int(index)] }
     }
 
     mutating func open(limit: Int) -> PermitOwner {
