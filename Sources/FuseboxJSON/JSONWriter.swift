@@ -134,15 +134,6 @@ public struct JSONWriter: Sendable {
         return String(decoding: out, as: UTF8.self)
     }
 
-    /// A member whose key is already encoded; `body` appends the value.
-    public mutating func appendMember(_ encodedKey: [UInt8], _ body: (inout [UInt8]) -> Void) {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
-        needsComma = true
-        bytes.append(contentsOf: encodedKey)
-        bytes.append(UInt8(ascii: ":"))
-        body(&bytes)
-    }
-
     private mutating func null() { bytes.append(contentsOf: "null".utf8) }
 
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)

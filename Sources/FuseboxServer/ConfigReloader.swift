@@ -75,47 +75,39 @@ public struct ConfigReloader: Service {
             metadata["needs_restart"] = .array(needRestart.map { .string($0) })
         }
         logger.notice("config_reloaded", metadata: metadata)
-        var applied = next
         // Settings that only take effect at start stay as they are until then.
-        applied.socket = current.socket
-        applied.adminSocket = current.adminSocket
-        applied.socketMode = current.socketMode
-        applied.maxConnections = current.maxConnections
-        applied.maxAdminConnections = current.maxAdminConnections
-        applied.idleTimeout = current.idleTimeout
-        applied.maxPermitsPerConnection = current.maxPermitsPerConnection
-        applied.redactErrors = current.redactErrors
-        applied.shutdownTimeout = current.shutdownTimeout
-        applied.httpMaxConnections = current.httpMaxConnections
-        applied.httpHeaderTimeout = current.httpHeaderTimeout
-        applied.httpIdleTimeout = current.httpIdleTimeout
-        applied.httpJSON = current.httpJSON
-        applied.http = current.http
-        applied.store = current.store
-        applied.log = current.log
-        applied.instance = current.instance
+        var applied = next
+        for setting in Self.restartOnly { setting.keep(&applied, current) }
         return applied
     }
 
+    /// A setting read only at start: a reload notes its change and keeps the running value.
+    struct RestartOnly {
+        let key: String
+        let differs: (Configuration, Configuration) -> Bool
+        let keep: (inout Configuration, Configuration) -> Void
+
+        init<Value: Equatable>(_ key: String, _ path: WritableKeyPath<Configuration, Value>) {
+            self.key = key
+            differs = { $0[keyPath: path] != $1[keyPath: path] }
+            keep = { $0[keyPath: path] = $1[keyPath: path] }
+        }
+    }
+
+    static var restartOnly: [RestartOnly] {
+        [
+            RestartOnly("socket", \.socket), RestartOnly("admin_socket", \.adminSocket), RestartOnly("socket_mode", \.socketMode),
+            RestartOnly("max_connections", \.maxConnections), RestartOnly("max_admin_connections", \.maxAdminConnections),
+            RestartOnly("max_permits_per_connection", \.maxPermitsPerConnection), RestartOnly("idle_timeout", \.idleTimeout),
+            RestartOnly("redact_errors", \.redactErrors), RestartOnly("shutdown_timeout", \.shutdownTimeout),
+            RestartOnly("http", \.http), RestartOnly("http_max_connections", \.httpMaxConnections),
+            RestartOnly("http_header_timeout", \.httpHeaderTimeout), RestartOnly("http_idle_timeout", \.httpIdleTimeout),
+            RestartOnly("http_json", \.httpJSON), RestartOnly("store", \.store), RestartOnly("log", \.log),
+            RestartOnly("instance", \.instance),
+        ]
+    }
+
     static func restartOnlySettings(_ a: Configuration, _ b: Configuration) -> [String] {
-        var keys: [String] = []
-        if a.socket != b.socket { keys.append("socket") }
-        if a.adminSocket != b.adminSocket { keys.append("admin_socket") }
-        if a.socketMode != b.socketMode { keys.append("socket_mode") }
-        if a.maxConnections != b.maxConnections { keys.append("max_connections") }
-        if a.maxAdminConnections != b.maxAdminConnections { keys.append("max_admin_connections") }
-        if a.maxPermitsPerConnection != b.maxPermitsPerConnection { keys.append("max_permits_per_connection") }
-        if a.idleTimeout != b.idleTimeout { keys.append("idle_timeout") }
-        if a.redactErrors != b.redactErrors { keys.append("redact_errors") }
-        if a.shutdownTimeout != b.shutdownTimeout { keys.append("shutdown_timeout") }
-        if a.httpMaxConnections != b.httpMaxConnections { keys.append("http_max_connections") }
-        if a.httpHeaderTimeout != b.httpHeaderTimeout { keys.append("http_header_timeout") }
-        if a.httpIdleTimeout != b.httpIdleTimeout { keys.append("http_idle_timeout") }
-        if a.httpJSON != b.httpJSON { keys.append("http_json") }
-        if a.http != b.http { keys.append("http") }
-        if a.store != b.store { keys.append("store") }
-        if a.log != b.log { keys.append("log") }
-        if a.instance != b.instance { keys.append("instance") }
-        return keys
+        restartOnly.filter { $0.differs(a, b) }.map(\.key)
     }
 }

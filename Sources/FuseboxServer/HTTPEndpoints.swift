@@ -78,7 +78,7 @@ public enum HTTPEndpoints {
             return json(ready ? .ok : .serviceUnavailable) { writer in
                 writer.bool("ready", ready)
                 writer.object("checks") { inner in
-                    for (name, state) in checks { inner.dynamicString(name, state) }
+                    for (name, state) in checks { inner.value(name, .string(state)) }
                 }
             }
         }

@@ -35,7 +35,7 @@ public enum ResponseEncoder {
         writer.int("protocol", WireLimits.protocolVersion)
         writer.stringArray("breakers", breakers)
         writer.object("chains") { inner in
-            for (name, members) in chains { inner.dynamicStringArray(name, members) }
+            for (name, members) in chains { inner.value(name, .array(members.map { .string($0) })) }
         }
         return writer.finish()
     }
@@ -110,28 +110,5 @@ public enum ResponseEncoder {
     static func roundedUpMilliseconds(_ duration: Duration) -> Int64 {
         let ns = max(0, duration.nanosecondsClamped)
         return (ns + 999_999) / 1_000_000
-    }
-}
-
-extension JSONWriter {
-    /// A string under a key known only at run time.
-    public mutating func dynamicString(_ key: String, _ value: String) {
-        var keyBytes: [UInt8] = []
-        JSONWriter.appendString(key, to: &keyBytes)
-        appendMember(keyBytes) { out in JSONWriter.appendString(value, to: &out) }
-    }
-
-    /// A string array under a key known only at run time (chain names).
-    mutating func dynamicStringArray(_ key: String, _ values: [String]) {
-        var keyBytes: [UInt8] = []
-        JSONWriter.appendString(key, to: &keyBytes)
-        appendMember(keyBytes) { out in
-            out.append(UInt8(ascii: "["))
-            for (i, value) in values.enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                JSONWriter.appendString(value, to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        }
     }
 }

@@ -8,11 +8,6 @@ import FuseboxSocket
 /// What a buggy or hostile local client can throw at the sidecar.
 @Suite("fusebox serve: abuse")
 struct AbuseTests {
-    // The probes throw where /proc cannot answer (ProcessProbe), so no check passes by reading nothing.
-    static func openDescriptors(_ pid: Int32) throws -> Int { try ProcessProbe.openDescriptors(pid) }
-
-    static func rssKiB(_ pid: Int32) throws -> Int { try ProcessProbe.residentKiB(pid) }
-
     static func raiseOwnDescriptorLimit() {
         var limit = rlimit()
         getrlimit(Int32(RLIMIT_NOFILE.rawValue), &limit)
@@ -24,7 +19,7 @@ struct AbuseTests {
         Self.raiseOwnDescriptorLimit()
         let sidecar = try SidecarProcess(config: SidecarProcess.config("max_connections: 1000"))
         let pid = sidecar.process.processIdentifier
-        let baseline = try Self.openDescriptors(pid)
+        let baseline = try ProcessProbe.openDescriptors(pid)
         var clients: [LineClient] = []
         for _ in 0..<2_000 { clients.append(try LineClient(path: sidecar.socket, timeout: .seconds(10))) }
         var served = 0, overloaded = 0
@@ -37,19 +32,19 @@ struct AbuseTests {
         }
         #expect(served == 1_000 && overloaded == 1_000)
         clients.removeAll()
-        try waitUntil("descriptors return to the baseline") { try Self.openDescriptors(pid) <= baseline }
+        try waitUntil("descriptors return to the baseline") { try ProcessProbe.openDescriptors(pid) <= baseline }
         _ = try sidecar.connect().ok(#"{"op":"ping"}"#)
     }
 
     @Test func connectDisconnectChurnLeaksNothing() throws {
         let sidecar = try SidecarProcess()
         let pid = sidecar.process.processIdentifier
-        let baseline = try Self.openDescriptors(pid)
+        let baseline = try ProcessProbe.openDescriptors(pid)
         for i in 0..<2_000 {
             let client = try sidecar.connect()
             if i % 2 == 0 { _ = try client.permit("openai") }  // abandoned by the disconnect
         }
-        try waitUntil("descriptors return to the baseline") { try Self.openDescriptors(pid) <= baseline }
+        try waitUntil("descriptors return to the baseline") { try ProcessProbe.openDescriptors(pid) <= baseline }
         try waitUntil("every permit is released") { try sidecar.connect().field("openai", "permits_in_flight") == .number("0") }
     }
 
@@ -69,7 +64,7 @@ struct AbuseTests {
     @Test func aClientThatNeverReadsIsThrottledWithoutGrowingTheServer() throws {
         let sidecar = try SidecarProcess()
         let pid = sidecar.process.processIdentifier
-        let before = try Self.rssKiB(pid)
+        let before = try ProcessProbe.residentKiB(pid)
         let greedy = try sidecar.connect()
         let batch = Array(String(repeating: #"{"op":"status"}"# + "\n", count: 1_000).utf8)
         // Write ~60 MB of requests whose answers are never read, from another thread (the writes block).
@@ -79,7 +74,7 @@ struct AbuseTests {
         writer.start()
         Thread.sleep(forTimeInterval: 2)
         _ = try sidecar.connect().ok(#"{"op":"acquire","breaker":"openai"}"#)  // everyone else is served
-        let grown = try Self.rssKiB(pid) - before
+        let grown = try ProcessProbe.residentKiB(pid) - before
         #expect(grown < 64 * 1024, "the server grew \(grown) KiB for a client that does not read")
         greedy.finishWriting()
     }
@@ -100,11 +95,11 @@ struct AbuseTests {
         }
         try burst()
         try waitUntil("the leases expire", timeout: 20) { try client.field("shortlease", "permits_in_flight") == .number("0") }
-        let afterFirst = try Self.rssKiB(pid)
+        let afterFirst = try ProcessProbe.residentKiB(pid)
         try burst()
         try waitUntil("the leases expire again", timeout: 20) { try client.field("shortlease", "permits_in_flight") == .number("0") }
         // The second hundred thousand reuse the first's slots: no growth beyond noise.
-        #expect(try Self.rssKiB(pid) - afterFirst < 16 * 1024)
+        #expect(try ProcessProbe.residentKiB(pid) - afterFirst < 16 * 1024)
     }
 
     @Test func adminCommandsInterleavedWithLoadKeepEveryAnswerInOrder() throws {

@@ -213,24 +213,3 @@ struct HostileClientHighTests {
         _ = quiet
     }
 }
-
-extension JSONValue {
-    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
-    var doubleValue: Double? { if case .number(let n) = self { return Double(n) } else { return nil } }
-    subscript(index: Int) -> JSONValue? {
-        guard case .array(let items) = self, items.indices.contains(index) else { return nil }
-        return items[index]
-    }
-}
-
-/// RFC 3339 times from the protocol, as Unix milliseconds.
-enum RFC3339Parse {
-    static func milliseconds(_ value: JSONValue?) throws -> Double {
-        let formatter = ISO8601DateFormatter()
-        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
-        guard let text = value?.stringValue, let date = formatter.date(from: text) else {
-            throw Timeout(description: "not an RFC 3339 time: \(String(describing: value))")
-        }
-        return date.timeIntervalSince1970 * 1_000
-    }
-}

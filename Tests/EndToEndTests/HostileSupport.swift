@@ -1,4 +1,6 @@
 import Foundation
+import FuseboxJSON
+import Synchronization
 import FuseboxWire
 
 /// What the hostile-client tests read about a live sidecar from outside.
@@ -63,26 +65,21 @@ func run(_ arguments: [String], input: String? = nil, timeout: TimeInterval = 60
     try process.run()
     if let input { stdin.fileHandleForWriting.write(Data(input.utf8)) }
     try? stdin.fileHandleForWriting.close()
-    let collected = Mutex2()
+    // Both pipes drained at once, so neither fills while the other is read.
+    let collected = Mutex([Data(), Data()])
     let group = DispatchGroup()
     for (pipe, index) in [(out, 0), (err, 1)] {
         group.enter()
         DispatchQueue.global().async {
-            collected.set(index, pipe.fileHandleForReading.readDataToEndOfFile())
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            collected.withLock { $0[index] = data }
             group.leave()
         }
     }
     try waitUntil("\(arguments.first ?? "") finishes", timeout: timeout) { !process.isRunning }
     group.wait()
-    return (process.terminationStatus, collected.text(0), collected.text(1))
-}
-
-/// Two buffers filled from two threads.
-final class Mutex2: @unchecked Sendable {
-    private let lock = NSLock()
-    private var data: [Data] = [Data(), Data()]
-    func set(_ i: Int, _ value: Data) { lock.lock(); data[i] = value; lock.unlock() }
-    func text(_ i: Int) -> String { lock.lock(); defer { lock.unlock() }; return String(decoding: data[i], as: UTF8.self) }
+    let (stdout, stderr) = collected.withLock { (String(decoding: $0[0], as: UTF8.self), String(decoding: $0[1], as: UTF8.self)) }
+    return (process.terminationStatus, stdout, stderr)
 }
 
 /// `curl` for one URL: status and body.
@@ -138,4 +135,25 @@ func asUnprivileged(_ command: [String]) -> [String] {
     var command = command
     if command.first == "python3", FileManager.default.isExecutableFile(atPath: "/usr/bin/python3") { command[0] = "/usr/bin/python3" }
     return getuid() == 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--"] + command : command
+}
+
+extension JSONValue {
+    var stringValue: String? { if case .string(let s) = self { return s } else { return nil } }
+    var doubleValue: Double? { if case .number(let n) = self { return Double(n) } else { return nil } }
+    subscript(index: Int) -> JSONValue? {
+        guard case .array(let items) = self, items.indices.contains(index) else { return nil }
+        return items[index]
+    }
+}
+
+/// RFC 3339 times from the protocol, as Unix milliseconds.
+enum RFC3339Parse {
+    static func milliseconds(_ value: JSONValue?) throws -> Double {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        guard let text = value?.stringValue, let date = formatter.date(from: text) else {
+            throw Timeout(description: "not an RFC 3339 time: \(String(describing: value))")
+        }
+        return date.timeIntervalSince1970 * 1_000
+    }
 }

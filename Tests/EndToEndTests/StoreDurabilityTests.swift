@@ -97,9 +97,9 @@ struct StoreDurabilityTests {
             let permit = try client.permit("ollama")
             _ = try client.ok(#"{"op":"report","permit":"\#(permit)","outcome":"success"}"#)
         }
-        try waitUntil("readiness fails") { try curl("http://\(address)/readyz").contains(#""ready":false"#) }
+        try waitUntil("readiness fails") { try curl("http://\(address)/readyz").body.contains(#""ready":false"#) }
         try waitUntil("store errors are counted") {
-            let metrics = try curl("http://\(address)/metrics")
+            let metrics = try curl("http://\(address)/metrics").body
             return metrics.contains("fusebox_store_healthy 0") && !metrics.contains("fusebox_store_errors_total 0\n")
         }
         try waitUntil("the failure is logged") { !sidecar.logEvents("store_write_failed").isEmpty }
@@ -107,7 +107,7 @@ struct StoreDurabilityTests {
         input.fileHandleForWriting.write(Data("ROLLBACK;\n.quit\n".utf8))
         try input.fileHandleForWriting.close()
         holder.waitUntilExit()
-        try waitUntil("readiness recovers", timeout: 40) { try curl("http://\(address)/readyz").contains(#""ready":true"#) }
+        try waitUntil("readiness recovers", timeout: 40) { try curl("http://\(address)/readyz").body.contains(#""ready":true"#) }
         try waitUntil("every transition is written", timeout: 20) { try Self.sqlite(db, "SELECT count(*) FROM transitions") == "100" }
         // Traffic rows follow the transitions within a flush or two: waited for, not read at once.
         try waitUntil("all the traffic is written", timeout: 20) {
@@ -131,16 +131,4 @@ struct StoreDurabilityTests {
         let missing = try FuseboxBinary.run(["store", "stats", "--db", db + ".nope"])
         #expect(missing.status == 1 && missing.stderr.contains("does not exist"))
     }
-}
-
-func curl(_ url: String) throws -> String {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = ["curl", "-s", url]
-    let out = Pipe()
-    process.standardOutput = out
-    try process.run()
-    let data = out.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return String(decoding: data, as: UTF8.self)
 }
