@@ -20,6 +20,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/swift-prometheus", exact: "2.4.1"),
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
+        .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -70,9 +71,17 @@ let package = Package(
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
         ]),
+        // Fleet mode: shared openings, one probe, budget leases and the history shipper over PostgreSQL.
+        .target(name: "FuseboxFleet", dependencies: [
+            "FuseboxCore", "FuseboxConfig", "FuseboxStore", "FuseboxTelemetry", "FuseboxJSON",
+            .product(name: "PostgresNIO", package: "postgres-nio"),
+            .product(name: "GRDB", package: "GRDB.swift"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // `fusebox serve`'s wiring: the engine, its outputs, the store and the services, started and stopped together.
         .target(name: "FuseboxApp", dependencies: [
-            "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry",
+            "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry", "FuseboxFleet",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

@@ -1,5 +1,6 @@
 import FuseboxConfig
 import FuseboxCore
+import FuseboxFleet
 import FuseboxServer
 import FuseboxStore
 import FuseboxTelemetry
@@ -33,13 +34,24 @@ struct SidecarParts {
         let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
         let hub = SubscriberHub(instance: instance, observer: metrics)
         store = try Self.openStore(configuration, instance: instance, clock: clock, logger: logger)
+        // The fleet needs the engine and the engine its sinks: the slot is filled once both exist.
+        let fleetSlot = configuration.fleet == nil ? nil : SinkSlot()
         do {
             engine = try Engine(
                 configuration: configuration.engine, clock: clock,
-                sink: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []))
+                sink: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []) + (fleetSlot.map { [$0] } ?? []))
             )
         } catch {
             throw Sidecar.StartError(description: "\(error)")
+        }
+        var fleet: FleetService?
+        if let settings = configuration.fleet, let fleetSlot {
+            let service = FleetService(
+                settings: settings, instance: instance, storePath: configuration.store, engine: engine,
+                series: FleetSeries(registry: metrics.registry), clock: clock, logger: logger
+            )
+            fleetSlot.fill(service)
+            fleet = service
         }
         descriptors = SocketFile.raiseDescriptorLimit()
         // One event loop per core, for the life of the process.
@@ -51,6 +63,10 @@ struct SidecarParts {
         let server = self.server
         server.bound.futureResult.whenSuccess { readiness.markSocketBound() }
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let fleet {
+            // Before the store, so it stops after it and ships the store's final rows.
+            services.append(.init(service: fleet, successTerminationBehavior: .ignore, serviceName: "fleet"))
+        }
         if let store {
             // First in the list, so the group stops it last and its final flush sees every event.
             services.append(.init(service: StoreService(writer: store), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))

@@ -13,7 +13,7 @@ public enum ConfigLoader {
         "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
         "idle_timeout", "shutdown_timeout", "redact_errors", "allowed_uids", "http", "http_max_connections",
         "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
-        "chains",
+        "chains", "fleet",
     ]
 
     /// The embedded default.
@@ -120,6 +120,7 @@ public enum ConfigLoader {
             case "retention": config.retention = value.isOff ? nil : try value.duration(maximum: DurationText.maximumRetention)
             case "instance": config.instance = try name(value, what: "an instance name")
             case "log": config.log = try log(value)
+            case "fleet": config.fleet = value.isOff ? nil : try FleetReader.settings(value)
             default: break
             }
         }
@@ -136,6 +137,7 @@ public enum ConfigLoader {
         }
         if let breakers { config.engine.breakers = try breakerDefinitions(breakers, defaults: config.defaults) }
         if let chains { config.engine.chains = try chainDefinitions(chains, breakers: config.engine.breakers.map(\.name)) }
+        try FleetReader.checkScopes(config, fleetNode: byKey["fleet"], breakersNode: breakers)
         if let adminSocket = config.adminSocket, adminSocket == config.socket {
             throw (byKey["admin_socket"] ?? byKey["socket"])!.error("the admin socket must differ from the socket")
         }

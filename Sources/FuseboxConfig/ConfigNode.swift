@@ -34,6 +34,8 @@ package struct ConfigNode {
         return text == "off" || text == "false" || text == "no"
     }
 
+    package var isMapping: Bool { node.mapping != nil }
+
     private var kindName: String {
         switch node {
         case .scalar: return isNull ? "nothing" : "\"\(scalarText ?? "")\""

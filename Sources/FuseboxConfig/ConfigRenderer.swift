@@ -25,6 +25,18 @@ public enum ConfigRenderer {
         lines.append("retention: \(config.retention.map(DurationText.format) ?? "off")")
         lines.append("instance: \(quoted(config.instance))")
         lines.append("log: \(quoted(config.log.description))")
+        if let fleet = config.fleet {
+            lines.append("fleet:")
+            lines.append("  postgres: \(quoted(fleet.postgres.description))")
+            lines.append("  name: \(quoted(fleet.name))")
+            lines.append("  refresh: \(DurationText.format(fleet.refresh))")
+            lines.append("  lease: \(DurationText.format(fleet.lease))")
+            lines.append("  ship_interval: \(DurationText.format(fleet.shipInterval))")
+            lines.append("  retention: \(fleet.retention.map(DurationText.format) ?? "off")")
+            lines.append("  assumed_peers: \(fleet.assumedPeers)")
+        } else {
+            lines.append("fleet: off")
+        }
         lines.append("defaults:")
         lines += policy(config.defaults).map { "  " + $0 }
         lines.append(config.engine.breakers.isEmpty ? "breakers: {}" : "breakers:")
@@ -71,10 +83,12 @@ public enum ConfigRenderer {
         lines.append("permit_ttl: \(DurationText.format(p.permitTTL))")
         lines.append("max_transitions_per_minute: \(p.maxTransitionsPerMinute.map(String.init) ?? "off")")
         let budget = p.budget
-        lines.append("max_in_flight: \(budget.maxInFlight.map(String.init) ?? "off")")
+        func scope(_ kind: FleetScopedBudgets) -> String { budget.fleetScoped.contains(kind) ? ", scope: fleet" : "" }
+        lines.append("max_in_flight: \(budget.maxInFlight.map { budget.fleetScoped.contains(.maxInFlight) ? "{ max: \($0), scope: fleet }" : String($0) } ?? "off")")
         lines.append("queue: \(budget.queue.map { "{ max: \($0.max), timeout: \(DurationText.format($0.timeout)) }" } ?? "off")")
-        lines.append("rate: \(budget.rate.map { "{ requests: \($0.amount), per: \(DurationText.format($0.period)) }" } ?? "off")")
-        lines.append("tokens: \(budget.tokens.map { "{ budget: \($0.amount), per: \(DurationText.format($0.period)) }" } ?? "off")")
+        lines.append("rate: \(budget.rate.map { "{ requests: \($0.amount), per: \(DurationText.format($0.period))\(scope(.rate)) }" } ?? "off")")
+        lines.append("tokens: \(budget.tokens.map { "{ budget: \($0.amount), per: \(DurationText.format($0.period))\(scope(.tokens)) }" } ?? "off")")
+        lines.append("fleet: \(p.fleetShared)")
         return lines
     }
 

@@ -66,6 +66,8 @@ public struct Configuration: Sendable, Equatable {
     /// Written into every log line and stored row; `hostname` means this host's name.
     public var instance: String = "hostname"
     public var log: LogDestination = .stdout
+    /// `nil` without a `fleet:` section: one host, no PostgreSQL.
+    public var fleet: FleetSettings?
     /// The policy every breaker starts from before its own overrides.
     public var defaults: BreakerPolicy = .default
     public var engine: EngineConfiguration

@@ -6,6 +6,7 @@ import FuseboxCore
 package enum PolicyReader {
     static let sections = [
         "trip", "open", "half_open", "classify", "permit_ttl", "max_in_flight", "queue", "rate", "tokens", "max_transitions_per_minute",
+        "fleet",
     ]
 
     package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
@@ -15,10 +16,27 @@ package enum PolicyReader {
             case "open": try applyOpen(value, to: &policy.open)
             case "half_open": try applyHalfOpen(value, to: &policy.halfOpen)
             case "classify": try applyClassify(value, to: &policy.classify)
-            case "max_in_flight": policy.budget.maxInFlight = value.isOff ? nil : try value.int(1...1_000_000)
+            case "max_in_flight":
+                if value.isOff {
+                    policy.budget.maxInFlight = nil
+                } else if value.isMapping {
+                    for (key, item) in try value.mapping(allowed: ["max", "scope"]) {
+                        if key == "max" { policy.budget.maxInFlight = try item.int(1...1_000_000) } else {
+                            try scope(item, .maxInFlight, &policy.budget.fleetScoped)
+                        }
+                    }
+                    if policy.budget.maxInFlight == nil { throw value.error("needs max: how many permits at once") }
+                } else {
+                    policy.budget.maxInFlight = try value.int(1...1_000_000)
+                }
+            case "fleet": policy.fleetShared = try value.bool()
             case "queue": policy.budget.queue = value.isOff ? nil : try queue(value, current: policy.budget.queue)
-            case "rate": policy.budget.rate = value.isOff ? nil : try rateLimit(value, amountKey: "requests", current: policy.budget.rate)
-            case "tokens": policy.budget.tokens = value.isOff ? nil : try rateLimit(value, amountKey: "budget", current: policy.budget.tokens)
+            case "rate":
+                policy.budget.rate = value.isOff ? nil : try rateLimit(value, amountKey: "requests", current: policy.budget.rate,
+                                                                     scope: .rate, scoped: &policy.budget.fleetScoped)
+            case "tokens":
+                policy.budget.tokens = value.isOff ? nil : try rateLimit(value, amountKey: "budget", current: policy.budget.tokens,
+                                                                       scope: .tokens, scoped: &policy.budget.fleetScoped)
             case "max_transitions_per_minute": policy.maxTransitionsPerMinute = value.isOff ? nil : try value.int(3...10_000)
             default: policy.permitTTL = try value.duration()
             }
@@ -49,10 +67,14 @@ package enum PolicyReader {
     }
 
     /// `{ requests: 500, per: 1m }` (or `budget:` for tokens).
-    private static func rateLimit(_ node: ConfigNode, amountKey: String, current: RateLimit?) throws(ConfigError) -> RateLimit {
+    private static func rateLimit(
+        _ node: ConfigNode, amountKey: String, current: RateLimit?, scope kind: FleetScopedBudgets, scoped: inout FleetScopedBudgets
+    ) throws(ConfigError) -> RateLimit {
         var limit = current ?? RateLimit(amount: 0, per: .seconds(60))
-        for (key, value) in try node.mapping(allowed: [amountKey, "per"]) {
-            if key == "per" {
+        for (key, value) in try node.mapping(allowed: [amountKey, "per", "scope"]) {
+            if key == "scope" {
+                try scope(value, kind, &scoped)
+            } else if key == "per" {
                 limit.period = try value.duration()
                 guard limit.period >= .milliseconds(1), limit.period <= .seconds(86_400) else {
                     throw value.error("per is from 1ms to 24h")
@@ -63,6 +85,15 @@ package enum PolicyReader {
         }
         guard limit.amount > 0 else { throw node.error("needs \(amountKey): how many per period") }
         return limit
+    }
+
+    /// `scope: host` (the default) or `scope: fleet`.
+    private static func scope(_ node: ConfigNode, _ kind: FleetScopedBudgets, _ scoped: inout FleetScopedBudgets) throws(ConfigError) {
+        switch try node.string() {
+        case "host": scoped.remove(kind)
+        case "fleet": scoped.insert(kind)
+        case let other: throw node.error("scope must be host or fleet, got \"\(other.prefix(40))\"")
+        }
     }
 
     private static func applyTrip(_ node: ConfigNode, to trip: inout TripPolicy) throws(ConfigError) {

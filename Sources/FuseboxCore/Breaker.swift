@@ -24,8 +24,11 @@ struct Breaker: Sendable {
 
     private(set) var consecutiveFailures = 0
     private var health: HealthWindow
-    /// Probes that failed in a row: the backoff exponent.
-    private(set) var failedProbes = 0
+    /// Probes that failed in a row: the backoff exponent (a fleet peer's count is adopted).
+    var failedProbes = 0
+    /// Fleet mode: an open period that ran out waits for the fleet's probe
+    /// lease instead of going half-open here (one probe fleet-wide).
+    var probeGated = false
 
     private(set) var probesInFlight = 0
     private var probeSuccesses = 0
@@ -74,6 +77,7 @@ struct Breaker: Sendable {
         case .open:
             guard let until = openUntil, now < until else {
                 if let held = holdOpen(at: now) { return (Admission(allowed: false, probe: false, retryIn: held - now), nil) }
+                if probeGated { return (Admission(allowed: false, probe: false, retryIn: Self.leaseWait), nil) }
                 let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
                 return (admitProbe(at: now), change)
             }
@@ -172,7 +176,7 @@ struct Breaker: Sendable {
     mutating func tick(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
         case .open:
-            if let until = openUntil, now >= until, holdOpen(at: now) == nil {
+            if let until = openUntil, now >= until, !probeGated, holdOpen(at: now) == nil {
                 return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             }
         case .halfOpen:
@@ -201,6 +205,56 @@ struct Breaker: Sendable {
         guard state == .open, !rateLimit.announced, let until = openUntil, rateLimit.heldUntil(at: now) != nil else { return nil }
         rateLimit.announced = true
         return until
+    }
+
+    // MARK: Fleet
+
+    /// What a refused acquire is told to wait while the fleet's probe is out.
+    static let leaseWait = Duration.milliseconds(250)
+
+    /// Whether this breaker's open period has run out while gated: it may claim the fleet's probe.
+    func probeDue(at now: Timestamp) -> Bool {
+        guard probeGated, state == .open, let until = openUntil else { return false }
+        return now >= until
+    }
+
+    /// This sidecar won the fleet's probe lease: half-open, here only.
+    mutating func beginFleetProbe(at now: Timestamp, random: inout SplitMix64) -> Transition? {
+        guard probeDue(at: now) else { return nil }
+        return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
+    }
+
+    /// A peer's decision. An opening takes the peer's `open_until` (an open
+    /// breaker keeps the later end); a close or a forced state applies as is.
+    /// Forced and disabled states here are an operator's and stay.
+    mutating func applyFleet(_ state: FleetState, at now: Timestamp, random: inout SplitMix64) -> Transition? {
+        switch state {
+        case .open(let until, let probesFailed):
+            failedProbes = max(0, probesFailed)
+            switch self.state {
+            case .closed, .halfOpen:
+                var change = transition(to: .open, reason: .fleet, at: now, random: &random)
+                openUntil = until
+                change.openUntil = until
+                return change
+            case .open:
+                if let current = openUntil, until > current { openUntil = until }
+                return nil
+            case .forcedOpen, .disabled, .metricsOnly:
+                return nil
+            }
+        case .closed:
+            guard self.state == .open || self.state == .halfOpen else { return nil }
+            return transition(to: .closed, reason: .fleet, at: now, random: &random)
+        case .forced(let mode):
+            guard var change = force(mode, at: now, random: &random) else { return nil }
+            change.reason = .fleet
+            return change
+        case .reset:
+            guard var change = reset(at: now, random: &random) else { return nil }
+            change.reason = .fleet
+            return change
+        }
     }
 
     // MARK: Operators

@@ -11,6 +11,8 @@ public struct BreakerPolicy: Sendable, Equatable {
     /// Transitions a minute at most; past it an open breaker stays open until
     /// the minute frees (operators' force and reset always act). `nil`: no cap.
     public var maxTransitionsPerMinute: Int?
+    /// In fleet mode, whether peers share this breaker's openings (`fleet: false` keeps it local).
+    public var fleetShared = true
 
     public init(
         trip: TripPolicy = TripPolicy(),

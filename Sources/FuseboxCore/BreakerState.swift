@@ -34,6 +34,8 @@ public enum TransitionReason: String, Sendable, CaseIterable, Hashable {
     case forced
     case reset
     case configReload = "config_reload"
+    /// A peer of the fleet decided it (fleet mode): its opening, its probe's result, or its operator.
+    case fleet
 }
 
 /// What an operator may force a breaker into. `auto` hands it back to the

@@ -10,15 +10,32 @@ public struct BudgetPolicy: Sendable, Equatable {
     public var rate: RateLimit?
     /// Provider-counted tokens per period (`cost` on acquire, `tokens_used` on report).
     public var tokens: RateLimit?
+    /// Limits shared by the whole fleet (`scope: fleet`): this sidecar enforces
+    /// the share it leases, starting from none until the first lease.
+    public var fleetScoped: FleetScopedBudgets
 
-    public init(maxInFlight: Int? = nil, queue: QueuePolicy? = nil, rate: RateLimit? = nil, tokens: RateLimit? = nil) {
+    public init(
+        maxInFlight: Int? = nil, queue: QueuePolicy? = nil, rate: RateLimit? = nil, tokens: RateLimit? = nil,
+        fleetScoped: FleetScopedBudgets = []
+    ) {
         self.maxInFlight = maxInFlight
         self.queue = queue
         self.rate = rate
         self.tokens = tokens
+        self.fleetScoped = fleetScoped
     }
 
     public var isEmpty: Bool { maxInFlight == nil && rate == nil && tokens == nil }
+}
+
+/// Which of a breaker's limits are fleet-wide.
+public struct FleetScopedBudgets: OptionSet, Sendable, Hashable {
+    public let rawValue: UInt8
+    public init(rawValue: UInt8) { self.rawValue = rawValue }
+
+    public static let maxInFlight = FleetScopedBudgets(rawValue: 1)
+    public static let rate = FleetScopedBudgets(rawValue: 2)
+    public static let tokens = FleetScopedBudgets(rawValue: 4)
 }
 
 /// A bounded FIFO of acquires waiting for a free slot under `max_in_flight`.

@@ -5,9 +5,9 @@ import Synchronization
 /// takes the lock, does constant work, and returns; what it decided is handed
 /// to the sink after the lock is released, in decision order.
 public final class Engine: Sendable {
-    private let clock: any BreakerClock
+    let clock: any BreakerClock
     private let sink: any EngineEventSink
-    private let registry: Mutex<Registry>
+    let registry: Mutex<Registry>
 
     /// - Parameter seed: seeds the jitter generator; fix it for reproducible runs.
     public init(
@@ -152,7 +152,7 @@ public final class Engine: Sendable {
     /// two event buffers circulate, so nothing is allocated once they have
     /// grown, and nothing at all unless someone was waiting.
     @inline(__always)
-    private func decide<Result, Failure: Error>(
+    func decide<Result, Failure: Error>(
         _ body: (inout Registry) throws(Failure) -> Result
     ) throws(Failure) -> Result {
         // Buffers only ever change hands by swapping, so none is copied (or allocated) on the way.
@@ -184,25 +184,28 @@ public final class Engine: Sendable {
 
     // MARK: Operators
 
+    /// `local` keeps a fleet-shared breaker's change on this sidecar (`ctl force --local`).
     @discardableResult
-    public func force(_ breaker: String, _ mode: ForcedMode) throws(EngineError) -> BreakerState {
+    public func force(_ breaker: String, _ mode: ForcedMode, local: Bool = false) throws(EngineError) -> BreakerState {
         try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].force(mode, at: now, random: &registry.random)
             if let change { registry.events.append(.transitioned(change)) }
+            registry.events.append(.operated(breaker: breaker, action: .force(mode), local: local, at: now))
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
         }
     }
 
     @discardableResult
-    public func reset(_ breaker: String) throws(EngineError) -> BreakerState {
+    public func reset(_ breaker: String, local: Bool = false) throws(EngineError) -> BreakerState {
         try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].reset(at: now, random: &registry.random)
             if let change { registry.events.append(.transitioned(change)) }
+            registry.events.append(.operated(breaker: breaker, action: .reset, local: local, at: now))
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
         }

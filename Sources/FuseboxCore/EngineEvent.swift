@@ -17,13 +17,16 @@ public enum EngineEvent: Sendable {
     case permitEnded(breaker: String, how: PermitEnd, at: Timestamp)
     /// The breaker reached `max_transitions_per_minute` and stays open until `until`; told once per episode.
     case heldOpen(breaker: String, until: Timestamp, at: Timestamp)
+    /// An operator forced or reset `breaker` (whether or not its state changed); `local` when
+    /// it was meant for this sidecar only.
+    case operated(breaker: String, action: OperatorAction, local: Bool, at: Timestamp)
 
     public var at: Timestamp {
         switch self {
         case .transitioned(let t): return t.at
         case .recorded(let call): return call.at
         case .rejected(_, _, _, let at), .dequeued(_, _, _, let at), .fellBack(_, _, _, let at), .exhausted(_, let at),
-             .permitEnded(_, _, let at), .heldOpen(_, _, let at):
+             .permitEnded(_, _, let at), .heldOpen(_, _, let at), .operated(_, _, _, let at):
             return at
         }
     }

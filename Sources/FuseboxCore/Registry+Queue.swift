@@ -14,7 +14,7 @@ extension Registry {
     ) throws(EngineError) -> AcquireResult {
         let breaker = breakers[index]
         let ownerIndex = try ownerEntry(owner)
-        guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.policy.maxInFlight,
+        guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.maxInFlight,
               breaker.admitsFreely, breaker.waiting > 0 || breaker.permitsInFlight >= cap
         else { return .decided(try acquire(index, cost: cost, owner: ownerIndex, at: now)) }
         guard breaker.waiting < queue.max else {
@@ -33,7 +33,7 @@ extension Registry {
     mutating func serveWaiters(_ index: Int, at now: Timestamp) {
         while breakers[index].waiting > 0 {
             let breaker = breakers[index]
-            if let cap = breaker.budget.policy.maxInFlight, breaker.permitsInFlight >= cap, breaker.admitsFreely { return }
+            if let cap = breaker.budget.maxInFlight, breaker.permitsInFlight >= cap, breaker.admitsFreely { return }
             guard let waiter = waitQueue.popFirst(of: breaker.name) else {
                 breakers[index].waiting = 0
                 return

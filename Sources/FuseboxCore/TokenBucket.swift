@@ -17,10 +17,24 @@ struct TokenBucket: Sendable, Equatable {
     private(set) var pausedUntil: Timestamp?
 
     init(_ limit: RateLimit, now: Timestamp) {
-        capacity = Double(limit.amount)
-        refillRate = Double(limit.amount) / Double(max(1, limit.period.nanosecondsClamped))
-        level = capacity
+        self.init(capacity: Double(limit.amount), per: limit.period, level: Double(limit.amount), now: now)
+    }
+
+    /// A bucket of any size, fractional or empty (a fleet share), starting at `level`.
+    init(capacity: Double, per period: Duration, level: Double, now: Timestamp) {
+        self.capacity = max(0, capacity)
+        refillRate = self.capacity / Double(max(1, period.nanosecondsClamped))
+        self.level = min(self.capacity, level)
         updatedAt = now
+    }
+
+    /// This bucket resized to `capacity` (a new fleet share), keeping what is spent and any pause.
+    func resized(to capacity: Double, per period: Duration, at now: Timestamp) -> TokenBucket {
+        var old = self
+        old.refill(at: now)
+        var bucket = TokenBucket(capacity: capacity, per: period, level: old.level, now: now)
+        bucket.pausedUntil = old.pausedUntil
+        return bucket
     }
 
     /// A bucket for a changed limit that keeps the share already spent.

@@ -108,15 +108,15 @@ public final class ConnectionSession {
             return Reply(bytes: ResponseEncoder.state(id, try engine.record(breaker, redacted(report))))
         case .status(let breaker):
             return Reply(bytes: ResponseEncoder.status(id, try engine.snapshot(breaker)))
-        case .force(let breaker, let mode, let reason):
-            let state = try engine.force(breaker, mode)
+        case .force(let breaker, let mode, let reason, let local):
+            let state = try engine.force(breaker, mode, local: local)
             logger.notice("operator_force", metadata: [
                 "breaker_name": .string(breaker), "forced": .string(mode.rawValue), "operator_reason": .text(reason),
                 "new_state": .string(state.rawValue),
             ])
             return Reply(bytes: ResponseEncoder.state(id, state))
-        case .reset(let breaker):
-            let state = try engine.reset(breaker)
+        case .reset(let breaker, let local):
+            let state = try engine.reset(breaker, local: local)
             logger.notice("operator_reset", metadata: ["breaker_name": .string(breaker), "new_state": .string(state.rawValue)])
             return Reply(bytes: ResponseEncoder.state(id, state))
         case .subscribe:

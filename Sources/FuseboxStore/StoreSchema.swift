@@ -125,7 +125,20 @@ public enum StoreSchema {
         CREATE INDEX transitions_lane ON transitions (breaker, at_ms, id, instance, old_state, new_state);
         DROP INDEX transitions_breaker_at;
         """,
+        // 4: the store's own identity, random and fixed for the file's life:
+        // fleet mode ships rows keyed on it, so a store recreated under the
+        // same instance name never collides with the rows of the one before.
+        """
+        CREATE TABLE store_identity (id TEXT NOT NULL);
+        INSERT INTO store_identity VALUES (lower(hex(randomblob(16))));
+        """,
     ]
+
+    /// The store's identity (version 4 on).
+    public static func identity(_ db: Database) throws -> String? {
+        guard try db.tableExists("store_identity") else { return nil }
+        return try String.fetchOne(db, sql: "SELECT id FROM store_identity LIMIT 1")
+    }
 
     /// Brings `db` to the current version. A file from a newer Fusebox, or one
     /// that is not a Fusebox store, is refused.

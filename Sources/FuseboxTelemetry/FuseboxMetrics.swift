@@ -97,7 +97,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             case .fellBack(let chain, let from, let to, _): chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
             case .exhausted(let chain, _): chains.withLock { $0[chain]?.exhausted.increment() }
             case .permitEnded(let breaker, let how, _): permitEnded(breaker: breaker, how: how)
-            case .heldOpen: break
+            case .heldOpen, .operated: break
             }
         }
     }
@@ -359,15 +359,15 @@ public final class StoreSeries: Sendable {
 
 extension PrometheusCollectorRegistry {
     /// The registry's calls with the full metric name and its help text.
-    func counter(_ name: String, labels: [(String, String)] = [], help: String) -> Counter {
+    package func counter(_ name: String, labels: [(String, String)] = [], help: String) -> Counter {
         makeCounter(descriptor: Self.descriptor(name, help), labels: labels)
     }
 
-    func gauge(_ name: String, labels: [(String, String)] = [], help: String) -> Gauge {
+    package func gauge(_ name: String, labels: [(String, String)] = [], help: String) -> Gauge {
         makeGauge(descriptor: Self.descriptor(name, help), labels: labels)
     }
 
-    func durationHistogram(_ name: String, labels: [(String, String)], buckets: [Duration], help: String) -> DurationHistogram {
+    package func durationHistogram(_ name: String, labels: [(String, String)], buckets: [Duration], help: String) -> DurationHistogram {
         makeDurationHistogram(descriptor: Self.descriptor(name, help), labels: labels, buckets: buckets)
     }
 

@@ -16,8 +16,9 @@ public enum Request: Equatable, Sendable {
     case report(permit: String, CallReport)
     case record(breaker: String, CallReport)
     case status(breaker: String?)
-    case force(breaker: String, mode: ForcedMode, reason: String?)
-    case reset(breaker: String)
+    /// `local`: on this sidecar only, though the breaker is fleet-shared.
+    case force(breaker: String, mode: ForcedMode, reason: String?, local: Bool = false)
+    case reset(breaker: String, local: Bool = false)
     case subscribe(events: [String])
     case ping
 

@@ -87,9 +87,9 @@ public enum RequestDecoder {
             guard let mode = ForcedMode(rawValue: stateText) else {
                 throw WireError(.badRequest, "\"state\" must be one of \(ForcedMode.allCases.map(\.rawValue).joined(separator: ", ")); got \"\(stateText.prefix(32))\"")
             }
-            return .force(breaker: breaker, mode: mode, reason: try fields.string("reason", limit: 256))
+            return .force(breaker: breaker, mode: mode, reason: try fields.string("reason", limit: 256), local: try fields.bool("local") ?? false)
         case .reset:
-            return .reset(breaker: try fields.name("breaker"))
+            return .reset(breaker: try fields.name("breaker"), local: try fields.bool("local") ?? false)
         case .subscribe:
             let events = try fields.names("events")
             if let unknown = events.first(where: { $0 != "transition" }) {
@@ -183,6 +183,14 @@ struct Fields {
             }
             return names
         case let other?: throw WireError(.badRequest, "\"\(key)\" must be an array of strings, got \(other.typeName)")
+        }
+    }
+
+    func bool(_ key: String) throws(WireError) -> Bool? {
+        switch value[key] {
+        case nil, .null?: return nil
+        case .bool(let flag)?: return flag
+        case let other?: throw WireError(.badRequest, "\"\(key)\" must be true or false, got \(other.typeName)")
         }
     }
 

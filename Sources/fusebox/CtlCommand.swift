@@ -132,6 +132,7 @@ struct CtlCommand: ParsableCommand {
         @Argument(help: "The breaker.") var breaker: String
         @Argument(help: "open, closed, disabled, metrics_only or auto.") var state: String
         @Option(help: "Why (logged).") var reason: String?
+        @Flag(help: "In fleet mode, on this sidecar only (by default a shared breaker is forced on every peer).") var local = false
 
         func run() throws {
             guard ForcedMode(rawValue: state) != nil else {
@@ -140,6 +141,7 @@ struct CtlCommand: ParsableCommand {
             let client = try connection.connect(admin: true)
             var request = #"{"op":"force","breaker":\#(quoted(breaker)),"state":\#(quoted(state))"#
             if let reason { request += #","reason":\#(quoted(reason))"# }
+            if local { request += #","local":true"# }
             let answer = try ask(client, request + "}")
             if case .string(let now)? = answer["state"] { print("\(breaker): \(now)") }
         }
@@ -150,10 +152,11 @@ struct CtlCommand: ParsableCommand {
 
         @OptionGroup var connection: Connection
         @Argument(help: "The breaker.") var breaker: String
+        @Flag(help: "In fleet mode, on this sidecar only (by default a shared breaker is reset on every peer).") var local = false
 
         func run() throws {
             let client = try connection.connect(admin: true)
-            let answer = try ask(client, #"{"op":"reset","breaker":\#(quoted(breaker))}"#)
+            let answer = try ask(client, #"{"op":"reset","breaker":\#(quoted(breaker))\#(local ? #","local":true"# : "")}"#)
             if case .string(let now)? = answer["state"] { print("\(breaker): \(now)") }
         }
     }

@@ -1,0 +1,143 @@
+import FuseboxCore
+import FuseboxTelemetry
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Fleet-scoped budgets, after Doorman: each sidecar leases a share of a
+/// limit's capacity from PostgreSQL and enforces it with its own buckets.
+/// Shares follow demand (attempts per second, granted or refused), and a
+/// share is granted only out of what the other live leases leave, so the
+/// shares never add up to more than the capacity. Without PostgreSQL a
+/// sidecar keeps its lease until it lapses, then takes capacity ÷ the peers
+/// it last knew of (never the whole capacity).
+final class BudgetLeases: Sendable {
+    struct Lease: Sendable {
+        var share: Double
+        var expires: Timestamp
+        var peers: Int
+    }
+
+    private let fleet: String
+    private let member: String
+    private let engine: Engine
+    private let series: FleetSeries
+    private let clock: any BreakerClock
+    private let logger: Logger
+    private let leaseLength: Duration
+    private let assumedPeers: Int
+    private let attempts = Mutex<[String: Int]>([:])
+    private let leases = Mutex<[String: Lease]>([:])
+    private let countedSince: Mutex<Timestamp>
+
+    init(fleet: String, member: String, engine: Engine, series: FleetSeries, clock: any BreakerClock, lease: Duration,
+         assumedPeers: Int, logger: Logger) {
+        self.fleet = fleet
+        self.member = member
+        self.engine = engine
+        self.series = series
+        self.clock = clock
+        self.leaseLength = lease
+        self.assumedPeers = assumedPeers
+        self.logger = logger
+        countedSince = Mutex(clock.now())
+    }
+
+    static func key(_ limit: FleetBudgetLimit) -> String { limit.breaker + "\u{0}" + kindName(limit.kind) }
+
+    static func kindName(_ kind: FleetScopedBudgets) -> String {
+        switch kind {
+        case .maxInFlight: return "max_in_flight"
+        case .rate: return "rate"
+        default: return "tokens"
+        }
+    }
+
+    /// Demand: every acquire of a breaker with a fleet budget, granted (reported) or refused by a budget.
+    func note(_ event: EngineEvent) {
+        switch event {
+        case .recorded(let call): attempts.withLock { $0[call.breaker, default: 0] += 1 }
+        case .rejected(let breaker, _, let reason, _) where reason != .open:
+            attempts.withLock { $0[breaker, default: 0] += 1 }
+        default: break
+        }
+    }
+
+    /// Renews every fleet budget's lease with this sidecar's demand since the last renewal.
+    func refresh(_ connection: PostgresConnection) async throws {
+        let limits = engine.fleetBudgetLimits
+        guard !limits.isEmpty else { return }
+        let now = clock.now()
+        let elapsed = max(0.001, (now - countedSince.withLock { since in defer { since = now }; return since }).secondsDouble)
+        let counts = attempts.withLock { all in defer { all.removeAll(keepingCapacity: true) }; return all }
+        for limit in limits {
+            let demand = Double(counts[limit.breaker] ?? 0) / elapsed
+            let lease = try await renew(limit, demand: demand, now: now, connection)
+            leases.withLock { $0[Self.key(limit)] = lease }
+            apply(limit, share: lease.share)
+        }
+    }
+
+    private func renew(_ limit: FleetBudgetLimit, demand: Double, now: Timestamp, _ connection: PostgresConnection) async throws -> Lease {
+        let (fleet, member, breaker, kind) = (fleet, member, limit.breaker, Self.kindName(limit.kind))
+        let capacity = Double(limit.capacity)
+        let expires = now + leaseLength
+        let lockName = "fusebox/\(fleet)/\(breaker)/\(kind)"
+        let nowMs = now.milliseconds, expiresMs = expires.milliseconds
+        let logger = logger
+        return try await connection.withTransaction(logger: logger) { connection -> Lease in
+            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lockName)))", logger: logger)
+            try await connection.query("""
+                DELETE FROM fleet_leases WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind) AND expires_ms < \(nowMs)
+                """, logger: logger)
+            let rows = try await connection.query("""
+                SELECT coalesce(sum(demand), 0)::float8, coalesce(sum(share), 0)::float8, count(*)::int FROM fleet_leases
+                WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind) AND member <> \(member)
+                """, logger: logger)
+            var others = (demand: 0.0, share: 0.0, count: 0)
+            for try await (d, s, c) in rows.decode((Double, Double, Int).self) { others = (d, s, c) }
+            let share = Self.share(capacity: capacity, demand: demand, others: others, whole: limit.kind == .maxInFlight)
+            try await connection.query("""
+                INSERT INTO fleet_leases (fleet, breaker, kind, member, demand, share, capacity, expires_ms)
+                VALUES (\(fleet), \(breaker), \(kind), \(member), \(demand), \(share), \(capacity), \(expiresMs))
+                ON CONFLICT (fleet, breaker, kind, member) DO UPDATE SET
+                    demand = EXCLUDED.demand, share = EXCLUDED.share, capacity = EXCLUDED.capacity, expires_ms = EXCLUDED.expires_ms
+                """, logger: logger)
+            return Lease(share: share, expires: expires, peers: others.count + 1)
+        }
+    }
+
+    /// The share this sidecar may take: its demand's part of the capacity
+    /// (an equal part when nobody asks), out of what others leave.
+    static func share(capacity: Double, demand: Double, others: (demand: Double, share: Double, count: Int), whole: Bool) -> Double {
+        let total = demand + others.demand
+        let fair = total > 0 ? capacity * demand / total : capacity / Double(others.count + 1)
+        let free = max(0, capacity - others.share)
+        let granted = min(fair, free)
+        return whole ? granted.rounded(.down) : granted
+    }
+
+    /// PostgreSQL is away: leases that lapsed fall back to capacity ÷ the peers last known.
+    func fallBack() {
+        let now = clock.now()
+        for limit in engine.fleetBudgetLimits {
+            let key = Self.key(limit)
+            let safe = leases.withLock { all -> Double? in
+                let lease = all[key]
+                if let lease, lease.expires > now { return nil }
+                let peers = max(1, lease?.peers ?? assumedPeers)
+                let share = Double(limit.capacity) / Double(peers)
+                let value = limit.kind == .maxInFlight ? share.rounded(.down) : share
+                if lease?.share == value { return nil }
+                all[key] = Lease(share: value, expires: lease?.expires ?? now, peers: peers)
+                return value
+            }
+            if let safe { apply(limit, share: safe) }
+        }
+    }
+
+    private func apply(_ limit: FleetBudgetLimit, share: Double) {
+        engine.setBudgetShare(limit.breaker, limit.kind, share)
+        series.share(breaker: limit.breaker, kind: Self.kindName(limit.kind), share)
+    }
+}

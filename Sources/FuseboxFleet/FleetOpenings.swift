@@ -1,0 +1,239 @@
+import FuseboxCore
+import FuseboxJSON
+import FuseboxTelemetry
+import Logging
+import PostgresNIO
+import Synchronization
+
+/// Shared openings: local decisions of shared breakers published to the
+/// fleet (a row in `fleet_breakers` and a NOTIFY), peers' decisions applied
+/// here with reason `fleet`, and the fleet's single probe claimed as a lease.
+///
+/// The engine feeds it events after its lock; `receive` only records what
+/// to publish (the latest per breaker, so the backlog is bounded by the
+/// number of breakers) and wakes the fleet task.
+final class FleetOpenings: Sendable {
+    static let channel = "fusebox_fleet"
+
+    let fleet: String
+    let member: String
+    private let engine: Engine
+    private let series: FleetSeries
+    private let logger: Logger
+    private let clock: any BreakerClock
+    private let pending = Mutex<[String: FleetState]>([:])
+    /// The newest fleet epoch seen per breaker: older notifications are stale.
+    private let epochs = Mutex<[String: Int64]>([:])
+    /// Claims lost, per breaker: the epoch and until when not to ask again.
+    private let lost = Mutex<[String: (epoch: Int64, until: Timestamp)]>([:])
+    /// Wakes the publisher of the current connection (a stream ends with the task that reads it, so one per connection).
+    private let wake = Mutex<AsyncStream<Void>.Continuation?>(nil)
+
+    init(fleet: String, member: String, engine: Engine, series: FleetSeries, clock: any BreakerClock, logger: Logger) {
+        self.fleet = fleet
+        self.member = member
+        self.engine = engine
+        self.series = series
+        self.clock = clock
+        self.logger = logger
+    }
+
+    /// A fresh wake-up stream for a new connection's publisher.
+    func makeWakes() -> AsyncStream<Void> {
+        let (stream, continuation) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
+        wake.withLock { $0?.finish(); $0 = continuation }
+        return stream
+    }
+
+    /// Breakers that take part (`fleet: false` keeps one local), read from the running configuration.
+    var sharedBreakers: Set<String> {
+        Set(((try? engine.snapshot()) ?? []).filter(\.policy.fleetShared).map(\.name))
+    }
+
+    // MARK: From the engine
+
+    func note(_ event: EngineEvent) {
+        let state: (String, FleetState)?
+        switch event {
+        case .transitioned(let t) where t.reason != .fleet:
+            switch (t.to, t.reason) {
+            case (.open, .forced), (.open, .reset): state = nil
+            case (.open, _): state = t.openUntil.map { (t.breaker, .open(until: $0, probesFailed: 0)) }
+            case (.closed, .probeSucceeded): state = (t.breaker, .closed)
+            default: state = nil
+            }
+        case .operated(let breaker, let action, let local, _) where !local:
+            switch action {
+            case .force(let mode): state = (breaker, .forced(mode))
+            case .reset: state = (breaker, .reset)
+            }
+        default: state = nil
+        }
+        guard let (breaker, fleetState) = state else { return }
+        pending.withLock { $0[breaker] = fleetState }
+        _ = wake.withLock { $0?.yield() }
+    }
+
+    // MARK: To PostgreSQL
+
+    /// Publishes what the engine decided since the last call.
+    func publishPending(_ connection: PostgresConnection, shared: Set<String>) async throws {
+        let batch = pending.withLock { all -> [String: FleetState] in
+            defer { all.removeAll(keepingCapacity: true) }
+            return all
+        }
+        for (breaker, state) in batch.sorted(by: { $0.key < $1.key }) where shared.contains(breaker) {
+            do {
+                try await publish(breaker, state, connection)
+            } catch {
+                // Kept for the next connection unless something newer came meanwhile.
+                pending.withLock { all in if all[breaker] == nil { all[breaker] = state } }
+                throw error
+            }
+        }
+    }
+
+    private func publish(_ breaker: String, _ state: FleetState, _ connection: PostgresConnection) async throws {
+        var stateText: String
+        var until: Int64?
+        var probesFailed = 0
+        switch state {
+        case .open(let openUntil, _):
+            stateText = "open"
+            until = openUntil.milliseconds
+            probesFailed = (try? engine.snapshot(breaker).first?.failedProbes) ?? 0
+        case .closed: stateText = "closed"
+        case .forced(let mode): stateText = "forced:" + mode.rawValue
+        case .reset: stateText = "reset"
+        }
+        let now = clock.now().milliseconds
+        let rows = try await connection.query("""
+            WITH up AS (
+                INSERT INTO fleet_breakers (fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
+                VALUES (\(fleet), \(breaker), \(stateText), \(until), \(probesFailed), 1, \(member), \(now))
+                ON CONFLICT (fleet, breaker) DO UPDATE SET
+                    state = EXCLUDED.state, open_until_ms = EXCLUDED.open_until_ms, probes_failed = EXCLUDED.probes_failed,
+                    epoch = fleet_breakers.epoch + 1, origin = EXCLUDED.origin, published_ms = EXCLUDED.published_ms
+                RETURNING fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
+            SELECT epoch, pg_notify('\(unescaped: Self.channel)', json_build_object(
+                'f', fleet, 'b', breaker, 's', state, 'u', open_until_ms, 'p', probes_failed, 'e', epoch, 'o', origin, 't', published_ms
+            )::text) FROM up
+            """, logger: logger)
+        for try await (epoch, _) in rows.decode((Int64, String).self) { noteEpoch(breaker, epoch) }
+        series.publishedState()
+    }
+
+    private func noteEpoch(_ breaker: String, _ epoch: Int64) {
+        epochs.withLock { $0[breaker] = max($0[breaker] ?? 0, epoch) }
+    }
+
+    // MARK: From peers
+
+    /// A NOTIFY payload: applies a peer's newer state, ignores our own and stale ones.
+    func received(_ payload: String, shared: Set<String>) {
+        guard let value = try? JSONParser.parse(payload), let row = PublishedState(value), row.fleet == fleet else { return }
+        apply(row, shared: shared, catchingUp: false)
+    }
+
+    /// On (re)connecting: the table's current openings, so a sidecar that was away catches up.
+    func catchUp(_ connection: PostgresConnection, shared: Set<String>) async throws {
+        let rows = try await connection.query("""
+            SELECT breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms FROM fleet_breakers WHERE fleet = \(fleet)
+            """, logger: logger)
+        for try await (breaker, state, until, probes, epoch, origin, published) in rows.decode((String, String, Int64?, Int, Int64, String, Int64).self) {
+            apply(PublishedState(fleet: fleet, breaker: breaker, state: state, openUntil: until, probesFailed: probes,
+                                 epoch: epoch, origin: origin, publishedAt: published), shared: shared, catchingUp: true)
+        }
+    }
+
+    private func apply(_ row: PublishedState, shared: Set<String>, catchingUp: Bool) {
+        let fresh = epochs.withLock { all -> Bool in
+            guard row.epoch > (all[row.breaker] ?? 0) else { return false }
+            all[row.breaker] = row.epoch
+            return true
+        }
+        guard fresh, row.origin != member, shared.contains(row.breaker), let state = row.fleetState else { return }
+        // Catching up, only an opening still running (or a forced state) is news: a closed row
+        // older than what this sidecar saw while away must not close a breaker it opened itself.
+        if catchingUp {
+            switch state {
+            case .open(let until, _): guard until > clock.now() else { return }
+            case .forced: break
+            case .closed, .reset: return
+            }
+        }
+        engine.applyFleet(row.breaker, state)
+        series.appliedState()
+        if !catchingUp { series.propagated(clock.now() - Timestamp.milliseconds(row.publishedAt)) }
+    }
+
+    // MARK: The fleet's one probe
+
+    /// For each shared breaker whose open period ran out here: claims the probe
+    /// lease for its epoch. The winner goes half-open; the others wait for its result.
+    func claimProbes(_ connection: PostgresConnection) async throws {
+        let now = clock.now()
+        for candidate in engine.probeCandidates() {
+            let epoch = epochs.withLock { $0[candidate.breaker] ?? 0 }
+            if let lastLost = lost.withLock({ $0[candidate.breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
+            let maxWait = (try? engine.snapshot(candidate.breaker).first?.policy.halfOpen.maxWait) ?? .seconds(30)
+            let expires = (now + maxWait + .seconds(5)).milliseconds
+            let rows = try await connection.query("""
+                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(candidate.breaker), \(epoch), \(member), \(expires))
+                ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
+                WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(now.milliseconds)
+                RETURNING holder
+                """, logger: logger)
+            var won = false
+            for try await holder in rows.decode(String.self) where holder == member { won = true }
+            if won {
+                engine.beginFleetProbe(candidate.breaker)
+            } else {
+                lost.withLock { $0[candidate.breaker] = (epoch, now + .seconds(1)) }
+            }
+        }
+    }
+}
+
+/// One row of `fleet_breakers`, as stored and as NOTIFY carries it.
+struct PublishedState {
+    var fleet: String
+    var breaker: String
+    var state: String
+    var openUntil: Int64?
+    var probesFailed: Int
+    var epoch: Int64
+    var origin: String
+    var publishedAt: Int64
+
+    init(fleet: String, breaker: String, state: String, openUntil: Int64?, probesFailed: Int, epoch: Int64, origin: String, publishedAt: Int64) {
+        self.fleet = fleet
+        self.breaker = breaker
+        self.state = state
+        self.openUntil = openUntil
+        self.probesFailed = probesFailed
+        self.epoch = epoch
+        self.origin = origin
+        self.publishedAt = publishedAt
+    }
+
+    init?(_ value: JSONValue) {
+        func text(_ key: String) -> String? { if case .string(let s)? = value[key] { return s } else { return nil } }
+        func number(_ key: String) -> Int64? { if case .number(let n)? = value[key] { return Int64(n) } else { return nil } }
+        guard let fleet = text("f"), let breaker = text("b"), let state = text("s"), let epoch = number("e"),
+              let origin = text("o"), let published = number("t") else { return nil }
+        self.init(fleet: fleet, breaker: breaker, state: state, openUntil: number("u"), probesFailed: Int(number("p") ?? 0),
+                  epoch: epoch, origin: origin, publishedAt: published)
+    }
+
+    var fleetState: FleetState? {
+        switch state {
+        case "open": return openUntil.map { .open(until: .milliseconds($0), probesFailed: probesFailed) }
+        case "closed": return .closed
+        case "reset": return .reset
+        default:
+            guard state.hasPrefix("forced:"), let mode = ForcedMode(rawValue: String(state.dropFirst(7))) else { return nil }
+            return .forced(mode)
+        }
+    }
+}
