@@ -89,6 +89,7 @@ let package = Package(
         ]),
         .executableTarget(name: "fusebox", dependencies: [
             "FuseboxApp",
+            "FuseboxFleet",
             "FuseboxCore",
             "FuseboxConfig",
             "FuseboxWire",

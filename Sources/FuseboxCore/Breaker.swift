@@ -257,6 +257,18 @@ struct Breaker: Sendable {
         }
     }
 
+    /// Peers' failures in a row (fleet mode), counted as if seen here: a
+    /// closed breaker trips on the fleet's count, not only its own.
+    mutating func recordRemote(resets: Bool, failures: Int, at now: Timestamp, random: inout SplitMix64) -> Transition? {
+        guard state == .closed || state == .metricsOnly else { return nil }
+        if resets { consecutiveFailures = 0 }
+        consecutiveFailures = min(1_000_000_000, consecutiveFailures + max(0, failures))
+        guard state == .closed, failures > 0,
+              let reason = rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now))
+        else { return nil }
+        return transition(to: .open, reason: reason, at: now, random: &random)
+    }
+
     // MARK: Operators
 
     mutating func force(_ mode: ForcedMode, at now: Timestamp, random: inout SplitMix64) -> Transition? {

@@ -62,6 +62,18 @@ extension Engine {
         }
     }
 
+    /// Peers' failures in a row of a shared breaker: `resets` when a success came first.
+    public func recordRemote(_ breaker: String, resets: Bool, failures: Int) {
+        decide { registry in
+            guard let index = try? registry.index(of: breaker) else { return }
+            let now = clock.now()
+            if let change = registry.breakers[index].recordRemote(resets: resets, failures: failures, at: now, random: &registry.random) {
+                registry.events.append(.transitioned(change))
+                if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
+            }
+        }
+    }
+
     /// Applies a peer's decision with reason `fleet`. Returns the transition
     /// made, if any (an open breaker only takes a later `open_until`).
     @discardableResult

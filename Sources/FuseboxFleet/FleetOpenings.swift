@@ -22,6 +22,8 @@ final class FleetOpenings: Sendable {
     private let logger: Logger
     private let clock: any BreakerClock
     private let pending = Mutex<[String: FleetState]>([:])
+    /// Failures in a row to tell peers, per breaker; `told` marks breakers whose failures peers have counted.
+    private let streaks = Mutex<(pending: [String: CallStreak], told: Set<String>)>(([:], []))
     /// The newest fleet epoch seen per breaker: older notifications are stale.
     private let epochs = Mutex<[String: Int64]>([:])
     /// Claims lost, per breaker: the epoch and until when not to ask again.
@@ -53,6 +55,7 @@ final class FleetOpenings: Sendable {
     // MARK: From the engine
 
     func note(_ event: EngineEvent) {
+        if case .recorded(let call) = event, !call.stale { noteCall(call); return }
         let state: (String, FleetState)?
         switch event {
         case .transitioned(let t) where t.reason != .fleet:
@@ -74,7 +77,42 @@ final class FleetOpenings: Sendable {
         _ = wake.withLock { $0?.yield() }
     }
 
+    /// A failure is told to peers; a success only when peers hold failures of ours to forget.
+    private func noteCall(_ call: RecordedCall) {
+        let wakeUp = streaks.withLock { s -> Bool in
+            if call.outcome.isFailure {
+                s.pending[call.breaker, default: CallStreak()].failures += 1
+                return true
+            }
+            guard call.outcome == .success, s.told.contains(call.breaker) else { return false }
+            s.told.remove(call.breaker)
+            s.pending[call.breaker] = CallStreak(resets: true, failures: 0)
+            return true
+        }
+        if wakeUp { _ = wake.withLock { $0?.yield() } }
+    }
+
     // MARK: To PostgreSQL
+
+    /// Tells peers the failures (and resets) seen here since the last call: a NOTIFY only, nothing stored.
+    func publishStreaks(_ connection: PostgresConnection, shared: Set<String>) async throws {
+        let batch = streaks.withLock { s -> [String: CallStreak] in
+            defer { s.pending.removeAll(keepingCapacity: true) }
+            for (breaker, streak) in s.pending where streak.failures > 0 { s.told.insert(breaker) }
+            return s.pending
+        }
+        for (breaker, streak) in batch.sorted(by: { $0.key < $1.key }) where shared.contains(breaker) {
+            var writer = JSONWriter()
+            writer.string("f", fleet)
+            writer.string("k", "calls")
+            writer.string("b", breaker)
+            writer.int("n", streak.failures)
+            writer.bool("r", streak.resets)
+            writer.string("o", member)
+            let payload = String(decoding: writer.finish(), as: UTF8.self)
+            try await connection.query("SELECT pg_notify('\(unescaped: Self.channel)', \(payload))", logger: logger)
+        }
+    }
 
     /// Publishes what the engine decided since the last call.
     func publishPending(_ connection: PostgresConnection, shared: Set<String>) async throws {
@@ -131,7 +169,17 @@ final class FleetOpenings: Sendable {
 
     /// A NOTIFY payload: applies a peer's newer state, ignores our own and stale ones.
     func received(_ payload: String, shared: Set<String>) {
-        guard let value = try? JSONParser.parse(payload), let row = PublishedState(value), row.fleet == fleet else { return }
+        guard let value = try? JSONParser.parse(payload) else { return }
+        if case .string("calls")? = value["k"] {
+            guard case .string(fleet)? = value["f"], case .string(let breaker)? = value["b"], case .string(let origin)? = value["o"],
+                  origin != member, shared.contains(breaker), case .number(let count)? = value["n"], let failures = Int(count)
+            else { return }
+            let resets: Bool
+            if case .bool(true)? = value["r"] { resets = true } else { resets = false }
+            engine.recordRemote(breaker, resets: resets, failures: failures)
+            return
+        }
+        guard let row = PublishedState(value), row.fleet == fleet else { return }
         apply(row, shared: shared, catchingUp: false)
     }
 
@@ -193,6 +241,12 @@ final class FleetOpenings: Sendable {
             }
         }
     }
+}
+
+/// Failures in a row seen here and not yet told; `resets` when a success came before them.
+struct CallStreak: Sendable {
+    var resets = false
+    var failures = 0
 }
 
 /// One row of `fleet_breakers`, as stored and as NOTIFY carries it.

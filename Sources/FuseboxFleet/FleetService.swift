@@ -115,7 +115,10 @@ public final class FleetService: Service, EngineEventSink {
             group.addTask {
                 try await withTimeout(Self.queryTimeout) { try await self.openings.publishPending(connection, shared: shared) }
                 for await _ in wakes {
-                    try await withTimeout(Self.queryTimeout) { try await self.openings.publishPending(connection, shared: shared) }
+                    try await withTimeout(Self.queryTimeout) {
+                        try await self.openings.publishPending(connection, shared: shared)
+                        try await self.openings.publishStreaks(connection, shared: shared)
+                    }
                 }
             }
             // Probe claims every claim interval, lease renewals every refresh.

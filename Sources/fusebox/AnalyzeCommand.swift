@@ -2,6 +2,8 @@ import ArgumentParser
 import FuseboxAnalyze
 import FuseboxConfig
 import FuseboxCore
+import FuseboxFleet
+import Foundation
 
 #if canImport(Glibc)
 import Glibc
@@ -24,10 +26,12 @@ struct AnalyzeCommand: ParsableCommand {
           fusebox analyze --db a.db --db b.db --summary     two hosts, per-breaker figures
           fusebox analyze --format html --output report.html
           fusebox analyze --incident inc-20260101T000231 --format json
+          fusebox analyze --db postgresql://fusebox@db.internal/fusebox    a fleet's history
         """
     )
 
-    @Option(name: .customLong("db"), help: "A store file (repeat for several hosts).") var databases: [String] = []
+    @Option(name: .customLong("db"), help: "A store file (repeat for several hosts), or a fleet's postgresql:// URL.") var databases: [String] = []
+    @Option(help: "With a postgresql:// --db: only this fleet's history (default: every fleet in the database).") var fleet: String?
     @Option(help: "Start: an RFC 3339 time or date, or an age such as 2h or 7d.") var since: String?
     @Option(help: "End: an RFC 3339 time or date, or an age such as 30m.") var until: String?
     @Option(name: .customLong("breaker"), help: "Only this breaker (repeatable).") var breakers: [String] = []
@@ -49,6 +53,8 @@ struct AnalyzeCommand: ParsableCommand {
         guard let gap = DurationText.parse(mergeGap) else { throw ValidationError("--merge-gap takes a duration such as 5m") }
         options.mergeGap = gap.millisecondsClamped
         guard ["text", "markdown", "json", "html"].contains(format) else { throw ValidationError("--format must be text, markdown, json or html") }
+        let copies = try copyFleetHistories(&options)
+        defer { for path in copies { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } } }
 
         let analysis: Analysis
         do {
@@ -85,6 +91,28 @@ struct AnalyzeCommand: ParsableCommand {
     }
 
     /// An RFC 3339 time or date, or an age before `now`.
+    /// Each postgresql:// --db becomes a temporary store copied from it; returns their paths (to delete).
+    func copyFleetHistories(_ options: inout AnalyzeOptions) throws -> [String] {
+        var copies: [String] = []
+        for (index, entry) in options.databases.enumerated() where entry.hasPrefix("postgresql://") || entry.hasPrefix("postgres://") {
+            let url: PostgresURL
+            do { url = try PostgresURL(parsing: entry) } catch {
+                throw ValidationError("--db \(entry.prefix(60)): \(error.description)")
+            }
+            let path = FileManager.default.temporaryDirectory.appendingPathComponent("fusebox-fleet-\(getpid())-\(index).db").path
+            copies.append(path)
+            let (since, until, fleet) = (options.since, options.until, self.fleet)
+            let outcome = BlockingTask.run { try await FleetHistoryCopy.copy(from: url, fleet: fleet, since: since, until: until, into: path) }
+            if case .failure(let error) = outcome {
+                for path in copies { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
+                printError("fusebox analyze: \(error)")
+                throw ExitCode(1)
+            }
+            options.databases[index] = path
+        }
+        return copies
+    }
+
     static func time(_ text: String, now: Int64, flag: String) throws -> Int64 {
         if let age = DurationText.parse(text) { return now - age.millisecondsClamped }
         if let stamp = Timestamp(rfc3339: text) { return stamp.milliseconds }

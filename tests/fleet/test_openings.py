@@ -1,0 +1,129 @@
+"""Shared openings: propagation, the calls a dead provider gets, one probe per open period."""
+from __future__ import annotations
+
+import datetime
+import json
+import time
+
+from conftest import Fleet, Stub, Subscription, collect, percentile, start_workers
+
+
+def millis(timestamp: str) -> float:
+    return datetime.datetime.fromisoformat(timestamp.replace("Z", "+00:00")).timestamp() * 1000
+
+
+BREAKERS = """
+defaults:
+  trip: { consecutive_failures: 2, window: off }
+  open: { duration: 60s, jitter: 0, backoff: off }
+  max_transitions_per_minute: off
+breakers: { openai: {}, private: { fleet: false } }
+"""
+
+
+def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
+    delays = []
+    with Fleet(5, BREAKERS) as fleet:
+        subscriptions = [Subscription(s) for s in fleet.sidecars]
+        origin = fleet.sidecars[0]
+        for round_ in range(20):
+            for subscription in subscriptions:
+                subscription.clear()
+            for _ in range(2):
+                origin.ask('{"op":"record","breaker":"openai","outcome":"failure","status":503}')
+            opened = subscriptions[0].wait_for(lambda e: e.get("new_state") == "open")
+            for peer in subscriptions[1:]:
+                seen = peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")
+                delays.append(millis(seen["timestamp"]) - millis(opened["timestamp"]))
+            assert all(s.state("openai") == "open" for s in fleet.sidecars)
+            # ctl reset without --local applies on every peer.
+            origin.ask('{"op":"reset","breaker":"openai"}', admin=True)
+            for peer in subscriptions[1:]:
+                peer.wait_for(lambda e: e.get("new_state") == "closed" and e.get("reason") == "fleet")
+        # fleet: false keeps a breaker local.
+        for _ in range(2):
+            origin.ask('{"op":"record","breaker":"private","outcome":"failure"}')
+        time.sleep(1)
+        assert origin.state("private") == "open"
+        assert [s.state("private") for s in fleet.sidecars[1:]] == ["closed"] * 4
+        # --local resets this sidecar only.
+        for _ in range(2):
+            origin.ask('{"op":"record","breaker":"openai","outcome":"failure"}')
+        subscriptions[1].wait_for(lambda e: e.get("new_state") == "open")
+        origin.ask('{"op":"reset","breaker":"openai","local":true}', admin=True)
+        time.sleep(1)
+        assert origin.state("openai") == "closed"
+        assert [s.state("openai") for s in fleet.sidecars[1:]] == ["open"] * 4
+        for subscription in subscriptions:
+            subscription.close()
+    p50, p99 = percentile(delays, 0.5), percentile(delays, 0.99)
+    print(f"\npropagation over {len(delays)} peer openings: p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {max(delays):.1f} ms")
+    assert len(delays) == 80
+    assert p99 <= 1000
+
+
+DEAD = """
+defaults:
+  trip: { consecutive_failures: 5, window: off }
+  open: { duration: 60s, jitter: 0, backoff: off }
+breakers: { dead: {} }
+"""
+
+
+def run_dead(fleet_on: bool) -> int:
+    stub = Stub("dead", delay=0.1)
+    try:
+        with Fleet(5, DEAD, fleet_on=fleet_on) as fleet:
+            workers = []
+            for sidecar in fleet.sidecars:
+                workers += start_workers(sidecar, 4, "acquire", "dead", duration=3, interval=0.25, providers={"dead": stub.url})
+            collect(workers, timeout=60)
+    finally:
+        stub.stop()
+    return stub.calls
+
+
+def test_a_dead_provider_gets_the_threshold_plus_calls_in_flight_with_fleet_on():
+    off = run_dead(fleet_on=False)
+    on = run_dead(fleet_on=True)
+    threshold, in_flight = 5, 5 * 4
+    print(f"\ncalls reaching a dead provider, 5 sidecars x 4 workers: fleet off {off}, fleet on {on} "
+          f"(target with fleet on: <= {threshold} + {in_flight} in flight)")
+    assert on <= threshold + in_flight
+    assert off > on
+
+
+PROBE = """
+defaults:
+  trip: { consecutive_failures: 3, window: off }
+  open: { duration: 1s, jitter: 0, backoff: off }
+  half_open: { probes: 1, successes_to_close: 1 }
+  max_transitions_per_minute: off
+breakers: { flaky: {} }
+"""
+
+
+def test_one_probe_per_open_period_across_the_fleet_and_its_success_closes_all():
+    stub = Stub("dead", delay=0.05)
+    try:
+        with Fleet(5, PROBE) as fleet:
+            workers = []
+            for sidecar in fleet.sidecars:
+                workers += start_workers(sidecar, 2, "acquire", "flaky", duration=7, interval=0.05, providers={"flaky": stub.url})
+            time.sleep(5.5)
+            with stub.lock:
+                times = list(stub.times)
+                stub.mode = "ok"
+            collect(workers, timeout=60)
+            states = [s.state("flaky") for s in fleet.sidecars]
+    finally:
+        stub.stop()
+    # The trip: the first burst. After it, one probe per open period (1 s): never two close together.
+    start = times[0]
+    probes = [t for t in times if t - start > 0.9]
+    gaps = [b - a for a, b in zip(probes, probes[1:])]
+    print(f"\n{len(times)} calls before the provider recovered; {len(probes)} probes, gaps {[round(g, 2) for g in gaps]}; "
+          f"states after recovery {states}")
+    assert len(probes) >= 3, "the fleet kept probing"
+    assert all(gap >= 0.9 for gap in gaps), "two probes in one open period"
+    assert states == ["closed"] * 5
