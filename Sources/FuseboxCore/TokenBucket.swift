@@ -70,6 +70,8 @@ struct TokenBucket: Sendable, Equatable {
     /// full bucket (it could never be granted otherwise); an amount of zero
     /// needs a bucket not in debt and not empty.
     mutating func allows(_ amount: Double, at now: Timestamp) -> Bool {
+        // A fleet share of nothing grants nothing (not "a full bucket of zero").
+        guard capacity > 0 else { return false }
         refill(at: now)
         guard amount > 0 else { return level > 0 }
         return level >= min(amount, capacity)
@@ -102,6 +104,8 @@ struct TokenBucket: Sendable, Equatable {
     /// How long until `amount` could be taken, or nil when it can be now.
     mutating func wait(for amount: Double, at now: Timestamp) -> Duration? {
         guard !allows(amount, at: now) else { return nil }
+        // An empty share fills only when a lease grants one: ask again after a typical renewal.
+        guard capacity > 0 else { return .seconds(1) }
         let needed = (amount > 0 ? min(amount, capacity) : Double.ulpOfOne) - level
         let start = pausedUntil.map { $0 - now } ?? .zero
         let refillTime = Duration.saturatingNanoseconds((needed / refillRate).rounded(.up))

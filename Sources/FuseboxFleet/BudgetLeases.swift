@@ -27,6 +27,10 @@ final class BudgetLeases: Sendable {
     private let leaseLength: Duration
     private let assumedPeers: Int
     private let attempts = Mutex<[String: Int]>([:])
+    /// Demand per breaker, smoothed over renewals: a sidecar with a request every
+    /// two seconds must not swing between none and all of its part each second.
+    private let demand = Mutex<[String: Double]>([:])
+    static let smoothing = 0.25
     private let leases = Mutex<[String: Lease]>([:])
     private let countedSince: Mutex<Timestamp>
 
@@ -70,8 +74,17 @@ final class BudgetLeases: Sendable {
         let now = clock.now()
         let elapsed = max(0.001, (now - countedSince.withLock { since in defer { since = now }; return since }).secondsDouble)
         let counts = attempts.withLock { all in defer { all.removeAll(keepingCapacity: true) }; return all }
+        var smoothed: [String: Double] = [:]
+        demand.withLock { all in
+            for breaker in Set(limits.map(\.breaker)) {
+                let now = Double(counts[breaker] ?? 0) / elapsed
+                let value = all[breaker].map { $0 + Self.smoothing * (now - $0) } ?? now
+                all[breaker] = value
+                smoothed[breaker] = value
+            }
+        }
         for limit in limits {
-            let demand = Double(counts[limit.breaker] ?? 0) / elapsed
+            let demand = smoothed[limit.breaker] ?? 0
             let lease = try await renew(limit, demand: demand, now: now, connection)
             leases.withLock { $0[Self.key(limit)] = lease }
             apply(limit, share: lease.share)

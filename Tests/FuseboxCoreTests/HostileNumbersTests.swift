@@ -138,3 +138,23 @@ struct HostileNumbersTests {
         #expect(throws: EngineError.unknownOwner) { try h.engine.acquire("api", owner: greedy) }
     }
 }
+
+@Suite struct FleetShareBucketTests {
+    @Test func aShareOfNothingGrantsNothingAndSaysToAskAgainLater() {
+        var bucket = TokenBucket(capacity: 0, per: .seconds(60), level: 0, now: .seconds(0))
+        let one = bucket.allows(1, at: .seconds(100)), none = bucket.allows(0, at: .seconds(100))
+        let wait = bucket.wait(for: 1, at: .seconds(100))
+        #expect(!one && !none)
+        #expect(wait == .seconds(1))
+    }
+
+    @Test func aJoiningSidecarsFirstShareStartsEmptyAndRefillsAtItsShare() {
+        let full = TokenBucket(RateLimit(amount: 120, per: .seconds(60)), now: .seconds(0))
+        var share = full.resized(to: 0, per: .seconds(60), at: .seconds(0)).resized(to: 60, per: .seconds(60), at: .seconds(0))
+        let atOnce = share.allows(1, at: .seconds(0))
+        let halfway = share.available(at: .seconds(30)), later = share.available(at: .seconds(600))
+        #expect(!atOnce)
+        #expect(abs(halfway - 30) < 1e-9)
+        #expect(later == 60)
+    }
+}
