@@ -30,6 +30,10 @@ enum FleetConnection {
     /// One line on what went wrong, with PostgreSQL's SQLSTATE where it sent one.
     static func describe(_ error: any Error, url: PostgresURL) -> String {
         if let problem = error as? FleetSchema.Problem { return problem.description }
+        if let failed = error as? PostgresTransactionError {
+            // The error inside the transaction says what happened; the wrapper only where.
+            if let inner = failed.closureError ?? failed.beginError ?? failed.commitError { return describe(inner, url: url) }
+        }
         guard let error = error as? PSQLError else { return "\(error)" }
         if let info = error.serverInfo {
             let state = info[.sqlState] ?? ""

@@ -143,10 +143,15 @@ public final class FleetService: Service, EngineEventSink {
     private func shipLoop(_ shipper: HistoryShipper) async {
         var connection: PostgresConnection?
         var caughtUpAt = clock.now()
+        var nextPrune = clock.now()
         while !Task.isCancelled {
             do {
                 if connection == nil || connection?.isClosed == true {
                     connection = try await FleetConnection.open(settings.postgres, id: 2, logger: logger)
+                }
+                if let retention = settings.retention, clock.now() >= nextPrune {
+                    try await shipper.prune(over: connection!, before: (clock.now() - retention).milliseconds)
+                    nextPrune = clock.now() + .seconds(3_600)
                 }
                 let pass = try await shipper.ship(over: connection!)
                 series.shippedRows(pass.rows)

@@ -54,6 +54,18 @@ final class HistoryShipper: Sendable {
         return pass
     }
 
+    /// `fleet.retention`: this fleet's history older than `cutoff` (Unix ms) goes. Any sidecar may run it; deletes are idempotent.
+    func prune(over connection: PostgresConnection, before cutoff: Int64) async throws {
+        let fleet = self.fleet
+        try await connection.query("DELETE FROM history_transitions WHERE fleet = \(fleet) AND at_ms < \(cutoff)", logger: logger)
+        try await connection.query("DELETE FROM history_failures WHERE fleet = \(fleet) AND at_ms < \(cutoff)", logger: logger)
+        try await connection.query("DELETE FROM history_traffic WHERE fleet = \(fleet) AND bucket_ms < \(cutoff)", logger: logger)
+        try await connection.query("DELETE FROM history_routes WHERE fleet = \(fleet) AND bucket_ms < \(cutoff)", logger: logger)
+        try await connection.query(
+            "DELETE FROM history_runs WHERE fleet = \(fleet) AND coalesce(stopped_ms, started_ms) < \(cutoff)", logger: logger
+        )
+    }
+
     private func watermarks(_ storeID: String, _ connection: PostgresConnection) async throws -> [String: Int64] {
         var marks: [String: Int64] = [:]
         let rows = try await connection.query("SELECT table_name, mark FROM history_watermarks WHERE store_id = \(storeID)", logger: logger)
