@@ -2,6 +2,7 @@ import FuseboxConfig
 import FuseboxCore
 import FuseboxTelemetry
 import Logging
+import NIOCore
 import PostgresNIO
 import ServiceLifecycle
 import Synchronization
@@ -28,6 +29,8 @@ public final class FleetService: Service, EngineEventSink {
     /// How often gated breakers are checked for a due probe, and the longest any fleet query may take.
     static let claimInterval = Duration.milliseconds(50)
     static let queryTimeout = Duration.seconds(5)
+    /// The longest one ship pass (up to 200 batches) may take.
+    static let shipTimeout = Duration.seconds(60)
 
     public init(settings: FleetSettings, instance: String, storePath: String?, engine: Engine, series: FleetSeries,
                 clock: any BreakerClock, logger: Logger) {
@@ -54,15 +57,23 @@ public final class FleetService: Service, EngineEventSink {
     public func run() async throws {
         series.link(up: false)
         budgets.fallBack()
-        try? await cancelWhenGracefulShutdown {
-            await withTaskGroup(of: Void.self) { group in
-                group.addTask { await self.controlLoop() }
-                if let shipper = self.shipper { group.addTask { await self.shipLoop(shipper) } }
-            }
+        // Unstructured, so a stop is bounded even if PostgreSQL stops answering mid-query
+        // (postgres-nio's queries do not end on cancellation; closing the connection ends them).
+        let control = Task { await self.controlLoop() }
+        let shipping = shipper.map { shipper in Task { await self.shipLoop(shipper) } }
+        try? await gracefulShutdown()
+        control.cancel()
+        shipping?.cancel()
+        let stopped = await finishes(within: Self.stopLimit) {
+            await control.value
+            await shipping?.value
         }
+        if !stopped { logger.warning("fleet_stop_timeout", metadata: ["limit": .stringConvertible(Self.stopLimit)]) }
         // The store stopped before us (it is listed after this service): one last pass ships its final rows.
         if let shipper { await finalShip(shipper) }
     }
+
+    static let stopLimit = Duration.seconds(5)
 
     // MARK: Openings, probes and leases
 
@@ -72,10 +83,10 @@ public final class FleetService: Service, EngineEventSink {
             do {
                 let connection = try await FleetConnection.open(settings.postgres, id: 1, logger: logger)
                 defer { Task { try? await connection.close() } }
-                try await withTimeout(Self.queryTimeout) { try await FleetSchema.prepare(connection, logger: self.logger) }
+                try await withTimeout(Self.queryTimeout, closing: connection) { try await FleetSchema.prepare(connection, logger: self.logger) }
                 try await connection.listen(on: FleetOpenings.channel) { notifications in
                     let shared = openings.sharedBreakers
-                    try await withTimeout(Self.queryTimeout) { try await self.openings.catchUp(connection, shared: shared) }
+                    try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.catchUp(connection, shared: shared) }
                     engine.gateProbes(shared, true)
                     link.up()
                     retry = .milliseconds(250)
@@ -113,9 +124,9 @@ public final class FleetService: Service, EngineEventSink {
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Publishing as soon as a local decision wakes it.
             group.addTask {
-                try await withTimeout(Self.queryTimeout) { try await self.openings.publishPending(connection, shared: shared) }
+                try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.publishPending(connection, shared: shared) }
                 for await _ in wakes {
-                    try await withTimeout(Self.queryTimeout) {
+                    try await withTimeout(Self.queryTimeout, closing: connection) {
                         try await self.openings.publishPending(connection, shared: shared)
                         try await self.openings.publishStreaks(connection, shared: shared)
                     }
@@ -125,9 +136,9 @@ public final class FleetService: Service, EngineEventSink {
             group.addTask {
                 var nextRefresh = self.clock.now()
                 while !Task.isCancelled {
-                    try await withTimeout(Self.queryTimeout) { try await self.openings.claimProbes(connection) }
+                    try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.claimProbes(connection) }
                     if self.clock.now() >= nextRefresh {
-                        try await withTimeout(Self.queryTimeout) { try await self.budgets.refresh(connection) }
+                        try await withTimeout(Self.queryTimeout, closing: connection) { try await self.budgets.refresh(connection) }
                         nextRefresh = self.clock.now() + self.settings.refresh
                     }
                     try await Task.sleep(for: Self.claimInterval)
@@ -150,10 +161,12 @@ public final class FleetService: Service, EngineEventSink {
                     connection = try await FleetConnection.open(settings.postgres, id: 2, logger: logger)
                 }
                 if let retention = settings.retention, clock.now() >= nextPrune {
-                    try await shipper.prune(over: connection!, before: (clock.now() - retention).milliseconds)
+                    let open = connection!, cutoff = (clock.now() - retention).milliseconds
+                    try await withTimeout(Self.shipTimeout, closing: open) { try await shipper.prune(over: open, before: cutoff) }
                     nextPrune = clock.now() + .seconds(3_600)
                 }
-                let pass = try await shipper.ship(over: connection!)
+                let open = connection!
+                let pass = try await withTimeout(Self.shipTimeout, closing: open) { try await shipper.ship(over: open) }
                 series.shippedRows(pass.rows)
                 if pass.caughtUp { caughtUpAt = clock.now() }
                 series.shipLag(seconds: pass.caughtUp ? 0 : (clock.now() - caughtUpAt).secondsDouble)
@@ -169,31 +182,65 @@ public final class FleetService: Service, EngineEventSink {
     }
 
     private func finalShip(_ shipper: HistoryShipper) async {
-        do {
-            try await withTimeout(.seconds(10)) {
+        let outcome = Mutex<String?>("no answer within 10 s")
+        _ = await finishes(within: .seconds(10)) {
+            do {
                 let connection = try await FleetConnection.open(self.settings.postgres, id: 3, logger: self.logger)
                 defer { Task { try? await connection.close() } }
-                let pass = try await shipper.ship(over: connection, maxBatches: 10_000)
+                let pass = try await withTimeout(.seconds(9), closing: connection) { try await shipper.ship(over: connection, maxBatches: 10_000) }
                 self.series.shippedRows(pass.rows)
+                outcome.withLock { $0 = nil }
+            } catch {
+                let reason = FleetConnection.describe(error, url: self.settings.postgres)
+                outcome.withLock { $0 = reason }
             }
-        } catch {
+        }
+        if let reason = outcome.withLock({ $0 }) {
             logger.warning("fleet_ship_deferred", metadata: [
-                "reason": .string(FleetConnection.describe(error, url: settings.postgres)),
-                "note": .string("rows stay in the local store and ship on the next start"),
+                "reason": .string(reason), "note": .string("rows stay in the local store and ship on the next start"),
             ])
         }
     }
 }
 
-/// Runs `body`, or throws once `limit` has passed (a PostgreSQL that stopped answering).
-func withTimeout<T: Sendable>(_ limit: Duration, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+/// Runs `body`, or throws once `limit` has passed (a PostgreSQL that stopped
+/// answering). The connection is closed then: that is what ends a query in
+/// flight, so the body returns and the caller is not held.
+func withTimeout<T: Sendable>(
+    _ limit: Duration, closing connection: PostgresConnection? = nil, _ body: @escaping @Sendable () async throws -> T
+) async throws -> T {
     try await withThrowingTaskGroup(of: T.self) { group in
         group.addTask { try await body() }
         group.addTask {
             try await Task.sleep(for: limit)
+            let _: EventLoopFuture<Void>? = connection?.close()
             throw FleetSchema.Problem(description: "PostgreSQL did not answer within \(limit)")
         }
         defer { group.cancelAll() }
         return try await group.next()!
+    }
+}
+
+/// Waits for `body` at most `limit`; false when it was still running (it is left to finish on its own).
+func finishes(within limit: Duration, _ body: @escaping @Sendable () async -> Void) async -> Bool {
+    let gate = AnswerOnce()
+    return await withCheckedContinuation { (done: CheckedContinuation<Bool, Never>) in
+        gate.set(done)
+        Task { await body(); gate.answer(true) }
+        Task { try? await Task.sleep(for: limit); gate.answer(false) }
+    }
+}
+
+/// Resumes a continuation with the first answer only.
+private final class AnswerOnce: Sendable {
+    private let waiting = Mutex<CheckedContinuation<Bool, Never>?>(nil)
+
+    func set(_ continuation: CheckedContinuation<Bool, Never>) { waiting.withLock { $0 = continuation } }
+
+    func answer(_ value: Bool) {
+        waiting.withLock { continuation in
+            continuation?.resume(returning: value)
+            continuation = nil
+        }
     }
 }
