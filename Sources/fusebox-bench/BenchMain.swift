@@ -8,6 +8,7 @@
 ///   swift run -c release fusebox-bench memory
 ///   swift run -c release fusebox-bench analyze-store /tmp/big.db   (then time `fusebox analyze --db /tmp/big.db`)
 ///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
+///   scripts/postgres .build/release/fusebox-bench fleet [N]   (fleet on vs off; N sidecars against one PostgreSQL)
 @main
 enum BenchMain {
     static func main() throws {
@@ -25,11 +26,13 @@ enum BenchMain {
             try AnalyzeBench.build(arguments.dropFirst().first ?? "analyze-bench.db")
         case "memory":
             try SocketBench.memory()
+        case "fleet":
+            try FleetBench.run(sidecars: arguments.dropFirst().first.flatMap(Int.init) ?? 50)
         case "engine-pairs":
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             try EngineBench.pairs(count)
         default:
-            print("usage: fusebox-bench [engine | socket [--store] | budgets | store | memory | analyze-store FILE | engine-pairs N]")
+            print("usage: fusebox-bench [engine | socket [--store] | budgets | store | memory | analyze-store FILE | engine-pairs N | fleet [N]]")
         }
     }
 }

@@ -212,3 +212,52 @@ extension String {
         split(separator: target, omittingEmptySubsequences: false).joined(separator: replacement)
     }
 }
+
+@Suite("The fleet section")
+struct FleetConfigTests {
+    func load(_ yaml: String) throws -> Configuration { try ConfigLoader.load(yaml: yaml, file: "test.yaml") }
+
+    func message(_ yaml: String) -> String? {
+        do {
+            _ = try load(yaml)
+            return nil
+        } catch {
+            return (error as? ConfigError)?.description
+        }
+    }
+
+    @Test func aURLOfEitherFormIsRead() throws {
+        let tcp = try PostgresURL(parsing: "postgresql://fusebox:s%40cret@db.internal:6543/history")
+        #expect(tcp.user == "fusebox" && tcp.password == "s@cret" && tcp.host == "db.internal" && tcp.port == 6543 && tcp.database == "history")
+        #expect(tcp.description == "postgresql://fusebox:***@db.internal:6543/history", "the password never shows")
+        let socket = try PostgresURL(parsing: "postgres://fusebox@/fusebox?host=/run/postgresql")
+        #expect(socket.socketPath == "/run/postgresql/.s.PGSQL.5432")
+    }
+
+    @Test func aBadURLSaysWhatIsWrongAndWhatIsAllowed() {
+        #expect(message("fleet: { postgres: \"mysql://a@b/c\" }")?.contains("test.yaml:1:20: fleet.postgres: the scheme must be postgresql") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b\" }")?.contains("no database") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b:99999/c\" }")?.contains("the port must be 1–65535") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslmode=require\" }")?.contains("not supported") == true)
+        #expect(message("fleet: { name: x }")?.contains("needs postgres") == true)
+    }
+
+    @Test func fleetScopedBudgetsNeedAFleetAndASharedBreaker() throws {
+        let budget = "breakers: { openai: { rate: { requests: 10, per: 1m, scope: fleet } } }"
+        #expect(message(budget)?.contains("needs a fleet: section") == true)
+        let config = try load("fleet: { postgres: \"postgresql://a@b/c\" }\n" + budget)
+        #expect(config.engine.breakers[0].policy.budget.fleetScoped == [.rate])
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c\" }\nbreakers: { openai: { fleet: false, max_in_flight: { max: 4, scope: fleet } } }")?
+            .contains("fleet: false keeps this breaker local") == true)
+        #expect(message("breakers: { openai: { rate: { requests: 10, per: 1m, scope: region } } }")?.contains("scope must be host or fleet") == true)
+    }
+
+    @Test func theEffectiveConfigurationShowsTheFleetWithoutItsPassword() throws {
+        let config = try load("fleet: { postgres: \"postgresql://u:pw@h/d\", name: eu }\nbreakers: { openai: { max_in_flight: { max: 4, scope: fleet } } }")
+        let text = ConfigRenderer.yaml(config)
+        #expect(text.contains("postgres: \"postgresql://u:***@h:5432/d\""))
+        #expect(!text.contains("pw@"))
+        #expect(text.contains("max_in_flight: { max: 4, scope: fleet }"))
+        #expect(try load(text) .fleet?.name == "eu", "the rendering loads back")
+    }
+}
