@@ -41,7 +41,7 @@ def pg_ctl(action: str) -> None:
                         "-w", "-m", "fast", action]
     if action == "start":
         command += ["-l", os.path.join(os.path.dirname(os.environ["FUSEBOX_TEST_PGDATA"]), "server.log")]
-    subprocess.run(command, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True, cwd="/")
 
 
 class FleetSidecar:
