@@ -29,17 +29,20 @@ enum FleetBench {
         var rows: [(String, SocketBench.Percentiles)] = [("echo baseline", floor)]
         for (label, extra) in [("fleet off", ""), ("fleet on", fleetYAML("benchsocket")), ("fleet off (again)", ""),
                                ("fleet on (again)", fleetYAML("benchsocket"))] {
-            let child = try SidecarChild(folder: try BenchFolder(), breakers: 3, store: true, extraConfig: extra)
-            usleep(500_000)
-            rows.append((label, try SocketBench.latencies(path: child.socket, pairs: pairs, echo: false)))
-            child.stop()
+            let childFolder = try BenchFolder()
+            try withExtendedLifetime(childFolder) {
+                let child = try SidecarChild(folder: childFolder, breakers: 3, store: true, extraConfig: extra)
+                defer { child.stop() }
+                usleep(500_000)
+                rows.append((label, try SocketBench.latencies(path: child.socket, pairs: pairs, echo: false)))
+            }
         }
-        print("socket path, \(pairs) sequential acquire+report pairs (µs)   p50      p99   p50/echo")
+        say("socket path, \(pairs) sequential acquire+report pairs (µs)   p50      p99   p50/echo")
         for (label, value) in rows {
-            print("  \(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(SocketBench.fmt(value.p50))  \(SocketBench.fmt(value.p99))   \(SocketBench.fmt(value.p50 / floor.p50))")
+            say("  \(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(SocketBench.fmt(value.p50))  \(SocketBench.fmt(value.p99))   \(SocketBench.fmt(value.p50 / floor.p50))")
         }
         let off = (rows[1].1.p50 + rows[3].1.p50) / 2, on = (rows[2].1.p50 + rows[4].1.p50) / 2
-        print("  fleet on / fleet off, p50: \(SocketBench.fmt(on / off))")
+        say("  fleet on / fleet off, p50: \(SocketBench.fmt(on / off))")
 
         // 2. N sidecars of one fleet.
         let name = "scale\(getpid())"
@@ -57,12 +60,12 @@ enum FleetBench {
             usleep(200_000)
         }
         let connections = psql(url, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
-        print("\n\(count) sidecars started and connected in \(ContinuousClock.now - started); PostgreSQL connections: \(connections)")
+        say("\n\(count) sidecars started and connected in \(ContinuousClock.now - started); PostgreSQL connections: \(connections)")
 
         let idleStart = postgresCPU(), idleClock = ContinuousClock.now
         sleep(10)
         let idleCPU = (postgresCPU() - idleStart) / (ContinuousClock.now - idleClock).secondsDouble
-        print("PostgreSQL CPU with \(count) idle sidecars: \(SocketBench.fmt(idleCPU * 100)) % of one core (before they started: \(SocketBench.fmt(idleBefore)) s total)")
+        say("PostgreSQL CPU with \(count) idle sidecars: \(SocketBench.fmt(idleCPU * 100)) % of one core (before they started: \(SocketBench.fmt(idleBefore)) s total)")
 
         // Propagation: subscribers on every peer, 20 trips on the first sidecar, a fleet-wide reset between.
         let events = Mutex<[Int: [JSONValue]]>([:])
@@ -106,8 +109,8 @@ enum FleetBench {
         let busyCPU = (postgresCPU() - busyStart) / (ContinuousClock.now - busyClock).secondsDouble
         delays.sort()
         let p50 = delays.isEmpty ? .nan : delays[delays.count / 2], p99 = delays.isEmpty ? .nan : delays[delays.count * 99 / 100]
-        print("propagation over \(delays.count) peer openings (of \(20 * (count - 1))): p50 \(SocketBench.fmt(p50)) ms, p99 \(SocketBench.fmt(p99)) ms, max \(SocketBench.fmt(delays.last ?? .nan)) ms")
-        print("PostgreSQL CPU during the 20 trips and resets: \(SocketBench.fmt(busyCPU * 100)) % of one core")
+        say("propagation over \(delays.count) peer openings (of \(20 * (count - 1))): p50 \(SocketBench.fmt(p50)) ms, p99 \(SocketBench.fmt(p99)) ms, max \(SocketBench.fmt(delays.last ?? .nan)) ms")
+        say("PostgreSQL CPU during the 20 trips and resets: \(SocketBench.fmt(busyCPU * 100)) % of one core")
         for client in subscribers { client.finishWriting() }
 
         // 3. One shipper on a day of history (20 breakers: ~170k traffic buckets, ~36k transitions).
@@ -115,7 +118,7 @@ enum FleetBench {
         try AnalyzeBench.build(history.path + "/fusebox.db", breakers: 20, days: 1)
         let local = Int(sqliteCount(history.path + "/fusebox.db")) ?? 0
         let shipStart = ContinuousClock.now
-        let shipper = try SidecarChild(folder: history, breakers: 3, store: true, extraConfig: "fleet: { postgres: \"\(url)\", name: ship\(getpid()), ship_interval: 100ms }\ninstance: bench\n")
+        let shipper = try SidecarChild(folder: history, breakers: 3, store: true, extraConfig: "fleet: { postgres: \"\(url)\", name: ship\(getpid()), ship_interval: 100ms, retention: off }\ninstance: bench\nretention: off\n")
         defer { shipper.stop() }
         var shipped = 0
         while shipped < local, ContinuousClock.now - shipStart < .seconds(600) {
@@ -123,8 +126,16 @@ enum FleetBench {
             shipped = Int(psql(url, "SELECT (SELECT count(*) FROM history_traffic WHERE fleet = 'ship\(getpid())') + (SELECT count(*) FROM history_transitions WHERE fleet = 'ship\(getpid())')")) ?? 0
         }
         let seconds = (ContinuousClock.now - shipStart).secondsDouble
-        print("shipper: \(shipped) of \(local) rows in \(SocketBench.fmt(seconds)) s = \(Int(Double(shipped) / seconds)) rows/s (one sidecar, batches of 500)")
+        withExtendedLifetime(history) {}
+        say("shipper: \(shipped) of \(local) rows in \(SocketBench.fmt(seconds)) s = \(Int(Double(shipped) / seconds)) rows/s (one sidecar, batches of 500)")
         _ = threads.count
+        withExtendedLifetime(members) {}
+    }
+
+    /// A line at once, even into a pipe (a long run shows its progress).
+    static func say(_ line: String) {
+        print(line)
+        fflush(nil)
     }
 
     /// One value from psql.
