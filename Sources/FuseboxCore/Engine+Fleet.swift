@@ -17,12 +17,6 @@ public enum OperatorAction: Sendable, Equatable {
     case reset
 }
 
-/// A gated breaker whose open period has run out: it may claim the fleet's probe.
-public struct ProbeCandidate: Sendable, Equatable {
-    public var breaker: String
-    public var openUntil: Timestamp
-}
-
 extension Engine {
     /// Fleet mode holds these breakers open past `open_until` until the fleet
     /// grants this sidecar the probe (`beginFleetProbe`) or a peer publishes
@@ -37,15 +31,12 @@ extension Engine {
         }
     }
 
-    /// Gated breakers whose open period has run out. Read by the fleet's own
-    /// task, off the decision path.
-    public func probeCandidates() -> [ProbeCandidate] {
+    /// Gated breakers whose open period has run out: they may claim the
+    /// fleet's probe. Read by the fleet's own task, off the decision path.
+    public func probeCandidates() -> [String] {
         decide { registry in
             let now = clock.now()
-            return registry.breakers.compactMap { breaker in
-                guard breaker.probeDue(at: now), let until = breaker.openUntil else { return nil }
-                return ProbeCandidate(breaker: breaker.name, openUntil: until)
-            }
+            return registry.breakers.filter { $0.probeDue(at: now) }.map(\.name)
         }
     }
 

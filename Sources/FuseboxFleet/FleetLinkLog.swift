@@ -9,7 +9,6 @@ import Synchronization
 final class FleetLinkLog: Sendable {
     private struct State {
         var up = false
-        var everUp = false
         var failures = 0
         var lastReminder = ContinuousClock.now
         var lastReason = ""
@@ -33,7 +32,6 @@ final class FleetLinkLog: Sendable {
         let failures = state.withLock { s -> Int? in
             guard !s.up else { return nil }
             s.up = true
-            s.everUp = true
             defer { s.failures = 0 }
             return s.failures
         }

@@ -221,13 +221,13 @@ final class FleetOpenings: Sendable {
     /// lease for its epoch. The winner goes half-open; the others wait for its result.
     func claimProbes(_ connection: PostgresConnection) async throws {
         let now = clock.now()
-        for candidate in engine.probeCandidates() {
-            let epoch = epochs.withLock { $0[candidate.breaker] ?? 0 }
-            if let lastLost = lost.withLock({ $0[candidate.breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
-            let maxWait = (try? engine.snapshot(candidate.breaker).first?.policy.halfOpen.maxWait) ?? .seconds(30)
+        for breaker in engine.probeCandidates() {
+            let epoch = epochs.withLock { $0[breaker] ?? 0 }
+            if let lastLost = lost.withLock({ $0[breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
+            let maxWait = (try? engine.snapshot(breaker).first?.policy.halfOpen.maxWait) ?? .seconds(30)
             let expires = (now + maxWait + .seconds(5)).milliseconds
             let rows = try await connection.query("""
-                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(candidate.breaker), \(epoch), \(member), \(expires))
+                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(breaker), \(epoch), \(member), \(expires))
                 ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
                 WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(now.milliseconds)
                 RETURNING holder
@@ -235,9 +235,9 @@ final class FleetOpenings: Sendable {
             var won = false
             for try await holder in rows.decode(String.self) where holder == member { won = true }
             if won {
-                engine.beginFleetProbe(candidate.breaker)
+                engine.beginFleetProbe(breaker)
             } else {
-                lost.withLock { $0[candidate.breaker] = (epoch, now + .seconds(1)) }
+                lost.withLock { $0[breaker] = (epoch, now + .seconds(1)) }
             }
         }
     }

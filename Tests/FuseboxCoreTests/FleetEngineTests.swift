@@ -38,7 +38,7 @@ struct FleetEngineTests {
         let refused = try engine.acquire("openai")
         #expect(!refused.allowed)
         #expect(try state(engine) == .open)
-        #expect(engine.probeCandidates().map(\.breaker) == ["openai"])
+        #expect(engine.probeCandidates() == ["openai"])
 
         #expect(engine.beginFleetProbe("openai"))
         #expect(try state(engine) == .halfOpen)

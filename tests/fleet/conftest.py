@@ -24,6 +24,10 @@ POSTGRES = os.environ.get("FUSEBOX_TEST_POSTGRES")
 WORKER = ROOT / "clients" / "python" / "tests" / "budget_worker.py"
 CLIENT_PATH = str(ROOT / "clients" / "python")
 
+# The workers' script, and its `total` of their results, are the Python client tests' own.
+sys.path.append(str(WORKER.parent))
+from budget_worker import total  # noqa: E402,F401
+
 if not POSTGRES:
     raise RuntimeError("the fleet tests need a PostgreSQL: run them through scripts/postgres (scripts/test does)")
 

@@ -10,15 +10,7 @@ import subprocess
 import threading
 import time
 
-from conftest import BINARY, POSTGRES, Fleet, Stub, collect, pg_ctl, psql, start_workers
-
-
-def total(results: list, field: str) -> dict:
-    summed: dict = {}
-    for result in results:
-        for key, count in result[field].items():
-            summed[key] = summed.get(key, 0) + count
-    return summed
+from conftest import BINARY, POSTGRES, Fleet, Stub, collect, pg_ctl, psql, start_workers, total
 
 
 def test_a_fleet_budget_holds_the_provider_limit_and_follows_demand():

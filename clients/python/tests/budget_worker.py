@@ -14,6 +14,15 @@ import urllib.request
 from fusebox import BreakerOpen, Fusebox
 
 
+def total(results: list, field: str) -> dict:
+    """Sums one field (calls, statuses or refused) over several workers' results."""
+    summed: dict = {}
+    for result in results:
+        for key, count in result[field].items():
+            summed[key] = summed.get(key, 0) + count
+    return summed
+
+
 def call(url: str) -> tuple:
     request = urllib.request.Request(url, data=b"{}", method="POST")
     try:

@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from budget_worker import total
 from conftest import Sidecar
 
 WORKER = pathlib.Path(__file__).with_name("budget_worker.py")
@@ -95,14 +96,6 @@ def run_workers(sidecar: Sidecar, mode: str, name: str, duration: float, interva
         assert process.returncode == 0, err
         results.append(json.loads(out))
     return results
-
-
-def total(results: list, field: str) -> dict:
-    summed: dict = {}
-    for result in results:
-        for key, count in result[field].items():
-            summed[key] = summed.get(key, 0) + count
-    return summed
 
 
 def config(breakers: str, chains: str = "{}") -> str:
