@@ -23,6 +23,8 @@ public struct AnalyzeOptions: Sendable {
 
 public enum AnalyzeError: Error, CustomStringConvertible, Equatable {
     case store(String)
+    /// A store file that does not exist.
+    case missing(String)
     case empty([String])
     case badRange(String)
     case noSuchIncident(String)
@@ -30,7 +32,7 @@ public enum AnalyzeError: Error, CustomStringConvertible, Equatable {
 
     public var description: String {
         switch self {
-        case .store(let message): return message
+        case .store(let message), .missing(let message): return message
         case .empty(let paths): return "no transitions or traffic recorded in \(paths.joined(separator: ", ")) (the store is empty)"
         case .badRange(let message): return message
         case .noSuchIncident(let id): return "no incident \(id) in the period (ids look like inc-20260101T000231; run without --incident to list them)"
@@ -52,6 +54,9 @@ public enum Analyzer {
             for source in sources { try source.queue.read { db in try StoreSanity.check(db, path: source.path) } }
         } catch let error as AnalyzeError {
             throw error
+        } catch let error as StoreError {
+            if case .notFound = error { throw .missing(error.description) }
+            throw .store(error.description)
         } catch {
             throw .store("\(error)")
         }

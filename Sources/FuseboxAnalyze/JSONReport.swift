@@ -36,6 +36,18 @@ public enum JSONReport {
         emit("]," + String(decoding: closing, as: UTF8.self))
     }
 
+    /// The document for stores with nothing recorded: no period, no incidents.
+    public static func empty(sources: [String]) -> String {
+        var w = JSONWriter(capacity: 256)
+        w.string("schema", schema)
+        w.stringArray("sources", sources)
+        w.string("from", nil)
+        w.string("to", nil)
+        w.objects("incidents", [Incident]()) { _, _ in }
+        w.objects("summary", [BreakerSummary]()) { _, _ in }
+        return String(decoding: w.finish(), as: UTF8.self)
+    }
+
     static func incident(_ w: inout JSONWriter, _ i: Incident) {
             w.string("id", i.id)
             w.string("start", TimeText.rfc(i.start))

@@ -22,22 +22,24 @@ public enum Sidecar {
 
     public struct StartError: Error, CustomStringConvertible {
         public var description: String
+        /// The configuration (file, flag or variable) is invalid, as opposed to a start that failed.
+        public var isConfiguration = false
     }
 
-    public static func run(configPath: String?, logFormat: LogFormat, version: String) async throws {
+    public static func run(source: ConfigSource, logFormat: LogFormat, version: String) async throws {
         signal(SIGPIPE, SIG_IGN)  // a reader that went away must not end the process
         let configuration: Configuration
         do {
-            configuration = try ConfigLoader.load(path: configPath)
+            configuration = try source.load()
         } catch {
-            throw StartError(description: "\(error)")
+            throw StartError(description: "\(error)", isConfiguration: true)
         }
         // One clock for everything that stamps time: the engine, the store, the log lines, the reload metric.
         let clock = SystemClock()
         let sink = try startLogging(configuration, format: logFormat, clock: clock)
         defer { sink.flush() }
         let logger = Logger(label: "fusebox")
-        let parts = try SidecarParts(configuration: configuration, configPath: configPath, version: version, clock: clock, logger: logger)
+        let parts = try SidecarParts(configuration: configuration, source: source, logSink: sink, version: version, clock: clock, logger: logger)
         try await parts.serve(version: version)
     }
 

@@ -18,7 +18,7 @@ import Glibc
 /// HTTP, as services of one group.
 struct SidecarParts {
     let configuration: Configuration
-    let configPath: String?
+    let source: ConfigSource
     let logger: Logger
     let engine: Engine
     let store: StoreWriter?
@@ -26,9 +26,9 @@ struct SidecarParts {
     let group: ServiceGroup
     let descriptors: Int
 
-    init(configuration: Configuration, configPath: String?, version: String, clock: some BreakerClock, logger: Logger) throws {
+    init(configuration: Configuration, source: ConfigSource, logSink: LineSink, version: String, clock: some BreakerClock, logger: Logger) throws {
         self.configuration = configuration
-        self.configPath = configPath
+        self.source = source
         self.logger = logger
         let instance = configuration.resolvedInstance
         let metrics = FuseboxMetrics(version: version, configuration: configuration.engine)
@@ -74,7 +74,7 @@ struct SidecarParts {
         services += [
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
             .init(
-                service: Self.reloader(configuration, configPath: configPath, engine: engine, server: server, metrics: metrics, clock: clock, logger: logger),
+                service: Self.reloader(configuration, source: source, engine: engine, server: server, metrics: metrics, logSink: logSink, clock: clock, logger: logger),
                 successTerminationBehavior: .ignore, serviceName: "reload"
             ),
         ]
@@ -82,6 +82,10 @@ struct SidecarParts {
             let http = Self.http(endpoint, configuration, engine: engine, metrics: metrics, readiness: readiness, store: store,
                                  descriptors: descriptors, logger: logger)
             services.append(.init(service: http, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
+        }
+        if let notifier = SystemdNotifier(environment: ConfigSource.processEnvironment(), bound: server.bound.futureResult, logger: logger) {
+            // Last in the list: a graceful shutdown reaches it first, so STOPPING=1 goes out before the draining starts.
+            services.append(.init(service: notifier, successTerminationBehavior: .ignore, serviceName: "systemd-notify"))
         }
         var lifecycleLogger = logger
         lifecycleLogger.logLevel = .warning
@@ -102,15 +106,21 @@ struct SidecarParts {
         }
     }
 
-    /// SIGHUP: a new configuration for the engine, metrics' series and the sockets' allowed uids.
+    /// SIGHUP (or a changed file): a new configuration for the engine, metrics'
+    /// series and the sockets' allowed uids; SIGHUP also reopens a log file.
     static func reloader(
-        _ configuration: Configuration, configPath: String?, engine: Engine, server: SocketServer, metrics: FuseboxMetrics,
-        clock: some BreakerClock, logger: Logger
+        _ configuration: Configuration, source: ConfigSource, engine: Engine, server: SocketServer, metrics: FuseboxMetrics,
+        logSink: LineSink, clock: some BreakerClock, logger: Logger
     ) -> ConfigReloader {
         ConfigReloader(
-            path: configPath, engine: engine, running: configuration, logger: logger,
-            finished: { ok in metrics.reloaded(ok: ok, at: clock.now()) }
-        ) { applied in
+            source: source, engine: engine, running: configuration, logger: logger,
+            finished: { ok in metrics.reloaded(ok: ok, at: clock.now()) },
+            hangup: {
+                do { try logSink.reopen() } catch {
+                    logger.error("log_reopen_failed", metadata: ["error": .string("\(error)"), "kept": .string("the open log file")])
+                }
+            },
+            applied: { applied in
             metrics.configure(applied.engine)
             let closed = server.allow(applied.allowedUIDs.map(Set.init))
             if closed > 0 {
@@ -118,7 +128,7 @@ struct SidecarParts {
                     "closed": .stringConvertible(closed), "reason": .string("peer uid no longer in allowed_uids"),
                 ])
             }
-        }
+        })
     }
 
     static func http(
@@ -145,12 +155,12 @@ struct SidecarParts {
 
     /// Records the run, then serves until a signal stops the group.
     func serve(version: String) async throws {
-        let (logger, configuration, engine, descriptors, configPath) = (logger, configuration, engine, descriptors, configPath)
+        let (logger, configuration, engine, descriptors, source) = (logger, configuration, engine, descriptors, source)
         server.bound.futureResult.whenSuccess {
             logger.notice("started", metadata: [
                 "version": .string(version),
                 "pid": .stringConvertible(Int(getpid())),
-                "config": .string(configPath ?? DefaultConfiguration.sourceName),
+                "config": .string(source.path ?? DefaultConfiguration.sourceName),
                 "socket": .string(configuration.socket),
                 "store": .text(configuration.store),
                 "http": .text(configuration.http?.description),

@@ -11,7 +11,7 @@ import Darwin
 public enum ConfigLoader {
     static let topLevelKeys = [
         "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
-        "idle_timeout", "shutdown_timeout", "redact_errors", "allowed_uids", "http", "http_max_connections",
+        "idle_timeout", "shutdown_timeout", "watch_config", "redact_errors", "allowed_uids", "http", "http_max_connections",
         "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
         "chains", "fleet",
     ]
@@ -96,34 +96,8 @@ public enum ConfigLoader {
         if let rootNode { entries = try rootNode.mapping(allowed: topLevelKeys) }
         let byKey = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
 
-        for (key, value) in entries {
-            switch key {
-            case "socket": config.socket = try path(value)
-            case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
-            case "socket_mode": config.socketMode = try socketMode(value)
-            case "max_connections": config.maxConnections = try value.int(1...1_000_000)
-            case "max_admin_connections": config.maxAdminConnections = try value.int(1...1_000)
-            case "max_permits_per_connection": config.maxPermitsPerConnection = try value.int(1...1_000_000)
-            case "idle_timeout": config.idleTimeout = value.isOff ? nil : try value.duration()
-            case "shutdown_timeout": config.shutdownTimeout = try value.duration(maximum: .seconds(600))
-            case "redact_errors": config.redactErrors = try value.bool()
-            case "http_max_connections": config.httpMaxConnections = try value.int(1...100_000)
-            case "http_header_timeout": config.httpHeaderTimeout = try value.duration(maximum: .seconds(600))
-            case "http_idle_timeout": config.httpIdleTimeout = try value.duration(maximum: .seconds(3_600))
-            case "http_json": config.httpJSON = try value.bool()
-            case "allowed_uids":
-                config.allowedUIDs = value.isOff ? nil : try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> UInt32 in
-                    UInt32(try item.int(0...Int(Int32.max)))
-                }
-            case "http": config.http = value.isOff ? nil : try endpoint(value)
-            case "store": config.store = value.isOff ? nil : try path(value)
-            case "retention": config.retention = value.isOff ? nil : try value.duration(maximum: DurationText.maximumRetention)
-            case "instance": config.instance = try name(value, what: "an instance name")
-            case "log": config.log = try log(value)
-            case "fleet": config.fleet = value.isOff ? nil : try FleetReader.settings(value)
-            default: break
-            }
-        }
+        for (key, value) in entries { try applyTopLevel(key, value, to: &config) }
+        config.keysInFile = Set(entries.map(\.key))
         if let defaults = byKey["defaults"] { try PolicyReader.apply(defaults, to: &config.defaults) }
 
         // Without a breakers section the default's breakers and chains stand,
@@ -142,6 +116,39 @@ public enum ConfigLoader {
             throw (byKey["admin_socket"] ?? byKey["socket"])!.error("the admin socket must differ from the socket")
         }
         return config
+    }
+
+    /// One top-level setting from the file (or from a flag or variable that overrides it).
+    package static func applyTopLevel(_ key: String, _ value: ConfigNode, to config: inout Configuration) throws(ConfigError) {
+        switch key {
+        case "socket": config.socket = try path(value)
+        case "admin_socket": config.adminSocket = value.isOff ? nil : try path(value)
+        case "socket_mode": config.socketMode = try socketMode(value)
+        case "max_connections": config.maxConnections = try value.int(1...1_000_000)
+        case "max_admin_connections": config.maxAdminConnections = try value.int(1...1_000)
+        case "max_permits_per_connection": config.maxPermitsPerConnection = try value.int(1...1_000_000)
+        case "idle_timeout": config.idleTimeout = value.isOff ? nil : try value.duration()
+        case "shutdown_timeout": config.shutdownTimeout = try value.duration(maximum: .seconds(600))
+        case "watch_config":
+            config.watchConfig = value.isOff ? nil : try value.duration(maximum: .seconds(3_600))
+            if let interval = config.watchConfig, interval < .milliseconds(100) { throw value.error("expected at least 100ms between looks, or off") }
+        case "redact_errors": config.redactErrors = try value.bool()
+        case "http_max_connections": config.httpMaxConnections = try value.int(1...100_000)
+        case "http_header_timeout": config.httpHeaderTimeout = try value.duration(maximum: .seconds(600))
+        case "http_idle_timeout": config.httpIdleTimeout = try value.duration(maximum: .seconds(3_600))
+        case "http_json": config.httpJSON = try value.bool()
+        case "allowed_uids":
+            config.allowedUIDs = value.isOff ? nil : try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> UInt32 in
+                UInt32(try item.int(0...Int(Int32.max)))
+            }
+        case "http": config.http = value.isOff ? nil : try endpoint(value)
+        case "store": config.store = value.isOff ? nil : try path(value)
+        case "retention": config.retention = value.isOff ? nil : try value.duration(maximum: DurationText.maximumRetention)
+        case "instance": config.instance = try name(value, what: "an instance name")
+        case "log": config.log = try log(value)
+        case "fleet": config.fleet = value.isOff ? nil : try FleetReader.settings(value)
+        default: break
+        }
     }
 
     // MARK: Sections

@@ -14,6 +14,7 @@ public enum ConfigRenderer {
         lines.append("max_permits_per_connection: \(config.maxPermitsPerConnection)")
         lines.append("idle_timeout: \(config.idleTimeout.map(DurationText.format) ?? "off")")
         lines.append("shutdown_timeout: \(DurationText.format(config.shutdownTimeout))")
+        lines.append("watch_config: \(config.watchConfig.map(DurationText.format) ?? "off")")
         lines.append("redact_errors: \(config.redactErrors)")
         lines.append("allowed_uids: \(config.allowedUIDs.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" } ?? "off")")
         lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")

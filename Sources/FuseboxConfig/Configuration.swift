@@ -47,6 +47,9 @@ public struct Configuration: Sendable, Equatable {
     public var idleTimeout: Duration? = .seconds(600)
     /// After SIGTERM, connections get this long to finish before they are closed.
     public var shutdownTimeout: Duration = .seconds(10)
+    /// How often to look whether the configuration file changed, and reload
+    /// when it did (a Kubernetes ConfigMap update); `nil` only on SIGHUP.
+    public var watchConfig: Duration?
     /// Credentials in reported error text are masked before they are kept anywhere.
     public var redactErrors = true
     /// HTTP: connections at most, how long a request's headers may take, how long an idle connection stays.
@@ -71,6 +74,8 @@ public struct Configuration: Sendable, Equatable {
     /// The policy every breaker starts from before its own overrides.
     public var defaults: BreakerPolicy = .default
     public var engine: EngineConfiguration
+    /// The top-level keys the file wrote (for `check` to say where a value came from).
+    public var keysInFile: Set<String> = []
 
     public init(engine: EngineConfiguration) {
         self.engine = engine

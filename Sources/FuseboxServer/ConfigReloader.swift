@@ -9,7 +9,7 @@ import UnixSignals
 /// statistics; a file that does not load leaves the running configuration in
 /// place and says why.
 public struct ConfigReloader: Service {
-    private let path: String?
+    private let source: ConfigSource
     private let engine: Engine
     private let running: Configuration
     private let logger: Logger
@@ -18,37 +18,70 @@ public struct ConfigReloader: Service {
     private let applied: @Sendable (Configuration) -> Void
     /// Told every reload's result (true: applied).
     private let finished: @Sendable (Bool) -> Void
+    /// Told of every SIGHUP before the reload (the log file is reopened for logrotate).
+    private let hangup: @Sendable () -> Void
 
     public init(
-        path: String?, engine: Engine, running: Configuration, logger: Logger,
+        source: ConfigSource, engine: Engine, running: Configuration, logger: Logger,
         finished: @escaping @Sendable (Bool) -> Void = { _ in },
+        hangup: @escaping @Sendable () -> Void = {},
         applied: @escaping @Sendable (Configuration) -> Void = { _ in }
     ) {
-        self.path = path
+        self.source = source
         self.engine = engine
         self.running = running
         self.logger = logger
         self.finished = finished
+        self.hangup = hangup
         self.applied = applied
     }
 
+    private enum Trigger { case hangup, fileChanged }
+
+    /// Reloads on SIGHUP and, with `watch_config`, when the file changes;
+    /// one reload at a time, in the order the triggers came.
     public func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
-        var current = running
-        for await _ in hangups.cancelOnGracefulShutdown() {
-            current = reload(over: current)
+        let (triggers, sender) = AsyncStream.makeStream(of: Trigger.self, bufferingPolicy: .bufferingNewest(4))
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                for await _ in hangups { sender.yield(.hangup) }
+            }
+            if let interval = running.watchConfig, let path = source.path {
+                tasks.addTask { await Self.watch(path, every: interval) { sender.yield(.fileChanged) } }
+            }
+            var current = running
+            for await trigger in triggers.cancelOnGracefulShutdown() {
+                if trigger == .hangup { hangup() }
+                current = reload(over: current)
+            }
+            tasks.cancelAll()
+        }
+    }
+
+    /// Calls `changed` whenever the file at `path` (symbolic links followed,
+    /// as a ConfigMap's are swapped) is another file, or was written.
+    static func watch(_ path: String, every interval: Duration, changed: () -> Void) async {
+        var last = FileIdentity(path)
+        while !Task.isCancelled {
+            try? await Task.sleep(for: interval)
+            let now = FileIdentity(path)
+            if now != last, now != nil {
+                last = now
+                changed()
+            }
         }
     }
 
     /// One reload; returns the configuration now in force.
     public func reload(over current: Configuration) -> Configuration {
-        let source = path ?? DefaultConfiguration.sourceName
+        let name = source.path ?? DefaultConfiguration.sourceName
         let next: Configuration
         do {
-            next = try ConfigLoader.load(path: path)
+            next = try source.load()
         } catch {
             logger.error("config_reload_failed", metadata: [
-                "config": .string(source), "error": .string("\(error)"), "kept": .string("the running configuration"),
+                "config": .string(name), "error": .string("\(error)"), "kept": .string("the running configuration"),
             ])
             finished(false)
             return current
@@ -57,14 +90,14 @@ public struct ConfigReloader: Service {
         do {
             summary = try engine.apply(next.engine)
         } catch {
-            logger.error("config_reload_failed", metadata: ["config": .string(source), "error": .string("\(error)")])
+            logger.error("config_reload_failed", metadata: ["config": .string(name), "error": .string("\(error)")])
             finished(false)
             return current
         }
         applied(next)
         finished(true)
         var metadata: Logger.Metadata = [
-            "config": .string(source),
+            "config": .string(name),
             "added": .array(summary.added.map { .string($0) }),
             "removed": .array(summary.removed.map { .string($0) }),
             "changed": .array(summary.changed.map { .string($0) }),

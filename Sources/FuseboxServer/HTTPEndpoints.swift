@@ -10,7 +10,10 @@ import ServiceLifecycle
 import Synchronization
 import FuseboxJSON
 
-/// What `/readyz` checks: the socket is bound and the store is writable.
+/// What `/readyz` checks: the socket is bound, so decisions are served. The
+/// store's health is reported beside it but never makes the sidecar unready:
+/// decisions do not need the disk, and a full disk must not pull every pod
+/// out of its Service.
 public final class Readiness: Sendable {
     private let socketBound = Atomic<Bool>(false)
     /// The store's problem, if it has one; nil when healthy or off.
@@ -24,11 +27,11 @@ public final class Readiness: Sendable {
 
     public func markSocketBound() { socketBound.store(true, ordering: .relaxed) }
 
-    /// Ready, and one line per check.
+    /// Ready, and one line per check (the store's for information only).
     public func check() -> (ready: Bool, checks: [(String, String)]) {
         let socket = socketBound.load(ordering: .relaxed)
         let store = storeEnabled ? (storeProblem().map { "failing: \($0)" } ?? "ok") : "off"
-        return (socket && !store.hasPrefix("failing"), [("socket", socket ? "ok" : "not bound"), ("store", store)])
+        return (socket, [("socket", socket ? "ok" : "not bound"), ("store", store)])
     }
 }
 
@@ -73,7 +76,7 @@ public enum HTTPEndpoints {
             json(.ok) { $0.string("status", "ok") }
         }
         router.head("/healthz") { _, _ -> Response in Response(status: .ok) }
-        router.get("/readyz") { _, _ -> Response in
+        let readyz: @Sendable (Request, BasicRequestContext) -> Response = { _, _ in
             let (ready, checks) = readiness.check()
             return json(ready ? .ok : .serviceUnavailable) { writer in
                 writer.bool("ready", ready)
@@ -82,7 +85,9 @@ public enum HTTPEndpoints {
                 }
             }
         }
+        router.get("/readyz", use: readyz)
         if limits.json {
+            router.get("/v1/status", use: readyz)
             router.get("/v1/breakers") { _, _ -> Response in
                 let snapshots = (try? engine.snapshot()) ?? []
                 return json(.ok) { writer in
@@ -90,7 +95,7 @@ public enum HTTPEndpoints {
                 }
             }
         }
-        let endpoints = ["/metrics", "/healthz", "/readyz"] + (limits.json ? ["/v1/breakers"] : [])
+        let endpoints = ["/metrics", "/healthz", "/readyz"] + (limits.json ? ["/v1/status", "/v1/breakers"] : [])
         let headerTimeout = TimeAmount.nanoseconds(limits.headerTimeout.nanosecondsClamped)
         var quiet = logger
         quiet.logLevel = .warning

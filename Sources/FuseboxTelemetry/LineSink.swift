@@ -14,6 +14,8 @@ import Darwin
 public final class LineSink: Sendable {
     private let descriptor: Int32
     private let ownsDescriptor: Bool
+    /// The file appended to, for `reopen`; nil for standard output and error.
+    private let path: String?
     private let queue = DispatchQueue(label: "fusebox.log-writer")
     private let pending = Atomic<Int>(0)
     private let droppedLines = Atomic<Int>(0)
@@ -22,17 +24,39 @@ public final class LineSink: Sendable {
     public static let standardOutput = LineSink(descriptor: 1, owns: false)
     public static let standardError = LineSink(descriptor: 2, owns: false)
 
-    public init(descriptor: Int32, owns: Bool, capacity: Int = 100_000) {
+    public convenience init(descriptor: Int32, owns: Bool, capacity: Int = 100_000) {
+        self.init(descriptor: descriptor, owns: owns, path: nil, capacity: capacity)
+    }
+
+    private init(descriptor: Int32, owns: Bool, path: String?, capacity: Int) {
         self.descriptor = descriptor
         self.ownsDescriptor = owns
+        self.path = path
         self.capacity = capacity
     }
 
     /// Opens `path` for appending (created with mode 0640 if missing).
     public convenience init(appendingTo path: String) throws(SinkError) {
+        self.init(descriptor: try Self.openForAppending(path), owns: true, path: path, capacity: 100_000)
+    }
+
+    private static func openForAppending(_ path: String) throws(SinkError) -> Int32 {
         let fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o640)
         guard fd >= 0 else { throw SinkError(path: path, reason: String(cString: strerror(errno))) }
-        self.init(descriptor: fd, owns: true)
+        return fd
+    }
+
+    /// After logrotate moved the file away: lines queued so far go to the old
+    /// file, later ones to a new file at the same path. The descriptor number
+    /// stays the same (dup2), so no writer ever sees it change. Does nothing
+    /// for standard output and error; on failure the old file stays in use.
+    public func reopen() throws(SinkError) {
+        guard let path else { return }
+        let fresh = try Self.openForAppending(path)
+        queue.sync {
+            _ = dup2(fresh, descriptor)
+            close(fresh)
+        }
     }
 
     public struct SinkError: Error, CustomStringConvertible {

@@ -60,18 +60,27 @@ struct AnalyzeCommand: ParsableCommand {
         do {
             analysis = try Analyzer.analyze(options)
         } catch AnalyzeError.empty(let paths) {
-            print("no transitions or traffic recorded yet in \(paths.joined(separator: ", ")): nothing to analyse")
+            if format == "json" {
+                print(JSONReport.empty(sources: paths), terminator: "")
+            } else {
+                print("no transitions or traffic recorded yet in \(paths.joined(separator: ", ")): nothing to analyse")
+            }
             return
         } catch {
             printError("fusebox analyze: \(error)")
-            throw ExitCode(1)
+            switch error {
+            case .missing: throw ExitCode(ExitStatus.noInput)
+            case .badRange: throw ExitCode(ExitStatus.usage)
+            case .noSuchIncident, .noSuchChain: throw ExitCode(ExitStatus.unknownName)
+            case .store, .empty: throw ExitCode(ExitStatus.storeFailed)
+            }
         }
         var file: UnsafeMutablePointer<FILE>? = nil
         if let output {
             file = fopen(output, "w")
             guard file != nil else {
                 printError("fusebox analyze: cannot write \(output): \(String(cString: strerror(errno)))")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.cannotCreate)
             }
         }
         // Reports are written incident by incident: a month of history never sits in memory whole.
@@ -106,7 +115,7 @@ struct AnalyzeCommand: ParsableCommand {
             if case .failure(let error) = outcome {
                 for path in copies { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
                 printError("fusebox analyze: \(error)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.storeFailed)
             }
             options.databases[index] = path
         }

@@ -14,25 +14,31 @@ struct CheckCommand: ParsableCommand {
         Examples:
           fusebox check
           fusebox check --config /etc/fusebox/fusebox.yaml
+          FUSEBOX_SOCKET=/run/fusebox/fusebox.sock fusebox check --store off
         """
     )
 
-    @Option(name: .shortAndLong, help: "The YAML configuration file. Without it, the embedded default.")
+    @Option(name: .shortAndLong, help: "The YAML configuration file (or $FUSEBOX_CONFIG). Without either, the embedded default.")
     var config: String?
 
+    @OptionGroup var places: Places
+
     func run() throws {
+        let configSource = places.source(config: config)
         let loaded: Configuration
         do {
-            loaded = try ConfigLoader.load(path: config)
+            loaded = try configSource.load()
         } catch {
             printError("fusebox check: \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.configuration)
         }
-        let source = config ?? DefaultConfiguration.sourceName
+        let source = configSource.path ?? DefaultConfiguration.sourceName
         let breakers = loaded.engine.breakers.count
         let chains = loaded.engine.chains.count
         print("# \(source): OK, \(breakers) breaker\(breakers == 1 ? "" : "s"), \(chains) chain\(chains == 1 ? "" : "s")")
         for note in ConfigNotes.notes(for: loaded) { print("# note: \(note)") }
+        print("# Where the deployment's settings came from (flag > environment > file > default):")
+        for (key, value, origin) in configSource.origins(of: loaded) { print("#   \(key): \(value) (\(origin))") }
         print("# Effective configuration, every key spelled out:")
         print(ConfigRenderer.yaml(loaded), terminator: "")
     }

@@ -8,41 +8,47 @@ import FuseboxSocket
 struct CtlCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ctl",
-        abstract: "Talk to a running sidecar: status, watch, force, reset.",
+        abstract: "Talk to a running sidecar: status, watch, call, force, reset.",
         discussion: """
         Examples:
           fusebox ctl status                   every breaker as a table
           fusebox ctl status openai --json     one breaker, as the protocol returns it
           fusebox ctl watch                    print transitions as they happen (Ctrl-C to stop)
+          fusebox ctl call openai --status 503 one call's cycle by hand: acquire, then report
           fusebox ctl force openai open --reason "provider incident"
           fusebox ctl force openai auto        hand it back to the state machine
           fusebox ctl reset openai
         """,
-        subcommands: [Status.self, Watch.self, Force.self, Reset.self]
+        subcommands: [Status.self, Watch.self, Call.self, Force.self, Reset.self]
     )
 
     struct Connection: ParsableArguments {
-        @Option(help: "The sidecar's socket (default: from --config, else ./fusebox.sock).")
+        @Option(help: "The sidecar's socket (default: $FUSEBOX_SOCKET, else from the configuration, else ./fusebox.sock).")
         var socket: String?
 
-        @Option(help: "The admin socket, for force and reset (default: from --config, else ./fusebox-admin.sock).")
+        @Option(help: "The admin socket, for force and reset (default: $FUSEBOX_ADMIN_SOCKET, else from the configuration).")
         var adminSocket: String?
 
-        @Option(name: .shortAndLong, help: "Read the socket paths from this configuration file.")
+        @Option(name: .shortAndLong, help: "Read the socket paths from this configuration file (default: $FUSEBOX_CONFIG).")
         var config: String?
 
+        /// Flag > environment > configuration file > default, as for `serve`; the file is read only when needed.
         func path(admin: Bool) throws -> String {
-            if admin, let adminSocket { return adminSocket }
-            if !admin, let socket { return socket }
+            let key = admin ? "admin_socket" : "socket"
+            var flags: [String: String] = [:]
+            flags["socket"] = socket
+            flags["admin_socket"] = adminSocket
+            let source = ConfigSource(configFlag: config, flags: flags, environment: ConfigSource.processEnvironment())
+            if let override = source.overrides[key], override.text != "off" { return override.text }
             let loaded: Configuration
-            do { loaded = try ConfigLoader.load(path: config) } catch {
+            do { loaded = try source.load() } catch {
                 printError("fusebox ctl: \(error)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.configuration)
             }
             if admin {
                 guard let path = loaded.adminSocket else {
                     printError("fusebox ctl: the configuration has admin_socket: off; force and reset need the admin socket")
-                    throw ExitCode(1)
+                    throw ExitCode(ExitStatus.notConfigured)
                 }
                 return path
             }
@@ -54,25 +60,26 @@ struct CtlCommand: ParsableCommand {
                 return try LineClient(path: path(admin: admin))
             } catch let failure as LineClient.Failure {
                 printError("fusebox ctl: \(failure)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.unavailable)
             }
         }
     }
 
-    /// Sends one request; prints the error and exits 1 when the answer is not ok.
+    /// Sends one request; prints the error and exits with its status when the answer is not ok.
     static func ask(_ client: LineClient, _ request: String) throws -> JSONValue {
         let answer: JSONValue
         do { answer = try client.request(request) } catch {
             printError("fusebox ctl: \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.unavailable)
         }
         guard answer["ok"] == .bool(true) else {
             if case .string(let code)? = answer["error"]?["code"], case .string(let message)? = answer["error"]?["message"] {
                 printError("fusebox ctl: \(code): \(message)")
+                if code == "unknown_breaker" || code == "unknown_chain" { throw ExitCode(ExitStatus.unknownName) }
             } else {
                 printError("fusebox ctl: unexpected answer")
             }
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.refused)
         }
         return answer
     }
@@ -133,6 +140,7 @@ struct CtlCommand: ParsableCommand {
         @Argument(help: "open, closed, disabled, metrics_only or auto.") var state: String
         @Option(help: "Why (logged).") var reason: String?
         @Flag(help: "In fleet mode, on this sidecar only (by default a shared breaker is forced on every peer).") var local = false
+        @Flag(help: "Print the protocol's JSON answer.") var json = false
 
         func run() throws {
             guard ForcedMode(rawValue: state) != nil else {
@@ -143,7 +151,11 @@ struct CtlCommand: ParsableCommand {
             if let reason { request += #","reason":\#(quoted(reason))"# }
             if local { request += #","local":true"# }
             let answer = try ask(client, request + "}")
-            if case .string(let now)? = answer["state"] { print("\(breaker): \(now)") }
+            if json {
+                print(JSONWriter.text(answer))
+            } else if case .string(let now)? = answer["state"] {
+                print("\(breaker): \(now)")
+            }
         }
     }
 
@@ -153,11 +165,16 @@ struct CtlCommand: ParsableCommand {
         @OptionGroup var connection: Connection
         @Argument(help: "The breaker.") var breaker: String
         @Flag(help: "In fleet mode, on this sidecar only (by default a shared breaker is reset on every peer).") var local = false
+        @Flag(help: "Print the protocol's JSON answer.") var json = false
 
         func run() throws {
             let client = try connection.connect(admin: true)
             let answer = try ask(client, #"{"op":"reset","breaker":\#(quoted(breaker))\#(local ? #","local":true"# : "")}"#)
-            if case .string(let now)? = answer["state"] { print("\(breaker): \(now)") }
+            if json {
+                print(JSONWriter.text(answer))
+            } else if case .string(let now)? = answer["state"] {
+                print("\(breaker): \(now)")
+            }
         }
     }
 }

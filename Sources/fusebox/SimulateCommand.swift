@@ -51,7 +51,7 @@ struct SimulateCommand: ParsableCommand {
             s = try scenario.map { try ScenarioLoader.load(path: $0) } ?? .reference
         } catch {
             printError("fusebox simulate: \(error)")
-            throw ExitCode(1)
+            throw ExitCode(ExitStatus.configuration)
         }
         try apply(to: &s)
         guard let output = SimulationReport.Format(rawValue: format) else {
@@ -68,7 +68,7 @@ struct SimulateCommand: ParsableCommand {
                 try writer.start(version: "simulate " + FuseboxVersion.current, config: SimulationReport.describe(s))
             } catch {
                 printError("fusebox simulate: \(error)")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.storeFailed)
             }
             breaker = try Simulation(s, strategy: .breaker, clock: clock, sink: writer).run()
             writer.stop()

@@ -57,7 +57,7 @@ struct StoreCommand: ParsableCommand {
         func run() throws {
             guard access(db, F_OK) == 0 else {
                 printError("fusebox store: \(StoreError.notFound(db))")
-                throw ExitCode(1)
+                throw ExitCode(ExitStatus.noInput)
             }
             let (before, after) = try report { try StoreMaintenance.vacuum(db) }
             print("vacuumed \(db): \(before / 1024) KiB → \(after / 1024) KiB")
@@ -65,13 +65,14 @@ struct StoreCommand: ParsableCommand {
     }
 }
 
-/// Runs `body`, turning a store error into one line on stderr and exit status 1.
+/// Runs `body`, turning a store error into one line on stderr and its exit status.
 func report<T>(_ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch {
         printError("fusebox store: \(error)")
-        throw ExitCode(1)
+        if case StoreError.notFound? = error as? StoreError { throw ExitCode(ExitStatus.noInput) }
+        throw ExitCode(ExitStatus.storeFailed)
     }
 }
 

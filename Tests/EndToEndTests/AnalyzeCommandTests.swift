@@ -37,13 +37,13 @@ struct AnalyzeCommandTests {
     @Test func badInputsGetOneLineAndANonZeroExit() throws {
         let folder = try TemporaryFolder()
         let missing = try FuseboxBinary.run(["analyze", "--db", folder.url.appendingPathComponent("none.db").path])
-        #expect(missing.status == 1 && missing.stderr.contains("does not exist") && missing.stderr.split(separator: "\n").count == 1)
+        #expect(missing.status == 66 && missing.stderr.contains("does not exist") && missing.stderr.split(separator: "\n").count == 1)
         let notSQLite = try folder.write("notes.db", "not a database at all")
         let bad = try FuseboxBinary.run(["analyze", "--db", notSQLite.path])
-        #expect(bad.status == 1 && bad.stderr.contains("is not a Fusebox store"))
+        #expect(bad.status == 74 && bad.stderr.contains("is not a Fusebox store"))
         let db = try Self.simulatedStore(folder)
         let backwards = try FuseboxBinary.run(["analyze", "--db", db, "--since", "2026-01-02", "--until", "2026-01-01"])
-        #expect(backwards.status == 1 && backwards.stderr.contains("is after --until"))
+        #expect(backwards.status == 64 && backwards.stderr.contains("is after --until"))
         let nonsense = try FuseboxBinary.run(["analyze", "--db", db, "--since", "yesterday-ish"])
         #expect(nonsense.status != 0 && nonsense.stderr.contains("--since takes an RFC 3339 time"))
     }

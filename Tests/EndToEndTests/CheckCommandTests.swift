@@ -21,7 +21,7 @@ struct CheckCommandTests {
         let folder = try TemporaryFolder()
         let file = try folder.write("fusebox.yaml", yaml)
         let result = try FuseboxBinary.run(["check", "--config", file.path])
-        #expect(result.status == 1)
+        #expect(result.status == 65)
         #expect(result.stderr.hasPrefix("fusebox check: \(file.path)\(line)"), "\(result.stderr)")
         #expect(result.stderr.contains(key), "\(result.stderr)")
         #expect(result.stdout.isEmpty)

@@ -27,7 +27,7 @@ struct ServeLifecycleTests {
     @Test func aSecondSidecarOnTheSameSocketRefusesToStart() throws {
         let first = try SidecarProcess()
         let second = try SidecarProcess(sharing: first)
-        #expect(try second.waitForExit() == 1)
+        #expect(try second.waitForExit() == 71)
         #expect(second.standardErrorShows("already serving on"), "\(second.standardError)")
         _ = try first.connect().ok(#"{"op":"ping"}"#)
     }
@@ -50,7 +50,7 @@ struct ServeLifecycleTests {
         _ = try folder.write("fusebox.sock", "precious data")
         _ = try folder.write("fusebox.yaml", SidecarProcess.config())
         let sidecar = try SidecarProcess(reusing: folder, waitForSocket: false)
-        #expect(try sidecar.waitForExit() == 1)
+        #expect(try sidecar.waitForExit() == 71)
         #expect(sidecar.standardErrorShows("is not a socket"), "\(sidecar.standardError)")
         #expect(try String(contentsOf: folder.url.appendingPathComponent("fusebox.sock"), encoding: .utf8) == "precious data")
     }

@@ -41,26 +41,32 @@ final class SidecarProcess: @unchecked Sendable {
         """
     }
 
-    init(config: String = SidecarProcess.config(), arguments: [String] = [], waitForSocket: Bool = true) throws {
+    /// `configFlag: false` starts it without `--config` (for FUSEBOX_CONFIG and the embedded default);
+    /// `environment` is added to the test's own.
+    init(
+        config: String = SidecarProcess.config(), arguments: [String] = [], environment: [String: String] = [:],
+        configFlag: Bool = true, waitForSocket: Bool = true
+    ) throws {
         folder = try TemporaryFolder()
         _ = try folder.write("fusebox.yaml", config)
-        try start(arguments: arguments, waitForSocket: waitForSocket)
+        process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
+        try start(arguments: (configFlag ? ["--config", configFile.path] : []) + arguments, waitForSocket: waitForSocket)
     }
 
     init(preparedFolder: TemporaryFolder, waitForSocket: Bool) throws {
         folder = preparedFolder
-        try start(arguments: [], waitForSocket: waitForSocket)
+        try start(arguments: ["--config", configFile.path], waitForSocket: waitForSocket)
     }
 
     /// Another sidecar in the same folder (to test what two do on one socket).
     init(sharing other: SidecarProcess, arguments: [String] = []) throws {
         folder = other.folder
-        try start(arguments: arguments, waitForSocket: false)
+        try start(arguments: ["--config", configFile.path] + arguments, waitForSocket: false)
     }
 
     private func start(arguments: [String], waitForSocket: Bool) throws {
         process.executableURL = FuseboxBinary.url
-        process.arguments = ["serve", "--config", configFile.path] + arguments
+        process.arguments = ["serve"] + arguments
         process.currentDirectoryURL = folder.url
         let out = Pipe()
         let err = Pipe()

@@ -21,7 +21,7 @@ struct SimulateCommandTests {
         let folder = try TemporaryFolder()
         let file = try folder.write("s.yaml", "providers: { openai: { faults: [ { mode: meteor } ] } }\n")
         let bad = try FuseboxBinary.run(["simulate", "--scenario", file.path])
-        #expect(bad.status == 1 && bad.stderr.contains("s.yaml:1:") && bad.stderr.contains("mode must be timeout, error or slow"))
+        #expect(bad.status == 65 && bad.stderr.contains("s.yaml:1:") && bad.stderr.contains("mode must be timeout, error or slow"))
     }
 
     @Test func storeWritesTheSimulatedIncidentWithVirtualTimes() throws {
