@@ -11,8 +11,12 @@ public struct PermitID: Hashable, Sendable, CustomStringConvertible {
 
     var slot: Int { Int(rawValue & Self.slotMask) }
 
-    /// Lower-case hexadecimal: how permits travel on the wire.
-    public var description: String { String(rawValue, radix: 16) }
+    /// Sixteen lower-case hexadecimal digits, leading zeros kept: how permits
+    /// travel on the wire (docs/protocol.md promises 64 bits in hexadecimal).
+    public var description: String {
+        let digits = String(rawValue, radix: 16)
+        return String(repeating: "0", count: 16 - digits.count) + digits
+    }
 
     public init?(_ text: some StringProtocol) {
         guard !text.isEmpty, text.count <= 16, let value = UInt64(text, radix: 16), value != 0 else { return nil }

@@ -158,3 +158,13 @@ struct HostileNumbersTests {
         #expect(later == 60)
     }
 }
+
+@Suite struct PermitIDTextTests {
+    @Test func permitIDsAreAlwaysSixteenDigitsAndReadBack() {
+        for raw: UInt64 in [1, 0xe0072f758000000, 0xffff_ffff_ffff_ffff] {
+            let text = PermitID(rawValue: raw).description
+            #expect(text.count == 16, "\(text)")
+            #expect(PermitID(text)?.rawValue == raw)
+        }
+    }
+}
