@@ -129,7 +129,10 @@ let package = Package(
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxJSON", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
-        .testTarget(name: "EndToEndTests", dependencies: ["fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket"]),
+        .testTarget(name: "EndToEndTests", dependencies: [
+            "fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket",
+            .product(name: "Yams", package: "Yams"),  // to read the Kubernetes manifests
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )
