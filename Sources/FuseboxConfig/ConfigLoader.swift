@@ -97,7 +97,6 @@ public enum ConfigLoader {
         let byKey = Dictionary(entries.map { ($0.key, $0.value) }, uniquingKeysWith: { first, _ in first })
 
         for (key, value) in entries { try applyTopLevel(key, value, to: &config) }
-        config.keysInFile = Set(entries.map(\.key))
         if let defaults = byKey["defaults"] { try PolicyReader.apply(defaults, to: &config.defaults) }
 
         // Without a breakers section the default's breakers and chains stand,

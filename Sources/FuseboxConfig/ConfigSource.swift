@@ -85,6 +85,7 @@ public struct ConfigSource: Sendable {
 
     /// Each overridable setting's effective value, and where it came from.
     public func origins(of configuration: Configuration) -> [(key: String, value: String, origin: SettingOrigin)] {
+        let keysInFile = path.map(Self.topLevelKeys) ?? []
         let values = [
             "socket": configuration.socket, "admin_socket": configuration.adminSocket ?? "off",
             "http": configuration.http?.description ?? "off", "store": configuration.store ?? "off",
@@ -92,9 +93,16 @@ public struct ConfigSource: Sendable {
         return [("config", path ?? DefaultConfiguration.sourceName, pathOrigin)] + Self.overridable.map { setting in
             let value = values[setting.key] ?? ""
             if let override = overrides[setting.key] { return (setting.key, value, override.origin) }
-            if let path, configuration.keysInFile.contains(setting.key) { return (setting.key, value, .file(path)) }
+            if let path, keysInFile.contains(setting.key) { return (setting.key, value, .file(path)) }
             return (setting.key, value, .defaultValue)
         }
+    }
+
+    /// The keys a configuration file writes at its top level (none if it no longer reads).
+    static func topLevelKeys(_ path: String) -> Set<String> {
+        guard let text = try? ConfigLoader.readText(path), let root = try? ConfigLoader.root(yaml: text, file: path),
+              let entries = try? root.mapping() else { return [] }
+        return Set(entries.map(\.key))
     }
 
     /// This process's environment.

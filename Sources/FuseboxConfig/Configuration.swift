@@ -74,8 +74,6 @@ public struct Configuration: Sendable, Equatable {
     /// The policy every breaker starts from before its own overrides.
     public var defaults: BreakerPolicy = .default
     public var engine: EngineConfiguration
-    /// The top-level keys the file wrote (for `check` to say where a value came from).
-    public var keysInFile: Set<String> = []
 
     public init(engine: EngineConfiguration) {
         self.engine = engine

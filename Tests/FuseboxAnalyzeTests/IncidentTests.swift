@@ -125,7 +125,7 @@ struct IncidentTests {
         #expect(throws: AnalyzeError.store("\(text) is not a Fusebox store (an SQLite file with other contents, or not SQLite at all)")) {
             try Analyzer.analyze(AnalyzeOptions(databases: [text]))
         }
-        #expect(throws: AnalyzeError.store("/nonexistent.db does not exist")) { try Analyzer.analyze(AnalyzeOptions(databases: ["/nonexistent.db"])) }
+        #expect(throws: AnalyzeError.missing("/nonexistent.db does not exist")) { try Analyzer.analyze(AnalyzeOptions(databases: ["/nonexistent.db"])) }
         _ = try h.engine()
         h.finish()
         #expect(throws: AnalyzeError.empty([h.path("host-a")])) { try Analyzer.analyze(AnalyzeOptions(databases: [h.path("host-a")])) }

@@ -47,7 +47,7 @@ struct ChainTests {
         let h = try llm()
         #expect(throws: EngineError.unknownChain("nope")) { try h.engine.route("nope") }
         #expect(throws: EngineError.unknownBreaker("nope")) { try h.engine.acquire("nope") }
-        #expect(throws: EngineError.unknownPermit("ffff")) { try h.engine.report(PermitID(rawValue: 0xffff), .success()) }
+        #expect(throws: EngineError.unknownPermit("000000000000ffff")) { try h.engine.report(PermitID(rawValue: 0xffff), .success()) }
     }
 
     @Test func aPermitCannotBeReportedTwice() throws {
