@@ -80,7 +80,7 @@ struct SidecarParts {
         ]
         if let endpoint = configuration.http {
             let http = Self.http(endpoint, configuration, engine: engine, metrics: metrics, readiness: readiness, store: store,
-                                 descriptors: descriptors, logger: logger)
+                                 logSink: logSink, descriptors: descriptors, logger: logger)
             services.append(.init(service: http, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "http"))
         }
         if let notifier = SystemdNotifier(environment: ConfigSource.processEnvironment(), bound: server.bound.futureResult, logger: logger) {
@@ -133,7 +133,7 @@ struct SidecarParts {
 
     static func http(
         _ endpoint: HTTPEndpoint, _ configuration: Configuration, engine: Engine, metrics: FuseboxMetrics, readiness: Readiness,
-        store: StoreWriter?, descriptors: Int, logger: Logger
+        store: StoreWriter?, logSink: LineSink, descriptors: Int, logger: Logger
     ) -> some Service {
         var limits = HTTPEndpoints.Limits(configuration: configuration)
         // The Unix sockets' connections (and a margin for the store, logs and
@@ -143,6 +143,7 @@ struct SidecarParts {
         return HTTPEndpoints.application(
             endpoint: endpoint, engine: engine, metrics: metrics, readiness: readiness, limits: limits,
             beforeScrape: {
+                metrics.syncLogDropped(logSink.dropped)
                 guard let status = store?.status else { return }
                 metrics.store.sync(
                     written: status.written, errors: status.errors, dropped: status.dropped, queued: status.queued,

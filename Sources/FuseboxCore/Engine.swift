@@ -40,12 +40,13 @@ public final class Engine: Sendable {
     /// queues the request: `waiter` then receives the answer once, from
     /// whichever thread frees a slot or ticks past the timeout, unless
     /// `cancelWait` withdraws it first.
+    /// `waitAtMost` shortens the queue's timeout for this acquire (the client's own deadline).
     public func acquire(
-        _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait waiter: any QueueWaiter
+        _ breaker: String, cost: Int = 0, owner: PermitOwner? = nil, orWait waiter: any QueueWaiter, waitAtMost: Duration? = nil
     ) throws(EngineError) -> AcquireResult {
         try decide { (registry: inout Registry) throws(EngineError) -> AcquireResult in
             try registry.acquireOrWait(
-                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), waiter: waiter
+                registry.index(of: breaker), cost: cost, owner: owner, at: clock.now(), waiter: waiter, waitAtMost: waitAtMost
             )
         }
     }
@@ -87,7 +88,8 @@ public final class Engine: Sendable {
                     breaker: name, state: decision.state, retryIn: decision.retryIn, reason: decision.reason ?? .open
                 ))
             }
-            registry.events.append(.exhausted(chain: chain, at: now))
+            let reason: ExhaustedReason = skipped.isEmpty ? .excluded : skipped.contains { $0.reason != .open } ? .budget : .open
+            registry.events.append(.exhausted(chain: chain, reason: reason, at: now))
             return RouteDecision(allowed: false, breaker: nil, permit: nil, skipped: skipped)
         }
     }

@@ -12,8 +12,8 @@ public enum EngineEvent: Sendable {
     case dequeued(breaker: String, waited: Duration, how: QueueExit, at: Timestamp)
     /// A route served `chain` from `to` although `from` was first in line.
     case fellBack(chain: String, from: String, to: String, at: Timestamp)
-    /// No breaker of `chain` granted a permit.
-    case exhausted(chain: String, at: Timestamp)
+    /// No breaker of `chain` granted a permit, and why.
+    case exhausted(chain: String, reason: ExhaustedReason, at: Timestamp)
     case permitEnded(breaker: String, how: PermitEnd, at: Timestamp)
     /// The breaker reached `max_transitions_per_minute` and stays open until `until`; told once per episode.
     case heldOpen(breaker: String, until: Timestamp, at: Timestamp)
@@ -25,7 +25,7 @@ public enum EngineEvent: Sendable {
         switch self {
         case .transitioned(let t): return t.at
         case .recorded(let call): return call.at
-        case .rejected(_, _, _, let at), .dequeued(_, _, _, let at), .fellBack(_, _, _, let at), .exhausted(_, let at),
+        case .rejected(_, _, _, let at), .dequeued(_, _, _, let at), .fellBack(_, _, _, let at), .exhausted(_, _, let at),
              .permitEnded(_, _, let at), .heldOpen(_, _, let at), .operated(_, _, _, let at):
             return at
         }
@@ -97,4 +97,14 @@ public enum PermitEnd: String, Sendable {
     case expired
     case abandoned
     case cancelled
+}
+
+/// Why a route found no breaker: what an operator alerts on differs.
+public enum ExhaustedReason: String, Sendable, CaseIterable {
+    /// Every breaker it tried was open (or half-open with its probe taken): the providers are down.
+    case open
+    /// At least one breaker it tried was refused by a budget: demand is above the limits.
+    case budget
+    /// The client excluded every breaker (its last walk after a request failed on all of them).
+    case excluded
 }

@@ -10,18 +10,20 @@ struct WaitDelivery: Sendable {
 extension Registry {
     mutating func acquireOrWait(
         _ index: Int, cost: Int, owner: PermitOwner?, at now: Timestamp,
-        waiter: any QueueWaiter
+        waiter: any QueueWaiter, waitAtMost: Duration? = nil
     ) throws(EngineError) -> AcquireResult {
         let breaker = breakers[index]
         let ownerIndex = try ownerEntry(owner)
         guard let queue = breaker.budget.policy.queue, let cap = breaker.budget.maxInFlight,
               breaker.admitsFreely, breaker.waiting > 0 || breaker.permitsInFlight >= cap
         else { return .decided(try acquire(index, cost: cost, owner: ownerIndex, at: now)) }
-        guard breaker.waiting < queue.max else {
+        let wait = min(queue.timeout, max(.zero, waitAtMost ?? queue.timeout))
+        // A full queue, or a client that cannot wait at all, is refused at once.
+        guard breaker.waiting < queue.max, (wait > .zero) else {
             return .decided(refuse(index, .concurrency, retryIn: nil, at: now))
         }
         let ticket = waitQueue.enqueue(WaitQueue.Waiter(
-            breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + queue.timeout, waiter: waiter
+            breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + wait, waiter: waiter
         ))
         breakers[index].waiting += 1
         return .queued(ticket)

@@ -18,6 +18,10 @@ public final class ConnectionSession {
         /// The acquire queued: its answer comes later through `waiter`,
         /// and later requests of this connection wait behind it.
         public var queued: WaitTicket?
+        /// The chain a `route` asked along (it exists: unknown chains are errors).
+        public var chain: String?
+        /// Calls a client let through without a breaker since it last said so (`hello`'s `fail_open`).
+        public var clientFailOpen = 0
     }
 
     /// This connection's one waiter, which carries a queued acquire's answer
@@ -79,17 +83,21 @@ public final class ConnectionSession {
             throw WireError(.forbidden, "\"\(envelope.request.op.rawValue)\" is allowed only on the admin socket")
         }
         switch envelope.request {
-        case .hello(let version, _):
+        case .hello(let version, _, let failOpen):
             if let version, version != WireLimits.protocolVersion {
                 throw WireError(.unsupportedProtocol, "this server speaks protocol \(WireLimits.protocolVersion); the client asked for \(version)")
             }
             let chains = engine.chainNames.map { ($0, engine.chain($0) ?? []) }
-            return Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
-        case .acquire(let breaker, let cost):
+            var reply = Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
+            reply.clientFailOpen = failOpen
+            return reply
+        case .acquire(let breaker, let cost, let timeoutMs):
             guard let waiter else {
                 return Reply(bytes: ResponseEncoder.decision(id, try engine.acquire(breaker, cost: cost, owner: owner)))
             }
-            switch try engine.acquire(breaker, cost: cost, owner: owner, orWait: waiter) {
+            // Answered a tenth before the client's own deadline, so a full queue is never mistaken for a dead sidecar.
+            let waitAtMost = timeoutMs.map { Duration.milliseconds($0) * 9 / 10 }
+            switch try engine.acquire(breaker, cost: cost, owner: owner, orWait: waiter, waitAtMost: waitAtMost) {
             case .decided(let decision):
                 return Reply(bytes: ResponseEncoder.decision(id, decision))
             case .queued(let ticket):
@@ -98,7 +106,9 @@ public final class ConnectionSession {
                 return Reply(bytes: [], queued: ticket)
             }
         case .route(let chain, let exclude, let cost):
-            return Reply(bytes: ResponseEncoder.route(id, try engine.route(chain, exclude: exclude, cost: cost, owner: owner)))
+            var reply = Reply(bytes: ResponseEncoder.route(id, try engine.route(chain, exclude: exclude, cost: cost, owner: owner)))
+            reply.chain = chain
+            return reply
         case .report(let text, let report):
             guard let permit = PermitID(text) else {
                 throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")

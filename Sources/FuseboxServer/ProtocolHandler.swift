@@ -146,8 +146,9 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     private func serve(_ frame: Frame, context: ChannelHandlerContext) {
         switch frame {
         case .line(let line):
+            let started = ContinuousClock.now
             let reply = line.withUnsafeReadableBytes { session.handle($0) }
-            observer.served(op: reply.op, error: reply.error)
+            observer.served(reply, took: ContinuousClock.now - started)
             if let ticket = reply.queued {
                 waiting = true
                 let engine = session.engine

@@ -136,7 +136,7 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
             case .recorded(let call): recorded(call)
             case .rejected(let breaker, _, let reason, let at): rejected(breaker: breaker, reason: reason, at: at)
             case .fellBack(let chain, let from, let to, let at): fellBack(chain: chain, from: from, to: to, at: at)
-            case .exhausted(let chain, let at): exhausted(chain: chain, at: at)
+            case .exhausted(let chain, _, let at): exhausted(chain: chain, at: at)
             case .permitEnded(let breaker, let how, let at): permitEnded(breaker: breaker, how: how, at: at)
             case .dequeued, .heldOpen, .operated: break
             }

@@ -15,6 +15,11 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
     private let breakers = Mutex<[String: BreakerSeries]>([:])
     private let chains = Mutex<[String: ChainSeries]>([:])
     private let requests: [String: Counter]
+    private let requestDurations: [String: DurationHistogram]
+    private let clientFailOpen: Counter
+    private let logDropped: Counter
+    private let logDroppedSeen = Mutex(0)
+    private let process: ProcessMetrics
     private let protocolErrors: [ErrorCode: Counter]
     private let clients: Gauge
     private let subscriberDrops: Counter
@@ -28,11 +33,31 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
         .seconds(5), .seconds(10), .seconds(30), .seconds(60), .seconds(120),
     ]
 
-    public init(version: String, configuration: EngineConfiguration) {
+    /// Deciding and encoding one request takes microseconds; the top buckets catch lock contention and stalls.
+    static let requestBuckets: [Duration] = [
+        .microseconds(10), .microseconds(25), .microseconds(50), .microseconds(100), .microseconds(250), .microseconds(500),
+        .milliseconds(1), .milliseconds(5), .milliseconds(25), .milliseconds(100),
+    ]
+
+    public init(version: String, configuration: EngineConfiguration, process: ProcessMetrics = ProcessMetrics()) {
         let registry = self.registry
+        self.process = process
         requests = Dictionary(uniqueKeysWithValues: (Request.Op.allCases.map(\.rawValue) + ["none"]).map { op in
             (op, registry.counter("fusebox_requests_total", labels: [("op", op)], help: Help.requests))
         })
+        requestDurations = Dictionary(uniqueKeysWithValues: Request.Op.allCases.map(\.rawValue).map { op in
+            (op, registry.durationHistogram(
+                "fusebox_request_duration_seconds", labels: [("op", op)], buckets: Self.requestBuckets,
+                help: "How long the sidecar took to decide and encode a request, by op (queue waits and socket time excluded)."
+            ))
+        })
+        clientFailOpen = registry.counter(
+            "fusebox_client_fail_open_total",
+            help: "Calls clients let through without a breaker (the sidecar late or unreachable), as they told it when they next connected."
+        )
+        logDropped = registry.counter(
+            "fusebox_log_lines_dropped_total", help: "Log lines dropped because the log destination fell 100,000 lines behind."
+        )
         protocolErrors = Dictionary(uniqueKeysWithValues: ErrorCode.allCases.map { code in
             (code, registry.counter("fusebox_protocol_errors_total", labels: [("code", code.rawValue)], help: Help.protocolErrors))
         })
@@ -81,7 +106,13 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
                 series.unregister(from: registry)
                 current[name] = nil
             }
-            for name in chainNames where current[name] == nil { current[name] = ChainSeries(name: name, registry: registry) }
+            for chain in configuration.chains {
+                if let series = current[chain.name] {
+                    series.prepare(members: chain.breakers, registry: registry)
+                } else {
+                    current[chain.name] = ChainSeries(name: chain.name, members: chain.breakers, registry: registry)
+                }
+            }
         }
     }
 
@@ -95,7 +126,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             case .rejected(let breaker, _, let reason, _): rejected(breaker: breaker, reason: reason)
             case .dequeued(let breaker, let waited, _, _): breakers.withLock { $0[breaker]?.queueWait.record(waited) }
             case .fellBack(let chain, let from, let to, _): chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
-            case .exhausted(let chain, _): chains.withLock { $0[chain]?.exhausted.increment() }
+            case .exhausted(let chain, let reason, _): chains.withLock { $0[chain]?.exhausted[reason]?.increment() }
             case .permitEnded(let breaker, let how, _): permitEnded(breaker: breaker, how: how)
             case .heldOpen, .operated: break
             }
@@ -103,21 +134,21 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
     }
 
     func transitioned(_ t: Transition) {
-        breakers.withLock { $0[t.breaker]?.transition(from: t.from, to: t.to, registry: registry) }
+        breakers.withLock { $0[t.breaker]?.transition(t, registry: registry) }
     }
 
     func recorded(_ call: RecordedCall) {
         breakers.withLock { all in
             guard let series = all[call.breaker] else { return }
             series.calls[call.outcome]?.increment()
-            if let latency = call.latency { series.duration.record(latency) }
+            if let latency = call.latency { series.duration[call.outcome]?.record(latency) }
         }
     }
 
     func rejected(breaker: String, reason: RejectionReason) {
         breakers.withLock { all in
             guard let series = all[breaker] else { return }
-            series.notPermitted.increment()
+            series.notPermitted[reason]?.increment()
             series.budgetRejections[reason]?.increment()
         }
     }
@@ -135,9 +166,25 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
 
     // MARK: Socket events
 
-    public func countRequest(op: String?, error: ErrorCode?) {
+    public func countRequest(op: String?, error: ErrorCode?, took: Duration? = nil) {
         requests[op ?? "none"]?.increment()
         if let error { protocolErrors[error]?.increment() }
+        if let op, let took { requestDurations[op]?.record(took) }
+    }
+
+    /// A route along `chain` (a configured one: unknown chains are answered with an error first).
+    public func countRoute(chain: String) {
+        chains.withLock { $0[chain]?.routes.increment() }
+    }
+
+    public func clientsFailedOpen(_ calls: Int) { clientFailOpen.increment(by: Int64(calls)) }
+
+    /// Moves the dropped-lines counter to the log sink's total (at scrape).
+    public func syncLogDropped(_ total: Int) {
+        logDroppedSeen.withLock { seen in
+            if total > seen { logDropped.increment(by: Int64(total - seen)) }
+            seen = max(seen, total)
+        }
     }
 
     public func clientConnected() { clients.increment() }
@@ -150,11 +197,10 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
     public func render(_ snapshots: [BreakerSnapshot]) -> [UInt8] {
         breakers.withLock { all in
             for snapshot in snapshots {
-                all[snapshot.name]?.show(snapshot)
-                all[snapshot.name]?.showBuckets(snapshot, registry: registry)
+                all[snapshot.name]?.show(snapshot, registry: registry)
             }
         }
-        return registry.emitToBuffer()
+        return registry.emitToBuffer() + process.exposition()
     }
 }
 
@@ -162,167 +208,6 @@ enum Help {
     static let requests = "Protocol requests served, by op (none: the line could not be read as a request)."
     static let protocolErrors = "Requests answered with an error, by error code."
     static let reloads = "Configuration reloads asked for (SIGHUP), by result: ok (applied) or failed (refused; the running configuration kept)."
-}
-
-/// The series of one breaker.
-final class BreakerSeries: Sendable {
-    let name: String
-    let calls: [Outcome: Counter]
-    let duration: DurationHistogram
-    let notPermitted: Counter
-    let expired: Counter
-    let abandoned: Counter
-    let states: [BreakerState: Gauge]
-    let failureRate: Gauge
-    let slowCallRate: Gauge
-    let inFlight: Gauge
-    /// By budget reason (concurrency, rate, tokens); `open` refusals are not budget ones.
-    let budgetRejections: [RejectionReason: Counter]
-    let queueDepth: Gauge
-    let queueWait: DurationHistogram
-    /// Exposed only while the breaker has that budget: a 0 would read as "spent".
-    private let buckets = Mutex<(rate: Gauge?, tokens: Gauge?)>((nil, nil))
-    private let transitions = Mutex<[String: Counter]>([:])
-
-    static let queueWaitBuckets: [Duration] = [
-        .milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(50), .milliseconds(100),
-        .milliseconds(250), .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10),
-    ]
-
-    init(name: String, registry: PrometheusCollectorRegistry) {
-        self.name = name
-        let label = [("breaker", name)]
-        calls = Dictionary(uniqueKeysWithValues: Outcome.allCases.map { outcome in
-            (outcome, registry.counter(
-                "fusebox_calls_total", labels: label + [("outcome", outcome.rawValue)],
-                help: "Calls reported, by breaker and outcome (expired permits count as timeout)."
-            ))
-        })
-        duration = registry.durationHistogram(
-            "fusebox_call_duration_seconds", labels: label, buckets: FuseboxMetrics.durationBuckets,
-            help: "How long reported calls took, as the client reported it (or from permit to report)."
-        )
-        notPermitted = registry.counter("fusebox_not_permitted_total", labels: label, help: "Acquires (and route steps) refused.")
-        expired = registry.counter("fusebox_permits_expired_total", labels: label, help: "Permits not reported within permit_ttl, counted as timeouts.")
-        abandoned = registry.counter("fusebox_permits_abandoned_total", labels: label, help: "Permits released because their client disconnected.")
-        states = Dictionary(uniqueKeysWithValues: BreakerState.allCases.map { state in
-            (state, registry.gauge(
-                "fusebox_breaker_state", labels: label + [("state", state.rawValue)],
-                help: "1 for the state each breaker is in, 0 for the others."
-            ))
-        })
-        failureRate = registry.gauge("fusebox_failure_rate", labels: label, help: "Failure share of the breaker's window (0 to 1).")
-        slowCallRate = registry.gauge("fusebox_slow_call_rate", labels: label, help: "Slow-call share of the breaker's window (0 to 1).")
-        inFlight = registry.gauge("fusebox_permits_in_flight", labels: label, help: "Permits granted and not yet reported.")
-        budgetRejections = Dictionary(uniqueKeysWithValues: RejectionReason.allCases.filter { $0 != .open }.map { reason in
-            (reason, registry.counter(
-                "fusebox_budget_rejections_total", labels: label + [("reason", reason.rawValue)],
-                help: "Acquires and route steps refused by a budget: concurrency (max_in_flight), rate or tokens."
-            ))
-        })
-        queueDepth = registry.gauge("fusebox_queue_depth", labels: label, help: "Acquires waiting in the breaker's queue for a slot under max_in_flight.")
-        queueWait = registry.durationHistogram(
-            "fusebox_queue_wait_seconds", labels: label, buckets: Self.queueWaitBuckets,
-            help: "How long queued acquires waited, whether granted, refused, timed out or withdrawn."
-        )
-        states[.closed]?.set(to: 1)
-    }
-
-    func transition(from: BreakerState, to: BreakerState, registry: PrometheusCollectorRegistry) {
-        let key = "\(from.rawValue)>\(to.rawValue)"
-        let counter = transitions.withLock { made in
-            if let counter = made[key] { return counter }
-            let counter = registry.counter(
-                "fusebox_transitions_total", labels: [("breaker", name), ("from", from.rawValue), ("to", to.rawValue)],
-                help: "State transitions, by breaker and the states left and entered."
-            )
-            made[key] = counter
-            return counter
-        }
-        counter.increment()
-    }
-
-    func show(_ snapshot: BreakerSnapshot) {
-        for (state, gauge) in states { gauge.set(to: state == snapshot.state ? 1 : 0) }
-        failureRate.set(to: snapshot.window.failureRate)
-        slowCallRate.set(to: snapshot.window.slowCallRate)
-        inFlight.set(to: Double(snapshot.permitsInFlight))
-        queueDepth.set(to: Double(snapshot.queued))
-    }
-
-    /// The bucket gauges follow the configuration: made when a budget appears, dropped when it goes.
-    func showBuckets(_ snapshot: BreakerSnapshot, registry: PrometheusCollectorRegistry) {
-        buckets.withLock { gauges in
-            gauges.rate = Self.bucketGauge(
-                gauges.rate, value: snapshot.rateAvailable, name: "fusebox_rate_tokens_available",
-                help: "Requests the breaker's rate budget would grant now.", breaker: name, registry: registry
-            )
-            gauges.tokens = Self.bucketGauge(
-                gauges.tokens, value: snapshot.tokensAvailable, name: "fusebox_token_budget_available",
-                help: "Tokens the breaker's token budget would grant now.", breaker: name, registry: registry
-            )
-        }
-    }
-
-    private static func bucketGauge(
-        _ gauge: Gauge?, value: Double?, name: String, help: String, breaker: String, registry: PrometheusCollectorRegistry
-    ) -> Gauge? {
-        guard let value else {
-            if let gauge { registry.unregisterGauge(gauge) }
-            return nil
-        }
-        let shown = gauge ?? registry.gauge(name, labels: [("breaker", breaker)], help: help)
-        shown.set(to: value)
-        return shown
-    }
-
-    func unregister(from registry: PrometheusCollectorRegistry) {
-        for counter in budgetRejections.values { registry.unregisterCounter(counter) }
-        registry.unregisterGauge(queueDepth)
-        registry.unregisterDurationHistogram(queueWait)
-        buckets.withLock { gauges in
-            for gauge in [gauges.rate, gauges.tokens].compactMap({ $0 }) { registry.unregisterGauge(gauge) }
-        }
-        for counter in calls.values { registry.unregisterCounter(counter) }
-        registry.unregisterDurationHistogram(duration)
-        for counter in [notPermitted, expired, abandoned] { registry.unregisterCounter(counter) }
-        for gauge in Array(states.values) + [failureRate, slowCallRate, inFlight] { registry.unregisterGauge(gauge) }
-        transitions.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
-    }
-}
-
-/// The series of one chain.
-final class ChainSeries: Sendable {
-    let name: String
-    let exhausted: Counter
-    private let fallbacks = Mutex<[String: Counter]>([:])
-
-    init(name: String, registry: PrometheusCollectorRegistry) {
-        self.name = name
-        exhausted = registry.counter(
-            "fusebox_route_exhausted_total", labels: [("chain", name)],
-            help: "Routes no breaker of the chain could serve."
-        )
-    }
-
-    func fallback(from: String, to: String, registry: PrometheusCollectorRegistry) {
-        let key = "\(from)>\(to)"
-        let counter = fallbacks.withLock { made in
-            if let counter = made[key] { return counter }
-            let counter = registry.counter(
-                "fusebox_fallbacks_total", labels: [("chain", name), ("from", from), ("to", to)],
-                help: "Routes served by a later breaker of the chain than its first."
-            )
-            made[key] = counter
-            return counter
-        }
-        counter.increment()
-    }
-
-    func unregister(from registry: PrometheusCollectorRegistry) {
-        registry.unregisterCounter(exhausted)
-        fallbacks.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
-    }
 }
 
 /// The store's health, mirrored from the writer's own counters at scrape time.

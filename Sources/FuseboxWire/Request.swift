@@ -9,9 +9,11 @@ public enum RequestID: Equatable, Sendable {
 
 /// One decoded request of protocol v1.
 public enum Request: Equatable, Sendable {
-    case hello(protocol: Int?, client: String?)
-    /// `cost`: the call's estimated tokens, for a token budget.
-    case acquire(breaker: String, cost: Int = 0)
+    /// `failOpen`: calls the client let through without a breaker since its last hello.
+    case hello(protocol: Int?, client: String?, failOpen: Int = 0)
+    /// `cost`: the call's estimated tokens, for a token budget. `timeoutMs`:
+    /// how long the client waits for the answer; a queued acquire is refused before then.
+    case acquire(breaker: String, cost: Int = 0, timeoutMs: Int? = nil)
     case route(chain: String, exclude: [String], cost: Int = 0)
     case report(permit: String, CallReport)
     case record(breaker: String, CallReport)
@@ -68,4 +70,6 @@ public enum WireLimits {
     public static let protocolVersion = 1
     /// The largest `cost` or `tokens_used`.
     public static let maxTokens = 1_000_000_000
+    /// The longest `timeout_ms` an acquire may carry: one day.
+    public static let maxTimeoutMs = 86_400_000
 }

@@ -62,9 +62,15 @@ public enum RequestDecoder {
         }
         switch op {
         case .hello:
-            return .hello(protocol: try fields.int("protocol", 0...1_000_000), client: try fields.string("client", limit: 256))
+            return .hello(
+                protocol: try fields.int("protocol", 0...1_000_000), client: try fields.string("client", limit: 256),
+                failOpen: try fields.int("fail_open", 0...WireLimits.maxTokens) ?? 0
+            )
         case .acquire:
-            return .acquire(breaker: try fields.name("breaker"), cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0)
+            return .acquire(
+                breaker: try fields.name("breaker"), cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0,
+                timeoutMs: try fields.int("timeout_ms", 0...WireLimits.maxTimeoutMs)
+            )
         case .route:
             return .route(
                 chain: try fields.name("chain"), exclude: try fields.names("exclude"),

@@ -34,7 +34,7 @@ struct TransitionSchemaTests {
         #expect(logged["new_state"] == streamed["new_state"] && logged["generation"] == streamed["generation"])
 
         let metrics = try curl(base + "/metrics").body
-        #expect(metrics.contains(#"fusebox_transitions_total{breaker="openai",from="closed",to="open"} 1"#), "metrics")
+        #expect(metrics.contains(#"fusebox_transitions_total{breaker="openai",from="closed",to="open",reason="consecutive_failures"} 1"#), "metrics")
 
         sidecar.signal(SIGTERM)
         _ = try sidecar.waitForExit()

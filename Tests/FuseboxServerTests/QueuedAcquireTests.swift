@@ -100,6 +100,33 @@ struct QueuedAcquireTests {
         #expect(answer["reason"] == .string("concurrency") && answer["waited_ms"] == .number("2000"))
     }
 
+    @Test func aClientsOwnDeadlineCutsTheWaitShortSoTheRefusalArrivesBeforeItGivesUp() throws {
+        let holder = try Connection(engine), waiter = try Connection(engine)
+        try holder.send(#"{"op":"acquire","breaker":"a"}"#)
+        _ = try holder.answers()
+        // The client waits 1 s; the queue would wait 2: refused at 0.9 s, before the client's own timeout.
+        try waiter.send(#"{"op":"acquire","breaker":"a","id":9,"timeout_ms":1000}"#)
+        clock.advance(by: .milliseconds(899))
+        engine.tick()
+        #expect(try waiter.answers().isEmpty, "not before 0.9 s")
+        clock.advance(by: .milliseconds(1))
+        engine.tick()
+        let answer = try #require(try waiter.answers().first)
+        #expect(answer["allowed"] == .bool(false) && answer["reason"] == .string("concurrency") && answer["waited_ms"] == .number("900"))
+    }
+
+    @Test func aClientThatCannotWaitIsRefusedAtOnceAndALongDeadlineKeepsTheQueuesTimeout() throws {
+        let holder = try Connection(engine), hurried = try Connection(engine), patient = try Connection(engine)
+        try holder.send(#"{"op":"acquire","breaker":"a"}"#)
+        _ = try holder.answers()
+        try hurried.send(#"{"op":"acquire","breaker":"a","timeout_ms":0}"#)
+        #expect(try hurried.answers().first?["reason"] == .string("concurrency"))
+        try patient.send(#"{"op":"acquire","breaker":"a","timeout_ms":60000}"#)
+        clock.advance(by: .seconds(2))
+        engine.tick()
+        #expect(try patient.answers().first?["waited_ms"] == .number("2000"), "the queue's own 2 s still bound it")
+    }
+
     @Test func aFullQueueRefusesAtOnce() throws {
         let holder = try Connection(engine)
         try holder.send(#"{"op":"acquire","breaker":"a"}"#)
