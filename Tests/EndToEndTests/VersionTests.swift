@@ -26,6 +26,7 @@ import Testing
         #expect(Self.firstMatch(#"__version__ = "[^"]*""#, in: try Self.text("clients/python/fusebox/__init__.py")) == version)
         let package = try JSONParser.parse(Self.text("clients/node/package.json"))
         #expect(package["version"] == .string(version))
+        #expect(try Self.text("clients/node/index.js").contains("export const VERSION = '\(version)';"))
         #expect(try Self.text("CHANGELOG.md").contains("## \(version) "))
         #expect(try Self.text("Dockerfile").contains("ARG VERSION=\(version)"))
         for manifest in ["deploy/kubernetes/sidecar.yaml", "deploy/kubernetes/daemonset.yaml"] {

@@ -3,6 +3,9 @@
 // request simply waits for the next line.
 import net from 'node:net';
 
+/** The package's version (VERSION at the repository's root; a test keeps them equal). */
+export const VERSION = '0.1.0';
+
 /**
  * The breaker refused the call; `retryInMs` says when it may admit again (null if unknown),
  * `reason` which limit refused: `open`, or a budget (`concurrency`, `rate`, `tokens`).
@@ -99,16 +102,37 @@ export class Fusebox {
     this.nextAttempt = 0;
     /** Chains as the sidecar last described them (hello), for fail-open routing. */
     this.chains = options.chains ?? {};
+    this.counts = { failOpen: 0, timeouts: 0, unreachable: 0 };
+    this.unreportedFailOpen = 0;
+    this.failOpenLog = { at: 0, since: 0 };
   }
 
-  /** Sends one request; resolves with the answer (`ok: true`). */
-  async request(message) {
+  /**
+   * Counters since this client was made: `failOpen` (calls let through without a breaker because the
+   * sidecar was late or unreachable), `timeouts` (requests not answered in time), `unreachable`.
+   */
+  stats() { return { ...this.counts }; }
+
+  /**
+   * Sends one request; resolves with the answer (`ok: true`). A request not answered within
+   * `timeoutMs` rejects with SidecarUnavailable on its own: the others pending on the connection
+   * go on, and its late answer is read and set aside (a late permit is handed back as cancelled).
+   * @param {object} message @param {{timeoutMs?: number}} [options]
+   */
+  async request(message, { timeoutMs = this.timeoutMs } = {}) {
     const socket = await this.#connect();
     return new Promise((resolve, reject) => {
-      const entry = { resolve, reject, timer: null };
+      const entry = { resolve, reject, timer: null, abandoned: false, watchdog: null };
       entry.timer = setTimeout(() => {
-        this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: no answer in ${this.timeoutMs} ms`));
-      }, this.timeoutMs);
+        entry.abandoned = true;
+        this.counts.timeouts += 1;
+        reject(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: no answer in ${timeoutMs} ms`));
+        // Silent for much longer still: the connection is dead, not slow.
+        entry.watchdog = setTimeout(() => {
+          if (this.socket === socket) this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: not answering`));
+        }, Math.max(2 * timeoutMs, 5000));
+        entry.watchdog.unref?.();
+      }, timeoutMs);
       this.pending.push(entry);
       socket.write(JSON.stringify(message) + '\n');
     }).then((answer) => {
@@ -123,10 +147,13 @@ export class Fusebox {
    * @param {string} breaker @param {{cost?: number}} [options]
    * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
    */
-  async acquire(breaker, { cost } = {}) {
+  async acquire(breaker, { cost, timeoutMs = this.timeoutMs } = {}) {
     let answer;
+    // timeout_ms: the sidecar refuses a queued acquire before this client would give up on it.
+    const message = { op: 'acquire', breaker, timeout_ms: Math.floor(timeoutMs) };
+    if (cost != null) message.cost = cost;
     try {
-      answer = await this.request(cost != null ? { op: 'acquire', breaker, cost } : { op: 'acquire', breaker });
+      answer = await this.request(message, { timeoutMs });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(breaker);
       throw error;
@@ -239,14 +266,21 @@ export class Fusebox {
         this.downSince = null;
         this.socket = socket;
         resolve(socket);
-        // Learn the chains, so a later outage of the sidecar can still walk them in order.
-        this.request({ op: 'hello', protocol: 1, client: 'fusebox-node/0.1.0' })
-          .then((hello) => { this.chains = hello.chains ?? this.chains; })
+        // Learn the chains, so a later outage of the sidecar can still walk them in order,
+        // and tell the sidecar how many calls went out unprotected since the last hello.
+        const hello = { op: 'hello', protocol: 1, client: `fusebox-node/${VERSION}` };
+        if (this.unreportedFailOpen > 0) hello.fail_open = this.unreportedFailOpen;
+        this.request(hello)
+          .then((answer) => {
+            this.chains = answer.chains ?? this.chains;
+            this.unreportedFailOpen -= hello.fail_open ?? 0;
+          })
           .catch(() => {});
       });
       socket.on('data', (chunk) => this.#receive(chunk));
       socket.on('error', (error) => {
         clearTimeout(timer);
+        this.counts.unreachable += 1;
         this.#markDown(error);
         reject(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: ${error.message}`));
         this.#fail(new SidecarUnavailable(`fusebox sidecar at ${this.socketPath}: ${error.message}`));
@@ -268,7 +302,12 @@ export class Fusebox {
       const entry = this.pending.shift();
       if (!entry) continue;
       clearTimeout(entry.timer);
-      try { entry.resolve(JSON.parse(line)); } catch (error) { entry.reject(error); }
+      clearTimeout(entry.watchdog);
+      let answer;
+      try { answer = JSON.parse(line); } catch (error) { entry.reject(error); continue; }
+      if (!entry.abandoned) { entry.resolve(answer); continue; }
+      // The caller gave up on it: a permit granted after all goes back at once.
+      if (answer.permit) this.request({ op: 'report', permit: answer.permit, outcome: 'cancelled' }).catch(() => {});
     }
   }
 
@@ -276,8 +315,24 @@ export class Fusebox {
     const waiting = this.pending;
     this.pending = [];
     this.buffer = '';
-    for (const entry of waiting) { clearTimeout(entry.timer); entry.reject(error); }
+    for (const entry of waiting) {
+      clearTimeout(entry.timer);
+      clearTimeout(entry.watchdog);
+      if (!entry.abandoned) entry.reject(error);
+    }
     if (waiting.length && this.socket) { this.socket.destroy(); this.socket = null; }
+  }
+
+  /** Counts a call let through without a breaker; says so at most every 10 s. */
+  #failedOpen(name) {
+    this.counts.failOpen += 1;
+    this.unreportedFailOpen += 1;
+    this.failOpenLog.since += 1;
+    const now = Date.now();
+    if (now - this.failOpenLog.at < 10_000) return;
+    console.warn(`fusebox: fail-open: ${this.failOpenLog.since} call(s) let through without a breaker (last: ${name}); ` +
+      `the sidecar at ${this.socketPath} was late or unreachable`);
+    this.failOpenLog = { at: now, since: 0 };
   }
 
   #markDown(error) {
@@ -294,6 +349,7 @@ export class Fusebox {
       const members = this.chains[name];
       const next = members ? members.find((m) => !tried.includes(m)) : name;
       if (next === undefined) throw new ChainExhausted(name, []);
+      this.#failedOpen(next);
       return { id: null, breaker: next, probe: false, degraded: true };
     }
     if (this.onUnavailable === 'deny') throw new BreakerOpen(name, 'unavailable', null);

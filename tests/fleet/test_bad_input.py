@@ -57,7 +57,9 @@ def degraded_start(url: str, expected: str) -> None:
         lines = []
         while time.time() < deadline:
             lines = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
-            if any(line.get("event") == "fleet_unreachable" for line in lines):
+            # The fleet link may fail before the sockets and HTTP are up: wait for all three.
+            events = {line.get("event") for line in lines}
+            if {"fleet_unreachable", "started", "http_listening"} <= events:
                 break
             time.sleep(0.05)
         reason = next(line["reason"] for line in lines if line.get("event") == "fleet_unreachable")

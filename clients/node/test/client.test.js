@@ -2,7 +2,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync, rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -33,7 +33,7 @@ async function startSidecar() {
   for (let i = 0; i < 500 && !(existsSync(socket) && existsSync(adminSocket)); i++) await new Promise((r) => setTimeout(r, 20));
   assert.ok(existsSync(socket), 'the sidecar did not start');
   return {
-    folder, socket, adminSocket: join(folder, 'fusebox-admin.sock'),
+    folder, socket, adminSocket: join(folder, 'fusebox-admin.sock'), pid: child.pid,
     stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }),
   };
 }
@@ -45,6 +45,15 @@ function admin(sidecar, line) {
     s.once('data', (d) => { s.destroy(); resolveLine(d); });
     s.once('error', reject);
   });
+}
+
+/** SIGSTOP, and wait until every thread has stopped (a thread running on another core finishes its slice first). */
+async function stop(pid) {
+  process.kill(pid, 'SIGSTOP');
+  const tasks = () => readdirSync(`/proc/${pid}/task`).map((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'));
+  for (let i = 0; i < 200 && !tasks().every((stat) => / T /.test(stat.slice(stat.lastIndexOf(')')))); i++) {
+    await new Promise((r) => setTimeout(r, 5));
+  }
 }
 
 class ApiError extends Error {
@@ -139,4 +148,45 @@ test('errors are classified by shape', () => {
   assert.deepEqual(classifyError(new ApiError(429, { 'retry-after': '3' })).retry_after_ms, 3000);
   assert.equal(classifyError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).error_kind, 'connection');
   assert.equal(classifyError(Object.assign(new Error('x'), { name: 'AbortError' })).outcome, 'timeout');
+});
+
+test('one request timing out leaves the ten pending behind it on the same connection alone', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket, timeoutMs: 5000 });
+  await fb.status();  // connected, hello answered
+  await stop(sidecar.pid);  // the sidecar stalls: nothing is answered for 600 ms
+  let late;
+  let others;
+  try {
+    late = fb.acquire('openai', { timeoutMs: 200 });
+    others = Array.from({ length: 10 }, () => fb.acquire('anthropic'));
+    const failedOpen = await late;  // policy allow: this one call goes out without a breaker
+    assert.equal(failedOpen.degraded, true);
+    await new Promise((r) => setTimeout(r, 400));
+  } finally {
+    process.kill(sidecar.pid, 'SIGCONT');
+  }
+  const permits = await Promise.all(others);
+  assert.equal(permits.length, 10);
+  for (const permit of permits) assert.ok(permit.id && !permit.degraded, `a real permit: ${JSON.stringify(permit)}`);
+  await Promise.all(permits.map((p) => fb.report(p, { outcome: 'success' })));
+  assert.deepEqual(fb.stats(), { failOpen: 1, timeouts: 1, unreachable: 0 });
+  // The late permit was handed back as cancelled; nothing is left in flight.
+  await new Promise((r) => setTimeout(r, 100));
+  const [openai] = await fb.status('openai');
+  assert.equal(openai.permits_in_flight, 0);
+  fb.close();
+});
+
+test('a new connection tells the sidecar how many calls failed open', async () => {
+  const fb = new Fusebox({ socketPath: join(sidecar.folder, 'absent.sock') });
+  await fb.acquire('openai');
+  await fb.acquire('openai');
+  assert.equal(fb.stats().failOpen, 2);
+  fb.socketPath = sidecar.socket;
+  fb.downSince = null;
+  fb.nextAttempt = 0;
+  await fb.status();
+  await new Promise((r) => setTimeout(r, 100));
+  assert.equal(fb.unreportedFailOpen, 0, 'the hello carried them');
+  fb.close();
 });

@@ -52,7 +52,11 @@ class AsyncFusebox(ClientPolicy):
             if connection.reused and isinstance(error, ConnectionError):
                 # Closed by the sidecar while idle (idle_timeout): once more, on another connection.
                 return await self.request(message)
-            self._note_down(error)
+            if self._is_timeout(error):
+                self._count("timeouts")  # late, not gone: the next call asks again
+            else:
+                self._count("unreachable")
+                self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         if len(self._idle) < self.pool_size:
             self._idle.append(connection)
@@ -138,10 +142,15 @@ class AsyncFusebox(ClientPolicy):
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.socket_path), self.timeout)
             connection = _AsyncConnection(reader, writer)
-            hello = await connection.request({"op": "hello", "protocol": 1, "client": "fusebox-python-asyncio/0.1.0"}, self.timeout)
+            greeting = self._hello_message()
+            greeting["client"] = greeting["client"].replace("fusebox-python/", "fusebox-python-asyncio/")
+            hello = await connection.request(greeting, self.timeout)
         except (OSError, ValueError, asyncio.TimeoutError) as error:
-            self._note_down(error)
+            self._count("timeouts" if self._is_timeout(error) else "unreachable")
+            if not self._is_timeout(error):
+                self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+        self._hello_sent(greeting)
         if isinstance(hello.get("chains"), dict):
             self.chains = hello["chains"]
         return connection

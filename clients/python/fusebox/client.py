@@ -84,7 +84,13 @@ class Fusebox(ClientPolicy):
                 # A pooled connection the sidecar closed while it sat idle (idle_timeout):
                 # the request never reached it, so it goes once more, on another connection.
                 return self.request(message)
-            self._mark_down(error)
+            if self._is_timeout(error):
+                # Late, not gone: this call is handled by the policy, the next one asks again.
+                # (The connection is closed: its answer may still come and must not be read as the next one's.)
+                self._count("timeouts")
+            else:
+                self._count("unreachable")
+                self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         self._give(connection)
         self._mark_up()
@@ -216,10 +222,14 @@ class Fusebox(ClientPolicy):
                 raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
             connection = _Connection(self.socket_path, self.timeout)
-            hello = connection.request({"op": "hello", "protocol": 1, "client": "fusebox-python/0.1.0"})
+            greeting = self._hello_message()
+            hello = connection.request(greeting)
         except (OSError, ValueError) as error:
-            self._mark_down(error)
+            self._count("timeouts" if self._is_timeout(error) else "unreachable")
+            if not self._is_timeout(error):
+                self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+        self._hello_sent(greeting)
         if isinstance(hello.get("chains"), dict):
             self.chains = hello["chains"]
         return connection

@@ -2,8 +2,11 @@
 sidecar is unreachable, and how a report and an exception's fields are built."""
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
+import socket
+import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
@@ -49,6 +52,41 @@ class ClientPolicy:
         self.chains: Dict[str, List[str]] = dict(chains or {})
         self._down_since: Optional[float] = None
         self._next_attempt = 0.0
+        # What stats() reports; fail-opens not yet told to the sidecar go in the next hello.
+        self._counts_lock = threading.Lock()
+        self._counts = {"fail_open": 0, "timeouts": 0, "unreachable": 0}
+        self._unreported_fail_open = 0
+        self._fail_open_logged_at = 0.0
+        self._fail_open_since_log = 0
+
+    def stats(self) -> Dict[str, int]:
+        """Counters since this client was made: ``fail_open`` (calls let through
+        without a breaker because the sidecar was late or unreachable), ``timeouts``
+        (requests the sidecar did not answer in ``timeout``), ``unreachable``
+        (requests that found no sidecar)."""
+        with self._counts_lock:
+            return dict(self._counts)
+
+    def _count(self, key: str) -> None:
+        with self._counts_lock:
+            self._counts[key] += 1
+
+    def _hello_message(self) -> Dict[str, Any]:
+        """The hello a new connection starts with; it carries the fail-opens the sidecar has not heard of."""
+        from . import __version__
+        message: Dict[str, Any] = {"op": "hello", "protocol": 1, "client": f"fusebox-python/{__version__}"}
+        with self._counts_lock:
+            if self._unreported_fail_open:
+                message["fail_open"] = self._unreported_fail_open
+        return message
+
+    def _hello_sent(self, message: Dict[str, Any]) -> None:
+        with self._counts_lock:
+            self._unreported_fail_open -= message.get("fail_open", 0)
+
+    @staticmethod
+    def _is_timeout(error: BaseException) -> bool:
+        return isinstance(error, (socket.timeout, TimeoutError, asyncio.TimeoutError))
 
     def classify(self, error: BaseException) -> Dict[str, Any]:
         """Report fields for an exception: your classifiers first, then the default."""
@@ -58,9 +96,9 @@ class ClientPolicy:
                 return fields
         return default_classifier(error)
 
-    @staticmethod
-    def _acquire_message(breaker: str, cost: Optional[int]) -> Dict[str, Any]:
-        message: Dict[str, Any] = {"op": "acquire", "breaker": breaker}
+    def _acquire_message(self, breaker: str, cost: Optional[int]) -> Dict[str, Any]:
+        # The client's own deadline: a queued acquire is refused before it, never mistaken for a dead sidecar.
+        message: Dict[str, Any] = {"op": "acquire", "breaker": breaker, "timeout_ms": int(self.timeout * 1000)}
         if cost is not None:
             message["cost"] = cost
         return message
@@ -99,8 +137,22 @@ class ClientPolicy:
             log.warning("fusebox: sidecar at %s reachable again", self.socket_path)
             self._down_since = None
 
+    def _failed_open(self, name: str) -> None:
+        """Counts a call let through without a breaker, and says so at most every 10 s."""
+        now = time.monotonic()
+        with self._counts_lock:
+            self._counts["fail_open"] += 1
+            self._unreported_fail_open += 1
+            self._fail_open_since_log += 1
+            if now - self._fail_open_logged_at < 10:
+                return
+            count, self._fail_open_since_log, self._fail_open_logged_at = self._fail_open_since_log, 0, now
+        log.warning("fusebox: fail-open: %d call(s) let through without a breaker (last: %s); the sidecar at %s was "
+                    "late or unreachable", count, name, self.socket_path)
+
     def _unavailable(self, breaker: str) -> Permit:
         if self.on_unavailable == "allow":
+            self._failed_open(breaker)
             return Permit(None, breaker, degraded=True)
         if self.on_unavailable == "deny":
             raise BreakerOpen(breaker, "unavailable", None)
@@ -112,5 +164,6 @@ class ClientPolicy:
             left = [member for member in self.chains[chain] if member not in exclude]
             if not left:
                 raise ChainExhausted(chain, [])
+            self._failed_open(left[0])
             return Permit(None, left[0], degraded=True)
         return self._unavailable(chain)

@@ -165,3 +165,68 @@ def test_a_rate_budget_keeps_a_limited_provider_from_answering_429_at_three_time
     assert calls.get("spare", 0) >= sum(calls.values()) // 4, "the excess went to the fallback"
     assert sum(calls.values()) >= 0.9 * 3 * per_minute
     assert total(results, "refused") == {}, "no request was left without a provider"
+
+
+class SlowProvider:
+    """Answers every call after `seconds`, and remembers the most calls it ever had at once."""
+
+    def __init__(self, seconds: float) -> None:
+        self.active = 0
+        self.most = 0
+        self.calls = 0
+        self.lock = threading.Lock()
+        provider = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with provider.lock:
+                    provider.active += 1
+                    provider.calls += 1
+                    provider.most = max(provider.most, provider.active)
+                time.sleep(seconds)
+                with provider.lock:
+                    provider.active -= 1
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/slow"
+
+
+def test_a_full_queue_refuses_in_time_and_no_call_goes_out_without_a_permit():
+    # Eight processes with the client's defaults (2 s timeout, fail-open) against max_in_flight 2 and
+    # the default 2 s queue, calls taking 1.5 s: most acquires wait longer than the queue allows.
+    # The acquire carries the client's deadline, so the sidecar refuses at 1.8 s, before the client
+    # would give up at 2 s and let the call through unprotected.
+    provider = SlowProvider(1.5)
+    sidecar = start_sidecar(config("{ slow: { max_in_flight: 2, queue: { max: 100 } } }"))
+    try:
+        environment = {**os.environ, "PYTHONPATH": CLIENT_PATH}
+        worker = pathlib.Path(__file__).with_name("queue_worker.py")
+        processes = [subprocess.Popen([sys.executable, str(worker), sidecar.socket, "slow", "8", provider.url],
+                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment)
+                     for _ in range(WORKERS)]
+        results = []
+        for process in processes:
+            out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+            results.append(json.loads(out))
+    finally:
+        sidecar.stop()
+        provider.server.shutdown()
+    permitted = sum(r["permitted"] for r in results)
+    without = sum(r["without_permit"] for r in results)
+    refused = total(results, "refused")
+    stats = [r["stats"] for r in results]
+    print(f"\npermitted {permitted}, without a permit {without}, refused {refused}, most at once {provider.most}, stats {stats}")
+    assert without == 0 and all(s["fail_open"] == 0 and s["timeouts"] == 0 for s in stats), "a call went out without a permit"
+    assert provider.most <= 2, f"{provider.most} calls at once past max_in_flight 2"
+    assert permitted == provider.calls and permitted >= 8
+    assert set(refused) == {"concurrency"} and refused["concurrency"] > 0, f"refusals carry their reason: {refused}"

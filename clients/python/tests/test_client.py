@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import threading
 import time
 
@@ -232,3 +233,33 @@ def test_a_pooled_connection_closed_for_idleness_is_replaced_without_failing_ope
             fb.report(second, status=200)
     finally:
         stopped_sidecar.stop()
+
+
+def test_one_late_answer_fails_that_call_open_without_marking_the_sidecar_down(sidecar):
+    # The sidecar stalls (SIGSTOP) past one request's timeout: that call fails open and is counted;
+    # the next call asks the sidecar again instead of failing open for reconnect_interval.
+    fb = Fusebox(sidecar.socket, timeout=0.3, reconnect_interval=60)
+    fb.status()
+    stop(sidecar.process.pid)
+    try:
+        late = fb.acquire("openai")
+    finally:
+        os.kill(sidecar.process.pid, signal.SIGCONT)
+    assert late.degraded
+    permit = fb.acquire("openai")
+    assert not permit.degraded, "a single timeout must not mark the whole sidecar down"
+    fb.report(permit, outcome="success")
+    assert fb.stats() == {"fail_open": 1, "timeouts": 1, "unreachable": 0}
+    # The next connection's hello tells the sidecar about the call that went out unprotected.
+    assert fb._unreported_fail_open == 0
+    fb.close()
+
+
+def stop(pid: int) -> None:
+    """SIGSTOP, then wait until every thread has stopped (one running on another core finishes its slice first)."""
+    os.kill(pid, signal.SIGSTOP)
+    for _ in range(200):
+        stats = [open(f"/proc/{pid}/task/{task}/stat").read() for task in os.listdir(f"/proc/{pid}/task")]
+        if all(" T " in stat[stat.rindex(")"):] for stat in stats):
+            return
+        time.sleep(0.005)
