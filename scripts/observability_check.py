@@ -4,9 +4,11 @@
 1. `promtool check metrics` on a live scrape of a `fusebox serve` that has seen
    traffic and transitions;
 2. `promtool check rules` and `promtool test rules` on the rules file;
-3. every PromQL expression of the Grafana dashboard and the rules file parses
+3. every PromQL expression of the Grafana dashboard (panels, variables,
+   annotations), the rules file, docs/metrics.md and docs/runbook.md parses
    (through promtool) and names only metrics that /metrics exposes (or that a
-   recording rule defines);
+   recording rule defines), with only labels those metrics have; every
+   metric name the docs mention is exposed;
 4. a real `prometheus` server scraping the sidecar every second sees a breaker
    open and fusebox_transitions_total increase.
 
@@ -30,6 +32,60 @@ FUSEBOX = sys.argv[1] if len(sys.argv) > 1 else os.path.join(ROOT, ".build", "de
 RULES = os.path.join(ROOT, "dashboards", "prometheus", "fusebox-rules.yml")
 RULE_TESTS = os.path.join(ROOT, "dashboards", "prometheus", "fusebox-rules.test.yml")
 DASHBOARD = os.path.join(ROOT, "dashboards", "grafana", "fusebox.json")
+PROMQL_DOCS = [os.path.join(ROOT, "docs", name) for name in ("metrics.md", "runbook.md")]
+# Labels every scraped series gets from Prometheus, and those histograms add.
+TARGET_LABELS = {"instance", "job"}
+
+
+def doc_expressions(path):
+    """The expressions of a document's ```promql blocks: comment lines skipped,
+    indented lines joined to the one before."""
+    found, inside = [], False
+    for line in open(path, encoding="utf-8"):
+        line = line.rstrip("\n")
+        if line.strip() == "```promql":
+            inside = True
+        elif line.strip() == "```":
+            inside = False
+        elif inside and line.strip() and not line.lstrip().startswith("#"):
+            if line.startswith((" ", "\t")) and found:
+                found[-1] += " " + line.strip()
+            else:
+                found.append(line.strip())
+    return [(os.path.relpath(path, ROOT), e) for e in found]
+
+
+def closing(text, start):
+    """Index of the parenthesis closing the one at `start`."""
+    depth = 0
+    for i in range(start, len(text)):
+        depth += {"(": 1, ")": -1}.get(text[i], 0)
+        if depth == 0:
+            return i
+    return len(text)
+
+
+def label_problems(expr, labels_of, recorded):
+    """Labels an expression uses that its metrics do not have."""
+    problems = []
+    for name, body in re.findall(r"\b(fusebox_[a-z0-9_]+|process_[a-z0-9_]+)\{([^}]*)\}", expr):
+        for label in re.findall(r"([a-z_]+)\s*(?:=~|!~|!=|=)", body):
+            if name in labels_of and label not in labels_of[name] | TARGET_LABELS:
+                problems.append(f"{name} has no label {label}")
+    # by/on/without (...) must name labels of the metrics they aggregate or match.
+    for clause in re.finditer(r"\b(by|without|on|ignoring)\s*\(([^)]*)\)", expr):
+        wanted = [l.strip() for l in clause.group(2).split(",") if l.strip()]
+        if clause.group(1) in ("by", "without"):
+            after = expr.find("(", clause.end())
+            scope = expr[after:closing(expr, after) + 1] if after >= 0 else expr
+        else:
+            scope = expr
+        names = [n for n in re.findall(r"\b(fusebox_[a-z0-9_]+|process_[a-z0-9_]+)", scope) if n in labels_of]
+        if not names or any(n in recorded for n in re.findall(r"\b(fusebox:[a-z0-9_:]+)", scope)):
+            continue
+        have = set().union(*(labels_of[n] for n in names)) | TARGET_LABELS
+        problems += [f"{clause.group(1)} ({label}): none of {sorted(set(names))} has it" for label in wanted if label not in have]
+    return problems
 
 passed, failed = 0, 0
 
@@ -143,12 +199,17 @@ chains: {{ llm: [openai, anthropic, ollama] }}
 
         # 3. PromQL drift: names and syntax.
         exposed = set()
+        labels_of = {}
         for line in scrape.splitlines():
             if line.startswith("# TYPE "):
                 name, kind = line.split()[2:4]
                 exposed.add(name)
                 if kind == "histogram":
                     exposed.update({name + "_bucket", name + "_sum", name + "_count"})
+            elif line and not line.startswith("#"):
+                series = re.match(r"([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s", line)
+                if series:
+                    labels_of.setdefault(series.group(1), set()).update(re.findall(r'([a-zA-Z_]+)="', series.group(2) or ""))
         rules_text = open(RULES).read()
         recorded = set(re.findall(r"record:\s*(\S+)", rules_text))
         expressions = [("rules", e.strip()) for e in re.findall(r"expr:\s*(.+)", rules_text)]
@@ -158,15 +219,33 @@ chains: {{ llm: [openai, anthropic, ollama] }}
                 expressions.append((f"panel {panel['title']}", t["expr"]))
         for variable in dashboard["templating"]["list"]:
             if variable.get("type") == "query":
-                inner = re.search(r"label_values\((\w+)", variable["definition"]).group(1)
+                inner = re.search(r"label_values\((.*), *\w+\)$", variable["definition"]).group(1)
                 expressions.append((f"variable {variable['name']}", inner))
+        for annotation in dashboard.get("annotations", {}).get("list", []):
+            if annotation.get("expr"):
+                expressions.append((f"annotation {annotation['name']}", annotation["expr"]))
+        for doc in PROMQL_DOCS:
+            expressions += doc_expressions(doc)
         unknown = []
         for where, expr in expressions:
-            for name in re.findall(r"\b(fusebox[a-z0-9_:]*)", expr):
+            for name in re.findall(r"\b(fusebox[_:][a-z0-9_:]*|process_[a-z0-9_]+)", expr):
                 if name not in exposed and name not in recorded:
                     unknown.append(f"{where}: {name}")
-        check(f"{len(expressions)} PromQL expressions name only exposed metrics", not unknown, "\n".join(unknown))
-        concrete = [e.replace("$__rate_interval", "1m").replace("$breaker", ".*") for _, e in expressions]
+            unknown += [f"{where}: {problem}" for problem in label_problems(expr, labels_of, recorded)]
+        check(f"{len(expressions)} PromQL expressions (dashboard, rules, docs) name only exposed metrics and labels",
+              not unknown, "\n".join(unknown))
+        # Every metric the docs name in prose exists too (fleet ones need a fleet, so they are left to the fleet tests).
+        mentioned = set()
+        for doc in [os.path.join(ROOT, "README.md")] + [os.path.join(ROOT, "docs", n) for n in os.listdir(os.path.join(ROOT, "docs"))]:
+            mentioned |= {(os.path.relpath(doc, ROOT), n) for n in re.findall(r"\b(fusebox_[a-z0-9_]*[a-z0-9])\b", open(doc).read())}
+        renamed = {"fusebox_failure_rate", "fusebox_slow_call_rate"}  # named as renamed, in docs/metrics.md
+        not_metrics = {"fusebox_schema"}  # a PostgreSQL table (docs/fleet.md)
+        missing = sorted(f"{doc}: {n}" for doc, n in mentioned
+                         if n not in exposed and not n.startswith("fusebox_fleet") and n not in renamed | not_metrics
+                         and not any(n.startswith(e + "_") for e in exposed))
+        check(f"{len(mentioned)} metric names mentioned in the docs are all exposed", not missing, "\n".join(missing))
+        concrete = [e.replace("$__rate_interval", "1m").replace("$breaker", ".*").replace("$instance", ".*").replace("$job", ".*")
+                    for _, e in expressions]
         syntax = "groups:\n  - name: dashboard\n    rules:\n" + "".join(
             f"      - record: dashboard:expr{i}\n        expr: {json.dumps(e)}\n" for i, e in enumerate(concrete))
         with open(f"{work}/exprs.yml", "w") as f:
