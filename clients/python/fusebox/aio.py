@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import os
 import time
-from typing import Any, AsyncIterator, Dict, List, Optional, Sequence
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, TypeVar
 
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
 from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
+T = TypeVar("T")
 
 
 class _AsyncConnection:
@@ -29,7 +31,8 @@ class _AsyncConnection:
         line = await asyncio.wait_for(self.reader.readline(), timeout)
         if not line:
             raise ConnectionError("the sidecar closed the connection")
-        return json.loads(line)
+        answer: Dict[str, Any] = json.loads(line)
+        return answer
 
     def close(self) -> None:
         self.writer.close()
@@ -39,9 +42,16 @@ class AsyncFusebox(ClientPolicy):
     """``Fusebox`` for asyncio code; one instance per event loop."""
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
-                 pool_size: int = 8, reconnect_interval: float = 1.0, classifiers: Sequence[Classifier] = ()) -> None:
-        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, None)
+                 pool_size: int = 8, reconnect_interval: float = 1.0, classifiers: Sequence[Classifier] = (),
+                 chains: Optional[Dict[str, List[str]]] = None) -> None:
+        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains)
         self._idle: List[_AsyncConnection] = []
+
+    async def __aenter__(self) -> "AsyncFusebox":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
 
     async def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         connection = await self._take()
@@ -86,8 +96,15 @@ class AsyncFusebox(ClientPolicy):
             raise ChainExhausted(chain, answer.get("skipped", []))
         return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
 
-    async def report(self, permit: Permit, **fields: Any) -> Optional[str]:
-        message = self._report_message(permit, fields)
+    async def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
+                     latency_ms: Optional[float] = None, error: Optional[str] = None,
+                     retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None,
+                     tokens_used: Optional[int] = None) -> Optional[str]:
+        """Reports how a permitted call went; returns the breaker's state after it."""
+        message = self._report_message(permit, {
+            "outcome": outcome, "status": status, "latency_ms": latency_ms, "error": error,
+            "retry_after_ms": retry_after_ms, "error_kind": error_kind, "tokens_used": tokens_used,
+        })
         if message is None:
             return None
         try:
@@ -103,18 +120,45 @@ class AsyncFusebox(ClientPolicy):
         message: Dict[str, Any] = {"op": "status"}
         if breaker is not None:
             message["breaker"] = breaker
-        return (await self.request(message))["breakers"]
+        breakers: List[Dict[str, Any]] = (await self.request(message))["breakers"]
+        return breakers
 
-    def guard(self, breaker: str) -> "AsyncGuard":
-        return AsyncGuard(self, breaker)
+    async def transitions(self) -> AsyncIterator[Dict[str, Any]]:
+        """``async for event in fb.transitions(): …``: every transition the sidecar reports, on a connection of its own."""
+        reader, writer = await asyncio.open_unix_connection(self.socket_path)
+        try:
+            writer.write(b'{"op":"subscribe","events":["transition"]}\n')
+            answer = json.loads(await reader.readline() or b"{}")
+            if not answer.get("ok"):
+                raise ProtocolError((answer.get("error") or {}).get("code", "unknown"), "subscribe refused")
+            while line := await reader.readline():
+                event: Dict[str, Any] = json.loads(line)
+                if event.get("event") == "transition":
+                    yield event
+        finally:
+            writer.close()
 
-    async def chain(self, name: str) -> AsyncIterator["AsyncAttempt"]:
+    def guard(self, breaker: str, cost: Optional[int] = None) -> "AsyncGuard":
+        """``async with fb.guard("openai") as call: …``, as ``Fusebox.guard``."""
+        return AsyncGuard(self, breaker, cost)
+
+    def protect(self, breaker: str, cost: Optional[int] = None) -> Callable[[Callable[..., Awaitable[T]]], Callable[..., Awaitable[T]]]:
+        """The decorator form of ``guard``, for coroutine functions."""
+        def decorate(function: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
+            @functools.wraps(function)
+            async def wrapper(*args: Any, **kwargs: Any) -> T:
+                async with self.guard(breaker, cost):
+                    return await function(*args, **kwargs)
+            return wrapper
+        return decorate
+
+    async def chain(self, name: str, cost: Optional[int] = None) -> AsyncIterator["AsyncAttempt"]:
         """``async for attempt in fb.chain("llm"): async with attempt: …``"""
         tried: List[str] = []
         last_error: Optional[BaseException] = None
         while True:
             try:
-                permit = await self.route(name, exclude=tried)
+                permit = await self.route(name, exclude=tried, cost=cost)
             except ChainExhausted:
                 if last_error is not None:
                     raise last_error
@@ -157,31 +201,33 @@ class AsyncFusebox(ClientPolicy):
 
 
 class AsyncGuard:
-    def __init__(self, client: AsyncFusebox, breaker: str) -> None:
+    def __init__(self, client: AsyncFusebox, breaker: str, cost: Optional[int] = None) -> None:
         self.client = client
         self.breaker = breaker
+        self.cost = cost
         self.permit: Optional[Permit] = None
         self.status: Optional[int] = None
+        #: Set by the block: the tokens the provider counted, to settle ``cost``.
+        self.tokens_used: Optional[int] = None
         self._started = 0.0
 
     async def __aenter__(self) -> "AsyncGuard":
-        self.permit = await self.client.acquire(self.breaker)
+        self.permit = await self.client.acquire(self.breaker, self.cost)
         self._started = time.monotonic()
         return self
 
-    async def __aexit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+    async def __aexit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> None:
         assert self.permit is not None
         latency = (time.monotonic() - self._started) * 1000
         if error is None:
             if self.status is not None:
-                await self.client.report(self.permit, status=self.status, latency_ms=latency)
+                await self.client.report(self.permit, status=self.status, latency_ms=latency, tokens_used=self.tokens_used)
             else:
-                await self.client.report(self.permit, outcome="success", latency_ms=latency)
+                await self.client.report(self.permit, outcome="success", latency_ms=latency, tokens_used=self.tokens_used)
         elif isinstance(error, Exception):
-            await self.client.report(self.permit, latency_ms=latency, **self.client.classify(error))
+            await self.client.report(self.permit, latency_ms=latency, tokens_used=self.tokens_used, **self.client.classify(error))
         else:  # CancelledError (a BaseException) and friends: the app gave up
             await self.client.report(self.permit, outcome="cancelled")
-        return False
 
 
 class AsyncAttempt(AsyncGuard):
@@ -195,7 +241,8 @@ class AsyncAttempt(AsyncGuard):
         self._started = time.monotonic()
         return self
 
-    async def __aexit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+    # An attempt swallows its failure (returns True) so the chain goes on: unlike a guard.
+    async def __aexit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:  # type: ignore[override]
         await super().__aexit__(kind, error, trace)
         if error is None:
             self.succeeded = True

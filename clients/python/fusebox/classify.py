@@ -8,6 +8,8 @@ whichever of them the app uses, and with none.
 """
 from __future__ import annotations
 
+import datetime
+import email.utils
 from typing import Any, Callable, Dict, Optional
 
 Classifier = Callable[[BaseException], Optional[Dict[str, Any]]]
@@ -22,9 +24,10 @@ def _status(exc: BaseException) -> Optional[int]:
     return None
 
 
-def _retry_after_ms(exc: BaseException) -> Optional[float]:
-    response = getattr(exc, "response", None)
-    headers = getattr(response, "headers", None) or getattr(exc, "headers", None)
+def retry_after_ms(headers: Any) -> Optional[float]:
+    """Milliseconds from ``retry-after-ms`` (OpenAI's), or ``Retry-After`` in
+    either form: delay-seconds or an HTTP-date (RFC 9110). None when absent or
+    unreadable; a date in the past is 0."""
     if headers is None:
         return None
     try:
@@ -32,11 +35,26 @@ def _retry_after_ms(exc: BaseException) -> Optional[float]:
         if value is not None:
             return max(0.0, float(value))
         value = headers.get("retry-after") or headers.get("Retry-After")
-        if value is not None:
-            return max(0.0, float(value) * 1000)
     except (TypeError, ValueError, AttributeError):
         return None
-    return None
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value) * 1000)
+    except (TypeError, ValueError):
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(str(value))
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=datetime.timezone.utc)
+    return max(0.0, (when - datetime.datetime.now(datetime.timezone.utc)).total_seconds() * 1000)
+
+
+def _retry_after_ms(exc: BaseException) -> Optional[float]:
+    response = getattr(exc, "response", None)
+    return retry_after_ms(getattr(response, "headers", None) or getattr(exc, "headers", None))
 
 
 def _kind(exc: BaseException) -> Optional[str]:

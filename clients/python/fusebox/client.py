@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type
 
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
+from .listen import Listener
 from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
@@ -41,7 +42,8 @@ class _Connection:
                 raise ConnectionError("the sidecar closed the connection")
             self.buffer += chunk
         line, _, self.buffer = self.buffer.partition(b"\n")
-        return json.loads(line)
+        answer: Dict[str, Any] = json.loads(line)
+        return answer
 
     def close(self) -> None:
         try:
@@ -147,17 +149,19 @@ class Fusebox(ClientPolicy):
         message: Dict[str, Any] = {"op": "status"}
         if breaker is not None:
             message["breaker"] = breaker
-        return self.request(message)["breakers"]
+        breakers: List[Dict[str, Any]] = self.request(message)["breakers"]
+        return breakers
 
     # -- the forms apps use ---------------------------------------------------
 
-    def guard(self, breaker: str) -> "Guard":
+    def guard(self, breaker: str, cost: Optional[int] = None) -> "Guard":
         """``with fb.guard("openai") as call: …`` acquires a permit (or raises
         ``BreakerOpen``), runs the block, and reports success, or the failure
-        the exception describes. ``call.status = 429`` reports a status."""
-        return Guard(self, breaker)
+        the exception describes. ``call.status = 429`` reports a status;
+        ``cost`` charges a token budget, and ``call.tokens_used = n`` settles it."""
+        return Guard(self, breaker, cost)
 
-    def chain(self, name: str) -> Iterator["Attempt"]:
+    def chain(self, name: str, cost: Optional[int] = None) -> Iterator["Attempt"]:
         """Walks a fallback chain::
 
             for attempt in fb.chain("llm"):
@@ -171,7 +175,7 @@ class Fusebox(ClientPolicy):
         last_error: Optional[BaseException] = None
         while True:
             try:
-                permit = self.route(name, exclude=tried)
+                permit = self.route(name, exclude=tried, cost=cost)
             except ChainExhausted:
                 if last_error is not None:
                     raise last_error
@@ -185,12 +189,16 @@ class Fusebox(ClientPolicy):
             tried.append(permit.breaker)
             last_error = attempt.error
 
-    def protect(self, breaker: str) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def listen(self, callback: Callable[[Dict[str, Any]], None]) -> "Listener":
+        """Calls ``callback(event)`` for every transition, on a background thread, until ``.stop()``."""
+        return Listener(self.socket_path, callback, self.reconnect_interval)
+
+    def protect(self, breaker: str, cost: Optional[int] = None) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """The decorator form of ``guard``."""
         def decorate(function: Callable[..., T]) -> Callable[..., T]:
             @functools.wraps(function)
             def wrapper(*args: Any, **kwargs: Any) -> T:
-                with self.guard(breaker):
+                with self.guard(breaker, cost):
                     return function(*args, **kwargs)
             return wrapper
         return decorate
@@ -263,31 +271,33 @@ class Fusebox(ClientPolicy):
 class Guard:
     """``with fb.guard(name) as call:`` — see ``Fusebox.guard``."""
 
-    def __init__(self, client: Fusebox, breaker: str) -> None:
+    def __init__(self, client: Fusebox, breaker: str, cost: Optional[int] = None) -> None:
         self.client = client
         self.breaker = breaker
+        self.cost = cost
         self.permit: Optional[Permit] = None
         self.status: Optional[int] = None
+        #: Set by the block: the tokens the provider counted, to settle ``cost``.
+        self.tokens_used: Optional[int] = None
         self._started = 0.0
 
     def __enter__(self) -> "Guard":
-        self.permit = self.client.acquire(self.breaker)
+        self.permit = self.client.acquire(self.breaker, self.cost)
         self._started = time.monotonic()
         return self
 
-    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> None:
         assert self.permit is not None
         latency = (time.monotonic() - self._started) * 1000
         if error is None:
             if self.status is not None:
-                self.client.report(self.permit, status=self.status, latency_ms=latency)
+                self.client.report(self.permit, status=self.status, latency_ms=latency, tokens_used=self.tokens_used)
             else:
-                self.client.report(self.permit, outcome="success", latency_ms=latency)
+                self.client.report(self.permit, outcome="success", latency_ms=latency, tokens_used=self.tokens_used)
         elif isinstance(error, Exception):
-            self.client.report(self.permit, latency_ms=latency, **self.client.classify(error))
+            self.client.report(self.permit, latency_ms=latency, tokens_used=self.tokens_used, **self.client.classify(error))
         else:  # KeyboardInterrupt, SystemExit, GeneratorExit: the app gave up
             self.client.report(self.permit, outcome="cancelled")
-        return False
 
 
 class Attempt(Guard):
@@ -304,7 +314,8 @@ class Attempt(Guard):
         self._started = time.monotonic()
         return self
 
-    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:
+    # An attempt swallows its failure (returns True) so the chain goes on: unlike a guard.
+    def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> bool:  # type: ignore[override]
         super().__exit__(kind, error, trace)
         if error is None:
             self.succeeded = True

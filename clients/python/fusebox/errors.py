@@ -33,7 +33,7 @@ class ChainExhausted(BreakerOpen):
     """No breaker of a chain could take the call (all open, or all tried)."""
 
     def __init__(self, chain: str, skipped: List[Dict[str, Any]]) -> None:
-        retry = [s.get("retry_in_ms") for s in skipped if s.get("retry_in_ms") is not None]
+        retry: List[int] = [s["retry_in_ms"] for s in skipped if s.get("retry_in_ms") is not None]
         super().__init__(chain, "exhausted", min(retry) if retry else None, skipped)
         self.chain = chain
 

@@ -1,0 +1,238 @@
+"""The httpx transports, built for one HTTP module: ``httpx``, or ``httpx2``
+(the fork the openai and anthropic SDKs moved to; same API, other classes).
+``fusebox.httpx`` and ``fusebox.httpx2`` each build them for theirs."""
+from __future__ import annotations
+
+import json
+import time
+from types import ModuleType, SimpleNamespace
+from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+
+from .aio import AsyncFusebox
+from .classify import retry_after_ms
+from .client import Fusebox
+from .policy import Permit
+
+#: The providers' public API hosts, and Ollama's default local port.
+DEFAULT_ROUTES: Dict[str, str] = {
+    "api.openai.com": "openai",
+    "api.anthropic.com": "anthropic",
+    "localhost:11434": "ollama",
+    "127.0.0.1:11434": "ollama",
+}
+
+#: A JSON body is kept (for its usage and error text) up to this size; larger ones are only counted.
+_KEEP_BYTES = 1 << 20
+
+
+def build(httpx: ModuleType) -> SimpleNamespace:
+    """``Transport``, ``AsyncTransport`` and ``breaker_for`` for the module ``httpx``."""
+    def breaker_for(routes: Mapping[str, str], url: Any) -> Optional[str]:
+        """The breaker for a request: the longest matching ``host[:port][/path-prefix]`` key."""
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        best: Optional[Tuple[int, str]] = None
+        for key, breaker in routes.items():
+            key_host, _, prefix = key.partition("/")
+            if key_host not in (host, url.host):
+                continue
+            if prefix and not url.path.lstrip("/").startswith(prefix):
+                continue
+            score = len(key)
+            if best is None or score > best[0]:
+                best = (score, breaker)
+        return best[1] if best else None
+
+
+    def report_fields(response: Any, body: bytes, complete: bool, total_ms: float) -> Dict[str, Any]:
+        """What a response says about the call: status, Retry-After, error text, tokens used, its duration."""
+        fields: Dict[str, Any] = {"status": response.status_code, "latency_ms": total_ms}
+        retry = retry_after_ms(response.headers)
+        if retry is not None and response.status_code >= 400:
+            fields["retry_after_ms"] = retry
+        document = _json(response, body) if complete else None
+        if response.status_code >= 400:
+            fields["error"] = _error_text(document, response)
+        elif isinstance(document, dict):
+            used = _tokens_used(document.get("usage"))
+            if used is not None:
+                fields["tokens_used"] = used
+        return {key: value for key, value in fields.items() if value is not None}
+
+
+    def _json(response: Any, body: bytes) -> Any:
+        if "json" not in response.headers.get("content-type", "") or not body or len(body) >= _KEEP_BYTES:
+            return None
+        try:
+            return json.loads(body)
+        except ValueError:
+            return None
+
+
+    def _error_text(document: Any, response: Any) -> str:
+        # OpenAI: {"error": {"message", "type", "code"}}; Anthropic: {"type": "error", "error": {"type", "message"}}.
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            error = document["error"]
+            kind = error.get("type") or error.get("code") or ""
+            return f"{kind}: {error.get('message', '')}".strip(": ")[:1000]
+        return f"HTTP {response.status_code} {response.reason_phrase}"
+
+
+    def _tokens_used(usage: Any) -> Optional[int]:
+        if not isinstance(usage, dict):
+            return None
+        if isinstance(usage.get("total_tokens"), int):  # OpenAI
+            return int(usage["total_tokens"])
+        parts = [usage.get(k) for k in ("input_tokens", "output_tokens")]  # Anthropic
+        if any(isinstance(p, int) for p in parts):
+            return sum(p for p in parts if isinstance(p, int))
+        return None
+
+
+    class _Call:
+        """One permitted request: keeps the start of its body and reports it exactly once."""
+
+        def __init__(self, permit: Permit, response: Any, started: float) -> None:
+            self.permit = permit
+            self.response = response
+            self.started = started
+            self.body = bytearray()
+            self.done = False
+            self.reported = False
+
+        def chunk(self, data: bytes) -> None:
+            if len(self.body) < _KEEP_BYTES:
+                self.body += data[: _KEEP_BYTES - len(self.body)]
+
+        def fields(self, error: Optional[BaseException]) -> Dict[str, Any]:
+            total_ms = (time.monotonic() - self.started) * 1000
+            if error is not None:
+                kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+                return {"error_kind": kind, "latency_ms": total_ms, "error": f"{type(error).__name__} while reading: {error}"[:1000]}
+            if not self.done:
+                return {"outcome": "cancelled", "latency_ms": total_ms}
+            return report_fields(self.response, bytes(self.body), True, total_ms)
+
+
+    class _ReportingStream(httpx.SyncByteStream):  # type: ignore[name-defined,misc]  # the module is chosen at run time
+        def __init__(self, inner: Any, call: _Call, fusebox: Fusebox) -> None:
+            self.inner = inner
+            self.call = call
+            self.fusebox = fusebox
+
+        def __iter__(self) -> Iterator[bytes]:
+            try:
+                for data in self.inner:
+                    self.call.chunk(data)
+                    yield data
+            except httpx.TransportError as error:
+                self._report(error)
+                raise
+            self.call.done = True
+
+        def close(self) -> None:
+            try:
+                self.inner.close()
+            finally:
+                self._report(None)
+
+        def _report(self, error: Optional[BaseException]) -> None:
+            if not self.call.reported:
+                self.call.reported = True
+                self.fusebox.report(self.call.permit, **self.call.fields(error))
+
+
+    class _AsyncReportingStream(httpx.AsyncByteStream):  # type: ignore[name-defined,misc]  # the module is chosen at run time
+        def __init__(self, inner: Any, call: _Call, fusebox: AsyncFusebox) -> None:
+            self.inner = inner
+            self.call = call
+            self.fusebox = fusebox
+
+        async def __aiter__(self) -> AsyncIterator[bytes]:
+            try:
+                async for data in self.inner:
+                    self.call.chunk(data)
+                    yield data
+            except httpx.TransportError as error:
+                await self._report(error)
+                raise
+            self.call.done = True
+
+        async def aclose(self) -> None:
+            try:
+                await self.inner.aclose()
+            finally:
+                await self._report(None)
+
+        async def _report(self, error: Optional[BaseException]) -> None:
+            if not self.call.reported:
+                self.call.reported = True
+                await self.fusebox.report(self.call.permit, **self.call.fields(error))
+
+
+    def _failure(error: BaseException, started: float) -> Dict[str, Any]:
+        kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
+        return {"error_kind": kind, "latency_ms": (time.monotonic() - started) * 1000, "error": f"{type(error).__name__}: {error}"[:1000]}
+
+
+    class Transport(httpx.BaseTransport):  # type: ignore[name-defined,misc]  # the module is chosen at run time
+        """Wraps ``transport`` (default ``httpx.HTTPTransport()``); ``routes`` maps
+        ``host[:port][/path-prefix]`` to a breaker (default ``DEFAULT_ROUTES``)."""
+
+        def __init__(self, fusebox: Fusebox, routes: Optional[Mapping[str, str]] = None,
+                     transport: Optional[Any] = None) -> None:
+            self.fusebox = fusebox
+            self.routes = dict(DEFAULT_ROUTES if routes is None else routes)
+            self.inner = transport or httpx.HTTPTransport()
+
+        def handle_request(self, request: Any) -> Any:
+            breaker = breaker_for(self.routes, request.url)
+            if breaker is None:
+                return self.inner.handle_request(request)
+            permit = self.fusebox.acquire(breaker)
+            started = time.monotonic()
+            try:
+                response = self.inner.handle_request(request)
+            except httpx.TransportError as error:
+                self.fusebox.report(permit, **_failure(error, started))
+                raise
+            call = _Call(permit, response, started)
+            stream = response.stream
+            assert isinstance(stream, httpx.SyncByteStream)
+            return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                                  request=request, stream=_ReportingStream(stream, call, self.fusebox))
+
+        def close(self) -> None:
+            self.inner.close()
+
+
+    class AsyncTransport(httpx.AsyncBaseTransport):  # type: ignore[name-defined,misc]  # the module is chosen at run time
+        """``Transport`` for ``httpx.AsyncClient`` and the SDKs' async clients."""
+
+        def __init__(self, fusebox: AsyncFusebox, routes: Optional[Mapping[str, str]] = None,
+                     transport: Optional[Any] = None) -> None:
+            self.fusebox = fusebox
+            self.routes = dict(DEFAULT_ROUTES if routes is None else routes)
+            self.inner = transport or httpx.AsyncHTTPTransport()
+
+        async def handle_async_request(self, request: Any) -> Any:
+            breaker = breaker_for(self.routes, request.url)
+            if breaker is None:
+                return await self.inner.handle_async_request(request)
+            permit = await self.fusebox.acquire(breaker)
+            started = time.monotonic()
+            try:
+                response = await self.inner.handle_async_request(request)
+            except httpx.TransportError as error:
+                await self.fusebox.report(permit, **_failure(error, started))
+                raise
+            call = _Call(permit, response, started)
+            stream = response.stream
+            assert isinstance(stream, httpx.AsyncByteStream)
+            return httpx.Response(response.status_code, headers=response.headers, extensions=response.extensions,
+                                  request=request, stream=_AsyncReportingStream(stream, call, self.fusebox))
+
+        async def aclose(self) -> None:
+            await self.inner.aclose()
+
+    return SimpleNamespace(Transport=Transport, AsyncTransport=AsyncTransport, breaker_for=breaker_for,
+                           report_fields=report_fields)
