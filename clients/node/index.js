@@ -2,6 +2,7 @@
 // One connection, pipelined: the sidecar answers in request order, so each
 // request simply waits for the next line.
 import net from 'node:net';
+import { EventEmitter } from 'node:events';
 
 /** The package's version (VERSION at the repository's root; a test keeps them equal). */
 export const VERSION = '0.1.0';
@@ -67,7 +68,9 @@ export function classifyError(error) {
   }
   const code = error?.code ?? '';
   const name = error?.name ?? '';
-  if (code === 'ETIMEDOUT' || /timeout/i.test(name) || name === 'AbortError') {
+  // An abort is the app giving up (its signal fired): cancelled, counted against nobody.
+  if (name === 'AbortError' || code === 'ABORT_ERR') return { outcome: 'cancelled' };
+  if (code === 'ETIMEDOUT' || /timeout/i.test(name)) {
     return { ...fields, outcome: 'timeout', error_kind: 'timeout' };
   }
   if (['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ENOTFOUND', 'EAI_AGAIN'].includes(code)) {
@@ -76,7 +79,17 @@ export function classifyError(error) {
   return { ...fields, outcome: 'failure' };
 }
 
-export class Fusebox {
+/** Throws the signal's reason (an AbortError) if it has fired. */
+function checkAborted(signal) {
+  if (signal?.aborted) throw signal.reason ?? new DOMException('This operation was aborted', 'AbortError');
+}
+
+/**
+ * A client for one sidecar. It is an EventEmitter: `failOpen` ({ name, reason }) whenever a call is
+ * let through without a breaker, and, after `watch()`, `transition` (every transition event) and
+ * `open`, `halfOpen`, `close` for the state entered.
+ */
+export class Fusebox extends EventEmitter {
   /**
    * @param {object} [options]
    * @param {string} [options.socketPath] default $FUSEBOX_SOCKET or ./fusebox.sock
@@ -84,8 +97,12 @@ export class Fusebox {
    * @param {'allow'|'deny'|'raise'} [options.onUnavailable] when the sidecar is unreachable, default 'allow'
    * @param {number} [options.reconnectIntervalMs] default 1000
    * @param {(error: any) => Record<string, any>|null} [options.classify] your own error mapping, tried first
+   * @param {{warn: (message: string) => void}} [options.logger] where warnings go, default console
    */
   constructor(options = {}) {
+    super();
+    this.logger = options.logger ?? console;
+    this.watcher = null;
     this.socketPath = options.socketPath ?? process.env.FUSEBOX_SOCKET ?? './fusebox.sock';
     this.timeoutMs = options.timeoutMs ?? 2000;
     this.onUnavailable = options.onUnavailable ?? 'allow';
@@ -119,10 +136,20 @@ export class Fusebox {
    * go on, and its late answer is read and set aside (a late permit is handed back as cancelled).
    * @param {object} message @param {{timeoutMs?: number}} [options]
    */
-  async request(message, { timeoutMs = this.timeoutMs } = {}) {
+  async request(message, { timeoutMs = this.timeoutMs, signal } = {}) {
+    checkAborted(signal);
     const socket = await this.#connect();
     return new Promise((resolve, reject) => {
       const entry = { resolve, reject, timer: null, abandoned: false, watchdog: null };
+      // An abort settles this request at once, as a timeout would: its answer is set aside when it comes.
+      const onAbort = () => {
+        if (entry.abandoned) return;
+        entry.abandoned = true;
+        clearTimeout(entry.timer);
+        reject(signal.reason ?? new DOMException('This operation was aborted', 'AbortError'));
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      entry.cleanup = () => signal?.removeEventListener('abort', onAbort);
       entry.timer = setTimeout(() => {
         entry.abandoned = true;
         this.counts.timeouts += 1;
@@ -147,13 +174,13 @@ export class Fusebox {
    * @param {string} breaker @param {{cost?: number}} [options]
    * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
    */
-  async acquire(breaker, { cost, timeoutMs = this.timeoutMs } = {}) {
+  async acquire(breaker, { cost, timeoutMs = this.timeoutMs, signal } = {}) {
     let answer;
     // timeout_ms: the sidecar refuses a queued acquire before this client would give up on it.
     const message = { op: 'acquire', breaker, timeout_ms: Math.floor(timeoutMs) };
     if (cost != null) message.cost = cost;
     try {
-      answer = await this.request(message, { timeoutMs });
+      answer = await this.request(message, { timeoutMs, signal });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(breaker);
       throw error;
@@ -162,11 +189,11 @@ export class Fusebox {
     return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false };
   }
 
-  /** @param {string} chain @param {string[]} [exclude] @param {{cost?: number}} [options] */
-  async route(chain, exclude = [], { cost } = {}) {
+  /** @param {string} chain @param {string[]} [exclude] @param {{cost?: number, signal?: AbortSignal}} [options] */
+  async route(chain, exclude = [], { cost, signal } = {}) {
     let answer;
     try {
-      answer = await this.request(cost != null ? { op: 'route', chain, exclude, cost } : { op: 'route', chain, exclude });
+      answer = await this.request(cost != null ? { op: 'route', chain, exclude, cost } : { op: 'route', chain, exclude }, { signal });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(chain, exclude);
       throw error;
@@ -189,45 +216,98 @@ export class Fusebox {
     }
   }
 
-  async status(breaker) {
-    return (await this.request(breaker ? { op: 'status', breaker } : { op: 'status' })).breakers;
+  async status(breaker, { signal } = {}) {
+    return (await this.request(breaker ? { op: 'status', breaker } : { op: 'status' }, { signal })).breakers;
   }
 
   /**
    * Runs `fn` under a permit of `breaker` and reports how it went; rethrows its error.
    * Throws BreakerOpen without calling `fn` when the breaker refuses.
-   * @template T @param {string} breaker @param {(permit: object) => Promise<T>|T} fn @returns {Promise<T>}
+   * `signal` aborts the wait for a permit, and is handed to `fn` (`fn(permit, signal)`); a call
+   * that ends in an AbortError is reported `cancelled`.
+   * @template T @param {string} breaker @param {(permit: object, signal?: AbortSignal) => Promise<T>|T} fn
+   * @param {{cost?: number, signal?: AbortSignal}} [options] @returns {Promise<T>}
    */
-  async guard(breaker, fn) {
-    const permit = await this.acquire(breaker);
-    return this.#run(permit, fn, false);
+  async guard(breaker, fn, { cost, signal } = {}) {
+    const permit = await this.acquire(breaker, { cost, signal });
+    return this.#run(permit, (p) => fn(p, signal), false);
   }
 
   /**
    * Walks a fallback chain: `fn(breaker)` is tried on each breaker the sidecar grants,
    * each failure reported, until one succeeds; the last error is thrown when none is left.
-   * @template T @param {string} chain @param {(breaker: string, permit: object) => Promise<T>|T} fn @returns {Promise<T>}
+   * An abort (`signal`) ends the walk: it is reported `cancelled` and thrown, not tried elsewhere.
+   * @template T @param {string} chain @param {(breaker: string, permit: object, signal?: AbortSignal) => Promise<T>|T} fn
+   * @param {{cost?: number, signal?: AbortSignal}} [options] @returns {Promise<T>}
    */
-  async chain(chain, fn) {
+  async chain(chain, fn, { cost, signal } = {}) {
     const tried = [];
     let lastError = null;
     for (;;) {
       let permit;
       try {
-        permit = await this.route(chain, tried);
+        permit = await this.route(chain, tried, { cost, signal });
       } catch (error) {
         if (error instanceof ChainExhausted && lastError) throw lastError;
         throw error;
       }
-      const result = await this.#run(permit, (p) => fn(permit.breaker, p), true);
+      const result = await this.#run(permit, (p) => fn(permit.breaker, p, signal), true);
       if (!result.failed) return result.value;
+      if (signal?.aborted) throw result.error;
       tried.push(permit.breaker);
       lastError = result.error;
     }
   }
 
-  /** Closes the connection (outstanding permits are released by the sidecar). */
+  /**
+   * Subscribes (on a connection of its own) and emits `transition` for every transition, then
+   * `open`, `halfOpen` or `close` for the state entered (forced states emit `transition` only).
+   * Reconnects every `reconnectIntervalMs` while the sidecar is away; `unwatch()` stops.
+   */
+  watch() {
+    if (this.watcher) return this;
+    const names = { open: 'open', half_open: 'halfOpen', closed: 'close' };
+    const connect = () => {
+      const socket = net.createConnection(this.socketPath, () => socket.write('{"op":"subscribe","events":["transition"]}\n'));
+      socket.setEncoding('utf8');
+      socket.unref();
+      let buffer = '';
+      socket.on('data', (chunk) => {
+        buffer += chunk;
+        let newline;
+        while ((newline = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, newline);
+          buffer = buffer.slice(newline + 1);
+          let event;
+          try { event = JSON.parse(line); } catch { continue; }
+          if (event.event !== 'transition') continue;
+          this.emit('transition', event);
+          if (names[event.new_state]) this.emit(names[event.new_state], event);
+        }
+      });
+      socket.on('error', () => {});
+      socket.on('close', () => {
+        if (this.watcher?.socket !== socket) return;
+        this.watcher.retry = setTimeout(() => { if (this.watcher) this.watcher.socket = connect(); }, this.reconnectIntervalMs);
+        this.watcher.retry.unref?.();
+      });
+      return socket;
+    };
+    this.watcher = { socket: null, retry: null };
+    this.watcher.socket = connect();
+    return this;
+  }
+
+  /** Stops `watch()`. */
+  unwatch() {
+    const watcher = this.watcher;
+    this.watcher = null;
+    if (watcher) { clearTimeout(watcher.retry); watcher.socket?.destroy(); }
+  }
+
+  /** Closes the connection (outstanding permits are released by the sidecar) and stops `watch()`. */
   close() {
+    this.unwatch();
     this.socket?.destroy();
     this.socket = null;
   }
@@ -262,7 +342,7 @@ export class Fusebox {
       const timer = setTimeout(() => socket.destroy(new Error('connect timeout')), this.timeoutMs);
       socket.once('connect', () => {
         clearTimeout(timer);
-        if (this.downSince != null) console.warn(`fusebox: sidecar at ${this.socketPath} reachable again`);
+        if (this.downSince != null) this.logger.warn(`fusebox: sidecar at ${this.socketPath} reachable again`);
         this.downSince = null;
         this.socket = socket;
         resolve(socket);
@@ -303,6 +383,7 @@ export class Fusebox {
       if (!entry) continue;
       clearTimeout(entry.timer);
       clearTimeout(entry.watchdog);
+      entry.cleanup?.();
       let answer;
       try { answer = JSON.parse(line); } catch (error) { entry.reject(error); continue; }
       if (!entry.abandoned) { entry.resolve(answer); continue; }
@@ -318,6 +399,7 @@ export class Fusebox {
     for (const entry of waiting) {
       clearTimeout(entry.timer);
       clearTimeout(entry.watchdog);
+      entry.cleanup?.();
       if (!entry.abandoned) entry.reject(error);
     }
     if (waiting.length && this.socket) { this.socket.destroy(); this.socket = null; }
@@ -328,9 +410,10 @@ export class Fusebox {
     this.counts.failOpen += 1;
     this.unreportedFailOpen += 1;
     this.failOpenLog.since += 1;
+    this.emit('failOpen', { name, reason: this.downSince != null ? 'unreachable' : 'timeout' });
     const now = Date.now();
     if (now - this.failOpenLog.at < 10_000) return;
-    console.warn(`fusebox: fail-open: ${this.failOpenLog.since} call(s) let through without a breaker (last: ${name}); ` +
+    this.logger.warn(`fusebox: fail-open: ${this.failOpenLog.since} call(s) let through without a breaker (last: ${name}); ` +
       `the sidecar at ${this.socketPath} was late or unreachable`);
     this.failOpenLog = { at: now, since: 0 };
   }
@@ -338,7 +421,7 @@ export class Fusebox {
   #markDown(error) {
     if (this.downSince == null) {
       this.downSince = Date.now();
-      console.warn(`fusebox: sidecar at ${this.socketPath} unreachable (${error.message}); policy ${this.onUnavailable} until it is back`);
+      this.logger.warn(`fusebox: sidecar at ${this.socketPath} unreachable (${error.message}); policy ${this.onUnavailable} until it is back`);
     }
     this.nextAttempt = Date.now() + this.reconnectIntervalMs;
   }

@@ -147,7 +147,7 @@ test('a sidecar restart is survived', async () => {
 test('errors are classified by shape', () => {
   assert.deepEqual(classifyError(new ApiError(429, { 'retry-after': '3' })).retry_after_ms, 3000);
   assert.equal(classifyError(Object.assign(new Error('x'), { code: 'ECONNREFUSED' })).error_kind, 'connection');
-  assert.equal(classifyError(Object.assign(new Error('x'), { name: 'AbortError' })).outcome, 'timeout');
+  assert.equal(classifyError(Object.assign(new Error('x'), { name: 'AbortError' })).outcome, 'cancelled');  // the app gave up: not the provider's fault
 });
 
 test('one request timing out leaves the ten pending behind it on the same connection alone', async () => {
@@ -189,4 +189,44 @@ test('a new connection tells the sidecar how many calls failed open', async () =
   await new Promise((r) => setTimeout(r, 100));
   assert.equal(fb.unreportedFailOpen, 0, 'the hello carried them');
   fb.close();
+});
+
+test('an abort is the app giving up: reported cancelled, never a timeout against the provider', async () => {
+  assert.deepEqual(classifyError(new DOMException('gone', 'AbortError')), { outcome: 'cancelled' });
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  const controller = new AbortController();
+  const call = fb.guard('ollama', (permit, signal) => new Promise((_, reject) => {
+    signal.addEventListener('abort', () => reject(signal.reason));
+  }), { signal: controller.signal });
+  await new Promise((r) => setTimeout(r, 50));
+  controller.abort();
+  await assert.rejects(call, { name: 'AbortError' });
+  const [ollama] = await fb.status('ollama');
+  assert.equal(ollama.consecutive_failures, 0);
+  assert.equal(ollama.permits_in_flight, 0);
+  // Aborted before asking: no request is sent at all.
+  await assert.rejects(fb.acquire('ollama', { signal: AbortSignal.abort() }), { name: 'AbortError' });
+  fb.close();
+});
+
+test('watch() emits transitions, and failOpen goes to listeners and the logger', async () => {
+  const warnings = [];
+  const fb = new Fusebox({ socketPath: sidecar.socket, logger: { warn: (m) => warnings.push(m) } });
+  const seen = [];
+  fb.watch();
+  fb.on('open', (event) => seen.push(['open', event.breaker_name, event.reason]));
+  fb.on('close', (event) => seen.push(['close', event.breaker_name, event.reason]));
+  await new Promise((r) => setTimeout(r, 200));
+  for (let i = 0; i < 3; i++) await fb.request({ op: 'record', breaker: 'anthropic', status: 500 });
+  await admin(sidecar, '{"op":"reset","breaker":"anthropic"}');
+  for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  assert.deepEqual(seen, [['open', 'anthropic', 'consecutive_failures'], ['close', 'anthropic', 'reset']]);
+  fb.close();
+
+  const away = new Fusebox({ socketPath: join(sidecar.folder, 'nowhere.sock'), logger: { warn: (m) => warnings.push(m) } });
+  const failOpens = [];
+  away.on('failOpen', (info) => failOpens.push(info));
+  assert.equal((await away.acquire('openai')).degraded, true);
+  assert.deepEqual(failOpens, [{ name: 'openai', reason: 'unreachable' }]);
+  assert.ok(warnings.some((m) => m.includes('fail-open')), warnings.join('\n'));
 });
