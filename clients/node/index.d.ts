@@ -58,6 +58,9 @@ export interface ReportFields {
   tokens_used?: number;
 }
 
+/** Milliseconds from `retry-after-ms`, or `Retry-After` as delay-seconds or an HTTP-date; null when absent. */
+export declare function retryAfterMs(headers: { get(name: string): string | null }): number | null;
+
 /** What a report says about an error, found by its shape (SDK errors, fetch, Node's codes, aborts). */
 export declare function classifyError(error: unknown): ReportFields;
 
@@ -149,6 +152,8 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
     options?: CallOptions & { cost?: number }): Promise<T>;
   chain<T>(chain: string, fn: (breaker: string, permit: Permit, signal?: AbortSignal) => Promise<T> | T,
     options?: CallOptions & { cost?: number }): Promise<T>;
+  /** The global fetch under `breaker`, reported when its body ends (see README). */
+  fetch(breaker: string, url: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** Subscribes and emits transition, open, halfOpen, close. */
   watch(): this;
   unwatch(): void;

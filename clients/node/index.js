@@ -60,10 +60,8 @@ export function classifyError(error) {
     fields.status = status;
     const headers = error?.headers ?? error?.response?.headers;
     const get = (name) => (typeof headers?.get === 'function' ? headers.get(name) : headers?.[name]);
-    const ms = Number(get('retry-after-ms'));
-    const s = Number(get('retry-after'));
-    if (Number.isFinite(ms) && get('retry-after-ms') != null) fields.retry_after_ms = ms;
-    else if (Number.isFinite(s) && get('retry-after') != null) fields.retry_after_ms = s * 1000;
+    const retry = retryAfterMs({ get: (name) => get(name) ?? null });
+    if (retry != null) fields.retry_after_ms = retry;
     return fields;
   }
   const code = error?.code ?? '';
@@ -77,6 +75,20 @@ export function classifyError(error) {
     return { ...fields, error_kind: 'connection' };
   }
   return { ...fields, outcome: 'failure' };
+}
+
+/**
+ * Milliseconds from `retry-after-ms`, or `Retry-After` as delay-seconds or an HTTP-date; null when absent.
+ * @param {{get(name: string): string|null}} headers
+ */
+export function retryAfterMs(headers) {
+  const ms = headers.get('retry-after-ms');
+  if (ms != null && Number.isFinite(Number(ms))) return Math.max(0, Number(ms));
+  const value = headers.get('retry-after');
+  if (value == null) return null;
+  if (/^\s*\d+(\.\d+)?\s*$/.test(value)) return Number(value) * 1000;
+  const when = Date.parse(value);
+  return Number.isNaN(when) ? null : Math.max(0, when - Date.now());
 }
 
 /** Throws the signal's reason (an AbortError) if it has fired. */
@@ -257,6 +269,59 @@ export class Fusebox extends EventEmitter {
       tried.push(permit.breaker);
       lastError = result.error;
     }
+  }
+
+  /**
+   * The global `fetch` under `breaker`: acquired first (BreakerOpen when refused, and nothing is
+   * sent), reported from the response's status and Retry-After (seconds or an HTTP-date): an error
+   * status at once, a success once its body has been read to the end; a body that fails midway is a
+   * failure, one cancelled (or an aborted fetch) is `cancelled`, and a successful response whose
+   * body is never read is reported when the permit's lease runs out. `init.signal` works as for `fetch`.
+   * @param {string} breaker @param {string|URL|Request} url @param {RequestInit} [init] @returns {Promise<Response>}
+   */
+  async fetch(breaker, url, init = {}) {
+    const permit = await this.acquire(breaker, { signal: init.signal });
+    const started = performance.now();
+    const elapsed = () => performance.now() - started;
+    let response;
+    try {
+      response = await fetch(url, init);
+    } catch (error) {
+      await this.report(permit, { latency_ms: elapsed(), ...this.classify(error) });
+      throw error;
+    }
+    const fields = { status: response.status };
+    const retry = retryAfterMs(response.headers);
+    if (retry != null && response.status >= 400) fields.retry_after_ms = retry;
+    // An error status says all there is to say: reported at once. A success is reported when its body ends.
+    if (!response.body || response.status >= 400) {
+      await this.report(permit, { ...fields, latency_ms: elapsed() });
+      return response;
+    }
+    let reported = false;
+    const report = (extra) => {
+      if (reported) return;
+      reported = true;
+      this.report(permit, { latency_ms: elapsed(), ...extra }).catch(() => {});
+    };
+    const reader = response.body.getReader();
+    const body = new ReadableStream({
+      async pull(controller) {
+        try {
+          const { done, value } = await reader.read();
+          if (done) { report(fields); controller.close(); return; }
+          controller.enqueue(value);
+        } catch (error) {
+          report(error?.name === 'AbortError' ? { outcome: 'cancelled' } : { error_kind: 'connection', error: String(error?.message ?? error).slice(0, 1000) });
+          controller.error(error);
+        }
+      },
+      cancel(reason) {
+        report({ outcome: 'cancelled' });
+        return reader.cancel(reason);
+      },
+    });
+    return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
   /**

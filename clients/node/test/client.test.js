@@ -230,3 +230,57 @@ test('watch() emits transitions, and failOpen goes to listeners and the logger',
   assert.deepEqual(failOpens, [{ name: 'openai', reason: 'unreachable' }]);
   assert.ok(warnings.some((m) => m.includes('fail-open')), warnings.join('\n'));
 });
+
+test('fetch is guarded: reported when the body ends, an aborted one is cancelled and not counted', async () => {
+  const { createServer } = await import('node:http');
+  const server = createServer((request, response) => {
+    if (request.url === '/ok') { response.end('hello'); return; }
+    if (request.url === '/busy') {
+      response.writeHead(503, { 'Retry-After': new Date(Date.now() + 600_000).toUTCString() });
+      response.end('busy');
+      return;
+    }
+    response.writeHead(200);  // /slow: a chunk now, the rest much later
+    response.write('first');
+    setTimeout(() => response.end('rest'), 5000).unref();
+  });
+  await new Promise((r) => server.listen(0, '127.0.0.1', r));
+  const base = `http://127.0.0.1:${server.address().port}`;
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  try {
+    assert.equal(await (await fb.fetch('ollama', `${base}/ok`)).text(), 'hello');
+    let [ollama] = await fb.status('ollama');
+    assert.equal(ollama.permits_in_flight, 0);
+
+    const controller = new AbortController();
+    const slow = await fb.fetch('ollama', `${base}/slow`, { signal: controller.signal });
+    const reader = slow.body.getReader();
+    assert.equal(new TextDecoder().decode((await reader.read()).value), 'first');
+    controller.abort();
+    await assert.rejects(reader.read(), { name: 'AbortError' });
+    await new Promise((r) => setTimeout(r, 100));
+    [ollama] = await fb.status('ollama');
+    assert.equal(ollama.permits_in_flight, 0, 'the aborted fetch was reported');
+    assert.equal(ollama.consecutive_failures, 0, 'and not counted against the provider');
+
+    // A 503 with Retry-After as an HTTP-date: reported with it, so the breaker opens at once.
+    assert.equal((await fb.fetch('anthropic', `${base}/busy`)).status, 503);
+    const [anthropic] = await fb.status('anthropic');
+    assert.equal(anthropic.state, 'open');
+    assert.equal(anthropic.last_status, 503);
+  } finally {
+    fb.close();
+    server.close();
+  }
+});
+
+test('Retry-After is read in both forms', async () => {
+  const { retryAfterMs } = await import('../index.js');
+  const headers = (values) => ({ get: (name) => values[name] ?? null });
+  assert.equal(retryAfterMs(headers({ 'retry-after': '3' })), 3000);
+  assert.equal(retryAfterMs(headers({ 'retry-after-ms': '250' })), 250);
+  const later = retryAfterMs(headers({ 'retry-after': new Date(Date.now() + 120_000).toUTCString() }));
+  assert.ok(later > 118_000 && later <= 120_000, String(later));
+  assert.equal(retryAfterMs(headers({ 'retry-after': 'Wed, 21 Oct 2015 07:28:00 GMT' })), 0);
+  assert.equal(retryAfterMs(headers({})), null);
+});

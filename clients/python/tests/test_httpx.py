@@ -242,3 +242,16 @@ def test_routes_pick_the_longest_match():
     assert for_httpx.breaker_for({"api.openai.com": "a", "api.openai.com/v1/chat": "b"}, url) == "b"
     assert for_httpx.breaker_for({"api.openai.com/v2": "a"}, url) is None
     assert for_httpx.breaker_for(for_httpx.DEFAULT_ROUTES, httpx.URL("http://localhost:11434/api/chat")) == "ollama"
+
+
+def test_five_failures_open_the_breaker_and_the_sixth_call_never_reaches_the_provider(world):
+    sidecar, provider, fb, sdk, claude, _ = world
+    provider.mode = "503"
+    for _ in range(5):  # consecutive_failures: 5
+        with pytest.raises(openai.InternalServerError):
+            ask(sdk)
+    reached = provider.calls
+    with pytest.raises(BreakerOpen):
+        ask(sdk)
+    assert provider.calls == reached, "the sixth call was refused before it left"
+    assert status(fb, "openai")["state"] == "open"
