@@ -71,19 +71,20 @@ class Provider:
                     when = email.utils.formatdate(time.time() + 600, usegmt=True)
                     self.json(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
                               {"Retry-After": when})
-                elif mode in ("stream", "stream-dies"):
+                elif mode in ("stream", "stream-dies", "stream-200"):
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
                              "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
-                    for _ in range(3):
+                    for _ in range(200 if mode == "stream-200" else 3):
                         self.chunk(f"data: {json.dumps(chunk)}\n\n".encode())
-                        time.sleep(0.05)
-                        if mode == "stream-dies":
-                            self.connection.shutdown(socket.SHUT_RDWR)  # the provider goes away mid-stream
-                            return
+                        if mode != "stream-200":
+                            time.sleep(0.05)
+                    if mode == "stream-dies":
+                        self.connection.shutdown(socket.SHUT_RDWR)  # the provider goes away after 3 chunks
+                        return
                     self.chunk(b"data: [DONE]\n\n")
                     self.wfile.write(b"0\r\n\r\n")
 
@@ -255,3 +256,15 @@ def test_five_failures_open_the_breaker_and_the_sixth_call_never_reaches_the_pro
         ask(sdk)
     assert provider.calls == reached, "the sixth call was refused before it left"
     assert status(fb, "openai")["state"] == "open"
+
+
+def test_a_200_chunk_stream_is_reported_as_a_success_when_it_ends(world):
+    sidecar, provider, fb, sdk, claude, _ = world
+    provider.mode = "stream-200"
+    stream = ask(sdk, stream=True)
+    chunks = iter(stream)
+    next(chunks)
+    assert status(fb, "openai")["permits_in_flight"] == 1, "not reported while the stream runs"
+    assert len(list(chunks)) == 199
+    state = status(fb, "openai")
+    assert state["permits_in_flight"] == 0 and state["consecutive_failures"] == 0
