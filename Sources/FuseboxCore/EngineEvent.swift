@@ -61,6 +61,8 @@ public struct RecordedCall: Sendable {
     public var outcome: Outcome
     public var status: Int?
     public var latency: Duration?
+    /// Time to first byte, when the client measured it (streams).
+    public var timeToFirstByte: Duration?
     public var error: String?
     public var slow: Bool
     /// The permit was issued before the breaker's latest transition.

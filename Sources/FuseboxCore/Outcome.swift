@@ -29,6 +29,8 @@ public struct CallReport: Sendable, Equatable {
     public var retryAfter: Duration?
     /// Tokens the provider counted for the call; reconciles the token budget.
     public var tokensUsed: Int?
+    /// How long the first byte of the answer took (streams); a metric only, never a trip rule.
+    public var timeToFirstByte: Duration?
 
     public init(
         outcome: Outcome? = nil,

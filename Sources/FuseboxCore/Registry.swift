@@ -167,10 +167,12 @@ struct Registry: Sendable {
             report.latency.map { $0 >= policy.threshold } ?? false
         } ?? false
         if outcome != .cancelled {
-            events.append(.recorded(RecordedCall(
+            var call = RecordedCall(
                 breaker: breakers[index].name, outcome: outcome, status: report.status, latency: report.latency,
                 error: report.error, slow: slow, stale: generation != breakers[index].generation, at: now
-            )))
+            )
+            call.timeToFirstByte = report.timeToFirstByte
+            events.append(.recorded(call))
         }
         let change = breakers[index].record(
             outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,

@@ -10,6 +10,7 @@ final class BreakerSeries: Sendable {
     let calls: [Outcome: Counter]
     /// Split by outcome, so 30 s timeouts do not inflate the successes' p99.
     let duration: [Outcome: DurationHistogram]
+    let timeToFirstByte: DurationHistogram
     let notPermitted: [RejectionReason: Counter]
     let expired: Counter
     let abandoned: Counter
@@ -55,6 +56,10 @@ final class BreakerSeries: Sendable {
                 help: "How long reported calls took, as the client reported it (or from permit to report), by outcome."
             ))
         })
+        timeToFirstByte = registry.durationHistogram(
+            "fusebox_time_to_first_byte_seconds", labels: label, buckets: FuseboxMetrics.durationBuckets,
+            help: "Time to the first byte of streamed answers, from reports that carry ttfb_ms (the clients' transports and fetch)."
+        )
         notPermitted = Dictionary(uniqueKeysWithValues: RejectionReason.allCases.map { reason in
             (reason, registry.counter(
                 "fusebox_not_permitted_total", labels: label + [("reason", reason.rawValue)],
@@ -151,7 +156,7 @@ final class BreakerSeries: Sendable {
         for counter in Array(budgetRejections.values) + Array(calls.values) + Array(notPermitted.values) + [expired, abandoned] {
             registry.unregisterCounter(counter)
         }
-        for histogram in Array(duration.values) + [queueWait] { registry.unregisterDurationHistogram(histogram) }
+        for histogram in Array(duration.values) + [queueWait, timeToFirstByte] { registry.unregisterDurationHistogram(histogram) }
         let gauges = Array(states.values) + [failureRatio, slowCallRatio, windowCalls, inFlight, queueDepth]
         for gauge in gauges { registry.unregisterGauge(gauge) }
         optional.withLock { made in for gauge in made.values { registry.unregisterGauge(gauge) } }

@@ -142,6 +142,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             guard let series = all[call.breaker] else { return }
             series.calls[call.outcome]?.increment()
             if let latency = call.latency { series.duration[call.outcome]?.record(latency) }
+            if let firstByte = call.timeToFirstByte { series.timeToFirstByte.record(firstByte) }
         }
     }
 

@@ -127,6 +127,7 @@ public enum RequestDecoder {
         }
         report.latency = try fields.milliseconds("latency_ms")
         report.retryAfter = try fields.milliseconds("retry_after_ms")
+        report.timeToFirstByte = try fields.milliseconds("ttfb_ms")
         report.tokensUsed = try fields.int("tokens_used", 0...WireLimits.maxTokens)
         report.error = try fields.string("error", limit: nil).map(truncatedError)
         return report

@@ -44,7 +44,7 @@ import Testing
         let client = try sidecar.connect()
         _ = try client.ok(#"{"op":"hello","protocol":1,"fail_open":7}"#)
         let permit = try client.permit("openai")
-        _ = try client.ok(#"{"op":"report","permit":"\#(permit)","outcome":"timeout","latency_ms":30000}"#)
+        _ = try client.ok(#"{"op":"report","permit":"\#(permit)","outcome":"timeout","latency_ms":30000,"ttfb_ms":120}"#)
         for _ in 0..<2 { _ = try client.ok(#"{"op":"record","breaker":"openai","status":503}"#) }
         _ = try client.ok(#"{"op":"acquire","breaker":"openai"}"#)  // refused: open
         _ = try client.ok(#"{"op":"route","chain":"llm","exclude":["anthropic","ollama"]}"#)  // openai open: nowhere
@@ -52,6 +52,7 @@ import Testing
         let after = try Self.scrape(sidecar)
         for line in [
             #"fusebox_client_fail_open_total 7"#,
+            #"fusebox_time_to_first_byte_seconds_count{breaker="openai"} 1"#,
             #"fusebox_call_duration_seconds_count{breaker="openai",outcome="timeout"} 1"#,
             #"fusebox_call_duration_seconds_count{breaker="openai",outcome="success"} 0"#,
             #"fusebox_transitions_total{breaker="openai",from="closed",to="open",reason="consecutive_failures"} 1"#,

@@ -56,6 +56,8 @@ export interface ReportFields {
   error?: string;
   retry_after_ms?: number;
   tokens_used?: number;
+  /** Time to the first byte of a streamed answer (fusebox_time_to_first_byte_seconds). */
+  ttfb_ms?: number;
 }
 
 /** Milliseconds from `retry-after-ms`, or `Retry-After` as delay-seconds or an HTTP-date; null when absent. */

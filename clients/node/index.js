@@ -299,10 +299,17 @@ export class Fusebox extends EventEmitter {
       return response;
     }
     let reported = false;
+    let firstByteMs = null;
+    // An event stream whose last event says it is complete (OpenAI's [DONE], Anthropic's message_stop) is a
+    // success even when the reader stops there and cancels, as SSE readers do, before the body's own end.
+    const eventStream = (response.headers.get('content-type') ?? '').includes('text/event-stream');
+    let tail = '';
+    const decoder = new TextDecoder();
     const report = (extra) => {
       if (reported) return;
       reported = true;
-      this.report(permit, { latency_ms: elapsed(), ...extra }).catch(() => {});
+      const ttfb = firstByteMs != null ? { ttfb_ms: firstByteMs } : {};
+      this.report(permit, { latency_ms: elapsed(), ...ttfb, ...extra }).catch(() => {});
     };
     const reader = response.body.getReader();
     const body = new ReadableStream({
@@ -310,6 +317,8 @@ export class Fusebox extends EventEmitter {
         try {
           const { done, value } = await reader.read();
           if (done) { report(fields); controller.close(); return; }
+          firstByteMs ??= elapsed();
+          if (eventStream) tail = (tail + decoder.decode(value, { stream: true })).slice(-256);
           controller.enqueue(value);
         } catch (error) {
           report(error?.name === 'AbortError' ? { outcome: 'cancelled' } : { error_kind: 'connection', error: String(error?.message ?? error).slice(0, 1000) });
@@ -317,7 +326,8 @@ export class Fusebox extends EventEmitter {
         }
       },
       cancel(reason) {
-        report({ outcome: 'cancelled' });
+        const complete = eventStream && (tail.includes('data: [DONE]') || tail.includes('message_stop'));
+        report(complete ? fields : { outcome: 'cancelled' });
         return reader.cancel(reason);
       },
     });

@@ -98,8 +98,21 @@ def build(httpx: ModuleType) -> SimpleNamespace:
             self.body = bytearray()
             self.done = False
             self.reported = False
+            self.first_byte: Optional[float] = None
+            self.tail = b""
+
+        @property
+        def finished_stream(self) -> bool:
+            """An event stream whose last event says it is complete (OpenAI's ``[DONE]``, Anthropic's
+            ``message_stop``): the SDK stops reading there and closes, before the body's own end."""
+            if "text/event-stream" not in self.response.headers.get("content-type", ""):
+                return False
+            return b"data: [DONE]" in self.tail or b"message_stop" in self.tail
 
         def chunk(self, data: bytes) -> None:
+            if self.first_byte is None:
+                self.first_byte = time.monotonic()
+            self.tail = (self.tail + data)[-256:]
             if len(self.body) < _KEEP_BYTES:
                 self.body += data[: _KEEP_BYTES - len(self.body)]
 
@@ -107,10 +120,14 @@ def build(httpx: ModuleType) -> SimpleNamespace:
             total_ms = (time.monotonic() - self.started) * 1000
             if error is not None:
                 kind = "timeout" if isinstance(error, httpx.TimeoutException) else "connection"
-                return {"error_kind": kind, "latency_ms": total_ms, "error": f"{type(error).__name__} while reading: {error}"[:1000]}
-            if not self.done:
-                return {"outcome": "cancelled", "latency_ms": total_ms}
-            return report_fields(self.response, bytes(self.body), True, total_ms)
+                fields = {"error_kind": kind, "latency_ms": total_ms, "error": f"{type(error).__name__} while reading: {error}"[:1000]}
+            elif not self.done and not self.finished_stream:
+                fields = {"outcome": "cancelled", "latency_ms": total_ms}
+            else:
+                fields = report_fields(self.response, bytes(self.body), True, total_ms)
+            if self.first_byte is not None:
+                fields["ttfb_ms"] = (self.first_byte - self.started) * 1000
+            return fields
 
 
     class _ReportingStream(httpx.SyncByteStream):  # type: ignore[name-defined,misc]  # the module is chosen at run time

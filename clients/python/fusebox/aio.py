@@ -99,11 +99,11 @@ class AsyncFusebox(ClientPolicy):
     async def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
                      latency_ms: Optional[float] = None, error: Optional[str] = None,
                      retry_after_ms: Optional[float] = None, error_kind: Optional[str] = None,
-                     tokens_used: Optional[int] = None) -> Optional[str]:
+                     tokens_used: Optional[int] = None, ttfb_ms: Optional[float] = None) -> Optional[str]:
         """Reports how a permitted call went; returns the breaker's state after it."""
         message = self._report_message(permit, {
             "outcome": outcome, "status": status, "latency_ms": latency_ms, "error": error,
-            "retry_after_ms": retry_after_ms, "error_kind": error_kind, "tokens_used": tokens_used,
+            "retry_after_ms": retry_after_ms, "error_kind": error_kind, "tokens_used": tokens_used, "ttfb_ms": ttfb_ms,
         })
         if message is None:
             return None

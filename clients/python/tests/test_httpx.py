@@ -111,7 +111,11 @@ class Provider:
 @pytest.fixture
 def world():
     folder = pathlib.Path(tempfile.mkdtemp(prefix="fusebox-httpx-"))
-    sidecar = Sidecar(folder, CONFIG).start()
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    sidecar = Sidecar(folder, CONFIG.replace("http: off", f"http: 127.0.0.1:{port}")).start()
+    sidecar.metrics_url = f"http://127.0.0.1:{port}/metrics"
     provider = Provider()
     fb = Fusebox(sidecar.socket)
     routes = {f"{provider.host}/v1/chat": "openai", f"{provider.host}/v1/messages": "anthropic"}
@@ -124,6 +128,11 @@ def world():
     provider.server.shutdown()
     sidecar.stop()
     shutil.rmtree(folder, ignore_errors=True)
+
+
+def scrape(sidecar) -> str:
+    import urllib.request
+    return urllib.request.urlopen(sidecar.metrics_url, timeout=5).read().decode()
 
 
 def status(fb: Fusebox, breaker: str) -> dict:
@@ -175,6 +184,8 @@ def test_a_stream_is_reported_when_it_ends_and_a_stream_that_dies_midway_is_a_fa
     chunks = list(ask(sdk, stream=True))
     assert len(chunks) == 3
     assert status(fb, "openai")["consecutive_failures"] == 0
+    # A success, not a cancel: the SDK stops at [DONE] and closes before the body's end, which the transport reads as complete.
+    assert 'fusebox_calls_total{breaker="openai",outcome="success"} 1\n' in scrape(sidecar)
     provider.mode = "stream-dies"
     with pytest.raises(openai.APIError):
         for _ in ask(sdk, stream=True):
@@ -191,6 +202,7 @@ def test_a_stream_closed_early_is_cancelled_not_counted(world):
     stream.close()
     state = status(fb, "openai")
     assert state["permits_in_flight"] == 0 and state["consecutive_failures"] == 0
+    assert 'fusebox_calls_total{breaker="openai",outcome="cancelled"} 1\n' in scrape(sidecar)
 
 
 def test_an_open_breaker_stops_the_request_before_it_leaves(world):
@@ -268,3 +280,8 @@ def test_a_200_chunk_stream_is_reported_as_a_success_when_it_ends(world):
     assert len(list(chunks)) == 199
     state = status(fb, "openai")
     assert state["permits_in_flight"] == 0 and state["consecutive_failures"] == 0
+    # Reported once, with its time to first byte.
+    metrics = scrape(sidecar)
+    assert 'fusebox_time_to_first_byte_seconds_count{breaker="openai"} 1\n' in metrics, \
+        [line for line in metrics.splitlines() if "first_byte_seconds_count" in line or "duration_seconds_count" in line]
+    assert 'fusebox_call_duration_seconds_count{breaker="openai",outcome="success"} 1\n' in metrics
