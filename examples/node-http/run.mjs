@@ -32,11 +32,12 @@ let dead = false, reachedWhileDead = 0;
 const provider = http.createServer((request, response) => {
   request.resume();
   request.on('end', () => {
-    if (dead) reachedWhileDead += 1;
+    const failing = dead;  // decided once, on arrival: a call that found the provider alive is answered
+    if (failing) reachedWhileDead += 1;
     setTimeout(() => {
-      if (dead) { response.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"down"}}'); return; }
+      if (failing) { response.writeHead(503, { 'content-type': 'application/json' }).end('{"error":{"message":"down"}}'); return; }
       response.writeHead(200, { 'content-type': 'application/json' }).end('{"choices":[{"message":{"content":"hi"}}]}');
-    }, dead ? 200 : 20);
+    }, failing ? 200 : 20);
   });
 });
 await new Promise((r) => provider.listen(0, '127.0.0.1', r));
