@@ -5,7 +5,7 @@ import Logging
 import ServiceLifecycle
 import UnixSignals
 
-/// Reloads the configuration on SIGHUP. Breakers keep their state and
+/// Reloads the configuration on SIGHUP (and, with `watch_config`, when the file changes). Breakers keep their state and
 /// statistics; a file that does not load leaves the running configuration in
 /// place and says why.
 public struct ConfigReloader: Service {

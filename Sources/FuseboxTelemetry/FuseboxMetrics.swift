@@ -72,7 +72,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
         ]
         lastReload = registry.gauge(
             "fusebox_config_last_reload_successful",
-            help: "1 when the last reload (SIGHUP) was applied or none was asked for, 0 when it was refused and the running configuration kept."
+            help: "1 when the last reload (SIGHUP or a changed file) was applied or none was asked for, 0 when it was refused and the running configuration kept."
         )
         lastReload.set(to: 1)
         lastReloadTime = registry.gauge(
@@ -208,7 +208,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
 enum Help {
     static let requests = "Protocol requests served, by op (none: the line could not be read as a request)."
     static let protocolErrors = "Requests answered with an error, by error code."
-    static let reloads = "Configuration reloads asked for (SIGHUP), by result: ok (applied) or failed (refused; the running configuration kept)."
+    static let reloads = "Configuration reloads asked for (SIGHUP, or a changed file with watch_config), by result: ok (applied) or failed (refused; the running configuration kept)."
 }
 
 /// The store's health, mirrored from the writer's own counters at scrape time.

@@ -53,7 +53,7 @@ import Glibc
         #expect(FileManager.default.fileExists(atPath: path("env-admin.sock")))
         #expect(!FileManager.default.fileExists(atPath: path("env.sock")))
         #expect(!FileManager.default.fileExists(atPath: path("file.sock")))
-        #expect(!sidecar.logEvents("http_listening").isEmpty || (try? waitUntil("HTTP listens") { !sidecar.logEvents("http_listening").isEmpty }) != nil)
+        try waitUntil("HTTP listens on the address from FUSEBOX_HTTP") { !sidecar.logEvents("http_listening").isEmpty }
         // ctl follows the same variables.
         let status = try FuseboxBinary.run(["ctl", "status", "--json"], environment: ["FUSEBOX_SOCKET": path("flag.sock")])
         #expect(status.status == 0 && status.stdout.contains(#""name":"openai""#), "\(status.stderr)")

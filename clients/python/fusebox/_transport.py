@@ -43,13 +43,13 @@ def build(httpx: ModuleType) -> SimpleNamespace:
         return best[1] if best else None
 
 
-    def report_fields(response: Any, body: bytes, complete: bool, total_ms: float) -> Dict[str, Any]:
+    def report_fields(response: Any, body: bytes, total_ms: float) -> Dict[str, Any]:
         """What a response says about the call: status, Retry-After, error text, tokens used, its duration."""
         fields: Dict[str, Any] = {"status": response.status_code, "latency_ms": total_ms}
         retry = retry_after_ms(response.headers)
         if retry is not None and response.status_code >= 400:
             fields["retry_after_ms"] = retry
-        document = _json(response, body) if complete else None
+        document = _json(response, body)
         if response.status_code >= 400:
             fields["error"] = _error_text(document, response)
         elif isinstance(document, dict):
@@ -124,7 +124,7 @@ def build(httpx: ModuleType) -> SimpleNamespace:
             elif not self.done and not self.finished_stream:
                 fields = {"outcome": "cancelled", "latency_ms": total_ms}
             else:
-                fields = report_fields(self.response, bytes(self.body), True, total_ms)
+                fields = report_fields(self.response, bytes(self.body), total_ms)
             if self.first_byte is not None:
                 fields["ttfb_ms"] = (self.first_byte - self.started) * 1000
             return fields
@@ -251,5 +251,4 @@ def build(httpx: ModuleType) -> SimpleNamespace:
         async def aclose(self) -> None:
             await self.inner.aclose()
 
-    return SimpleNamespace(Transport=Transport, AsyncTransport=AsyncTransport, breaker_for=breaker_for,
-                           report_fields=report_fields)
+    return SimpleNamespace(Transport=Transport, AsyncTransport=AsyncTransport, breaker_for=breaker_for)
