@@ -21,6 +21,7 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird", exact: "2.28.1", traits: []),
         .package(url: "https://github.com/groue/GRDB.swift", exact: "7.10.0"),
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
+        .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -79,9 +80,19 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // Active health probes: the sidecar tests a provider itself (HTTP through
+        // async-http-client), off the decision path, so no user request is the probe.
+        .target(name: "FuseboxProbe", dependencies: [
+            "FuseboxCore", "FuseboxConfig", "FuseboxTelemetry",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // `fusebox serve`'s wiring: the engine, its outputs, the store and the services, started and stopped together.
         .target(name: "FuseboxApp", dependencies: [
-            "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry", "FuseboxFleet",
+            "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry", "FuseboxFleet", "FuseboxProbe",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),

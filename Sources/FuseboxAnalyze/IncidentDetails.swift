@@ -49,7 +49,8 @@ extension StoreSource {
         return try queue.read { db in
             let cursor = try Row.fetchCursor(db, sql: """
                 SELECT at_ms, breaker, old_state, new_state, reason, generation, failure_count, calls_in_window,
-                    failure_rate, slow_call_rate, last_error, last_status, open_until_ms
+                    failure_rate, slow_call_rate, last_error, last_status, open_until_ms,
+                    \(hasProbeColumns ? "probe_outcome, probe_latency_ms, probe_status" : "NULL, NULL, NULL")
                 FROM transitions WHERE at_ms >= ? AND at_ms <= ? AND instance = ?
                     AND breaker IN (\(names.map { _ in "?" }.joined(separator: ","))) ORDER BY at_ms, id LIMIT ?
                 """, arguments: StatementArguments([from, to, instance] as [DatabaseValueConvertible])
@@ -60,7 +61,10 @@ extension StoreSource {
                 result.append(StoredTransition(
                     at: row[0], lane: lane, from: row[2], to: row[3], reason: row[4], generation: row[5],
                     failureCount: row[6], callsInWindow: row[7], failureRate: row[8], slowCallRate: row[9],
-                    lastError: row[10], lastStatus: row[11], openUntil: row[12]
+                    lastError: row[10], lastStatus: row[11], openUntil: row[12],
+                    probe: (row[13] as String?).map { outcome in
+                        StoredProbe(outcome: outcome, latencyMs: row[14], status: row[15])
+                    }
                 ))
             }
             return result

@@ -135,13 +135,16 @@ enum IncidentFinder {
         let last = [t.lastStatus.map(String.init), t.lastError.map { "\"\($0.prefix(80))\"" }].compactMap { $0 }.joined(separator: " ")
         let rate = t.callsInWindow > 0 ? ", failure rate \(Int((t.failureRate * 100).rounded()))% of \(t.callsInWindow) calls" : ""
         let stats = "\(t.failureCount) failures in a row\(rate)" + (last.isEmpty ? "" : ", last \(last)")
+        let probe = t.probe.map { " (\($0.text))" } ?? ""
         switch (t.reason, t.from, t.to) {
         case ("forced", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .forced, text: "forced \(t.from) → \(t.to) by an operator", transition: t)
         case ("reset", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .reset, text: "reset by an operator (\(t.from) → closed)", transition: t)
-        case (_, "half_open", "closed"): return IncidentEvent(at: t.at, lane: t.lane, kind: .probeSucceeded, text: "probe succeeded: closed", transition: t)
+        case (_, "half_open", "closed"): return IncidentEvent(at: t.at, lane: t.lane, kind: .probeSucceeded, text: "probe succeeded: closed" + probe, transition: t)
         case (_, "half_open", "open"):
-            return IncidentEvent(at: t.at, lane: t.lane, kind: .probeFailed, text: "probe failed (\(t.reason)): reopened\(openFor)" + (last.isEmpty ? "" : ", last \(last)"), transition: t)
+            return IncidentEvent(at: t.at, lane: t.lane, kind: .probeFailed, text: "probe failed (\(t.reason)): reopened\(openFor)" + probe + (last.isEmpty || !probe.isEmpty ? "" : ", last \(last)"), transition: t)
         case (_, _, "half_open"): return IncidentEvent(at: t.at, lane: t.lane, kind: .halfOpen, text: "half-open: probing (\(t.reason))", transition: t)
+        case ("probe", _, "open"):
+            return IncidentEvent(at: t.at, lane: t.lane, kind: .trip, text: "tripped by the sidecar's check\(probe); open\(openFor)", transition: t)
         case (_, _, "open"): return IncidentEvent(at: t.at, lane: t.lane, kind: .trip, text: "tripped (\(t.reason)): \(stats); open\(openFor)", transition: t)
         default: return IncidentEvent(at: t.at, lane: t.lane, kind: .other, text: "\(t.from) → \(t.to) (\(t.reason))", transition: t)
         }

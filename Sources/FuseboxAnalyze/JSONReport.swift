@@ -81,6 +81,9 @@ public enum JSONReport {
                     w.int("failure_count", t.failureCount); w.double("failure_rate", t.failureRate)
                     w.int("calls_in_window", t.callsInWindow); w.int("last_status", t.lastStatus); w.string("last_error", t.lastError)
                     w.string("open_until", TimeText.rfc(t.openUntil))
+                    if let probe = t.probe {
+                        w.string("probe_outcome", probe.outcome); w.int("probe_latency_ms", probe.latencyMs); w.int("probe_status", probe.status)
+                    }
                 }
             }
     }

@@ -25,6 +25,22 @@ public struct StoredTransition: Sendable, Equatable {
     public var lastError: String?
     public var lastStatus: Int?
     public var openUntil: Int64?
+    /// The sidecar's own probe behind it (active probes).
+    public var probe: StoredProbe? = nil
+}
+
+/// An active probe's result as a transition row keeps it.
+public struct StoredProbe: Sendable, Equatable {
+    public var outcome: String
+    public var latencyMs: Int?
+    public var status: Int?
+
+    /// `probe failure: 401 in 8 ms`, `probe timeout after 500 ms`.
+    public var text: String {
+        let ms = latencyMs.map { "\($0) ms" } ?? "?"
+        if outcome == "timeout" { return "probe timeout after \(ms)" }
+        return "probe \(outcome): \(status.map(String.init) ?? "no answer") in \(ms)"
+    }
 }
 
 /// A span of one state on one lane; `end` nil while it lasts past the data.

@@ -11,6 +11,8 @@ final class StoreSource: @unchecked Sendable {
     let trafficSums: String
     /// Version 3 on: per-minute and per-hour totals beside `traffic`.
     let hasRollups: Bool
+    /// Version 5 on: transitions carry the sidecar's own probe.
+    let hasProbeColumns: Bool
 
     init(path: String, queue: DatabaseQueue) {
         self.path = path
@@ -19,6 +21,7 @@ final class StoreSource: @unchecked Sendable {
             ?? StoreSchema.currentVersion
         trafficSums = TrafficTotals.sums(budgetColumns: version >= 2)
         hasRollups = version >= 3
+        hasProbeColumns = version >= 5
     }
 
     /// Another read-only connection to the same file, for a second thread.

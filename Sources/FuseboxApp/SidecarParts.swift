@@ -1,6 +1,7 @@
 import FuseboxConfig
 import FuseboxCore
 import FuseboxFleet
+import FuseboxProbe
 import FuseboxServer
 import FuseboxStore
 import FuseboxTelemetry
@@ -77,6 +78,8 @@ struct SidecarParts {
                 service: Self.reloader(configuration, source: source, engine: engine, server: server, metrics: metrics, logSink: logSink, clock: clock, logger: logger),
                 successTerminationBehavior: .ignore, serviceName: "reload"
             ),
+            // Always there, as a reload may add a probe: it only takes the engine's lock each tick while none is configured.
+            .init(service: ProbeRunner(engine: engine, logger: logger), successTerminationBehavior: .ignore, serviceName: "probes"),
         ]
         if let endpoint = configuration.http {
             let http = Self.http(endpoint, configuration, engine: engine, metrics: metrics, readiness: readiness, store: store,

@@ -170,27 +170,39 @@ public enum ConfigLoader {
         return definitions
     }
 
+    /// A chain is a list of breakers (tried in order) or a mapping with
+    /// `breakers`, `strategy` and the strategy's settings.
     private static func chainDefinitions(_ node: ConfigNode, breakers: [String]) throws(ConfigError) -> [ChainDefinition] {
         var chains: [ChainDefinition] = []
-        let known = Set(breakers)
-        for (name, list) in try node.mapping() {
-            try checkName(name, at: list, what: "A chain name")
-            let members = try list.sequence()
-            guard !members.isEmpty else { throw list.error("a chain needs at least one breaker") }
-            var names: [String] = []
-            var seen = Set<String>()
-            for member in members {
-                let breaker = try member.string()
-                guard known.contains(breaker) else {
-                    let known = breakers.isEmpty ? "none are defined" : "defined breakers: \(breakers.joined(separator: ", "))"
-                    throw member.error("names breaker \"\(breaker)\", which is not defined; \(known)")
-                }
-                guard seen.insert(breaker).inserted else { throw member.error("names breaker \"\(breaker)\" twice") }
-                names.append(breaker)
+        for (name, section) in try node.mapping() {
+            try checkName(name, at: section, what: "A chain name")
+            guard section.isMapping else {
+                chains.append(ChainDefinition(name: name, breakers: try chainMembers(section, breakers: breakers)))
+                continue
             }
-            chains.append(ChainDefinition(name: name, breakers: names))
+            chains.append(try ChainReader.chain(name, section, members: { list throws(ConfigError) in
+                try chainMembers(list, breakers: breakers)
+            }))
         }
         return chains
+    }
+
+    static func chainMembers(_ list: ConfigNode, breakers: [String]) throws(ConfigError) -> [String] {
+        let members = try list.sequence()
+        guard !members.isEmpty else { throw list.error("a chain needs at least one breaker") }
+        let known = Set(breakers)
+        var names: [String] = []
+        var seen = Set<String>()
+        for member in members {
+            let breaker = try member.string()
+            guard known.contains(breaker) else {
+                let known = breakers.isEmpty ? "none are defined" : "defined breakers: \(breakers.joined(separator: ", "))"
+                throw member.error("names breaker \"\(breaker)\", which is not defined; \(known)")
+            }
+            guard seen.insert(breaker).inserted else { throw member.error("names breaker \"\(breaker)\" twice") }
+            names.append(breaker)
+        }
+        return names
     }
 
     // MARK: Scalars

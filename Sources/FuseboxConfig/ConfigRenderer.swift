@@ -47,7 +47,16 @@ public enum ConfigRenderer {
         }
         lines.append(config.engine.chains.isEmpty ? "chains: {}" : "chains:")
         for chain in config.engine.chains {
-            lines.append("  \(name(chain.name)): [\(chain.breakers.map(name).joined(separator: ", "))]")
+            let members = "[\(chain.breakers.map(name).joined(separator: ", "))]"
+            switch chain.strategy {
+            case .ordered: lines.append("  \(name(chain.name)): \(members)")
+            case .cheapest: lines.append("  \(name(chain.name)): { breakers: \(members), strategy: cheapest }")
+            case .fastest(let p):
+                lines.append("  \(name(chain.name)): { breakers: \(members), strategy: fastest, margin: \(p.margin.formatted), window: \(DurationText.format(p.window)) }")
+            case .weighted(let weights):
+                let table = chain.breakers.compactMap { member in weights[member].map { "\(name(member)): \($0)" } }.joined(separator: ", ")
+                lines.append("  \(name(chain.name)): { breakers: \(members), strategy: weighted, weights: { \(table) } }")
+            }
         }
         return lines.joined(separator: "\n") + "\n"
     }
@@ -90,6 +99,32 @@ public enum ConfigRenderer {
         lines.append("rate: \(budget.rate.map { "{ requests: \($0.amount), per: \(DurationText.format($0.period))\(scope(.rate)) }" } ?? "off")")
         lines.append("tokens: \(budget.tokens.map { "{ budget: \($0.amount), per: \(DurationText.format($0.period))\(scope(.tokens)) }" } ?? "off")")
         lines.append("fleet: \(p.fleetShared)")
+        lines.append("capabilities: [\(p.capabilities.joined(separator: ", "))]")
+        if let cost = p.cost {
+            let parts = [("input_per_1k", cost.inputPer1k), ("output_per_1k", cost.outputPer1k), ("weight", cost.weight)]
+                .compactMap { key, value in value.map { "\(key): \($0.formatted)" } }
+            lines.append("cost: { \(parts.joined(separator: ", ")) }")
+        } else {
+            lines.append("cost: off")
+        }
+        lines += probe(p.probe)
+        return lines
+    }
+
+    /// Header values as written (`${VAR}` kept): a secret never reaches `check` output or a run's recorded config.
+    private static func probe(_ probe: ProbePolicy?) -> [String] {
+        guard let probe else { return ["probe: off"] }
+        var lines = ["probe:", "  http:"]
+        lines.append("    url: \(quoted(probe.url))")
+        lines.append("    method: \(probe.method)")
+        let headers = probe.headers.map { "\(quoted($0.name)): \(quoted($0.template))" }.joined(separator: ", ")
+        lines.append("    headers: {\(headers.isEmpty ? "" : " \(headers) ")}")
+        lines.append("    body: \(probe.body.map(quoted) ?? "~")")
+        lines.append("    expect_status: [\(probe.expectStatus.map(rule).joined(separator: ", "))]")
+        lines.append("    timeout: \(DurationText.format(probe.timeout))")
+        lines.append("  interval: \(probe.interval.map(DurationText.format) ?? "off")")
+        lines.append("  mode: \(probe.mode.rawValue)")
+        lines.append("  closed_interval: \(probe.closedInterval.map(DurationText.format) ?? "off")")
         return lines
     }
 

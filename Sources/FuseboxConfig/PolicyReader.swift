@@ -6,7 +6,7 @@ import FuseboxCore
 package enum PolicyReader {
     static let sections = [
         "trip", "open", "half_open", "classify", "permit_ttl", "max_in_flight", "queue", "rate", "tokens", "max_transitions_per_minute",
-        "fleet",
+        "fleet", "probe", "capabilities", "cost",
     ]
 
     package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
@@ -30,6 +30,14 @@ package enum PolicyReader {
                     policy.budget.maxInFlight = try value.int(1...1_000_000)
                 }
             case "fleet": policy.fleetShared = try value.bool()
+            case "probe": policy.probe = value.isOff ? nil : try ProbeReader.probe(value, current: policy.probe)
+            case "capabilities":
+                policy.capabilities = try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> String in
+                    let name = try item.string()
+                    try ConfigLoader.checkName(name, at: item, what: "A capability")
+                    return name
+                }
+            case "cost": policy.cost = value.isOff ? nil : try cost(value)
             case "queue": policy.budget.queue = value.isOff ? nil : try queue(value, current: policy.budget.queue)
             case "rate":
                 policy.budget.rate = value.isOff ? nil : try rateLimit(value, amountKey: "requests", current: policy.budget.rate,
@@ -44,11 +52,36 @@ package enum PolicyReader {
         if policy.budget.queue != nil, policy.budget.maxInFlight == nil {
             throw node.error("queue needs max_in_flight: acquires queue for a slot under that cap")
         }
+        if let probe = policy.probe, probe.isActive, probe.timeout >= policy.halfOpen.maxWait {
+            throw node.error(
+                "probe.http.timeout (\(DurationText.format(probe.timeout))) must be shorter than half_open.max_wait (\(DurationText.format(policy.halfOpen.maxWait))), which reopens a breaker whose probe is silent"
+            )
+        }
         if policy.open.backoffMax < policy.open.duration {
             throw node.error(
                 "open.backoff.max (\(DurationText.format(policy.open.backoffMax))) is shorter than open.duration (\(DurationText.format(policy.open.duration)))"
             )
         }
+    }
+
+    /// `{ input_per_1k: 0.5, output_per_1k: 1.5 }` or `{ weight: 3 }`.
+    private static func cost(_ node: ConfigNode) throws(ConfigError) -> CallCost {
+        var cost = CallCost()
+        for (key, value) in try node.mapping(allowed: ["input_per_1k", "output_per_1k", "weight"]) {
+            let number = try value.double(0...1_000_000)
+            switch key {
+            case "input_per_1k": cost.inputPer1k = number
+            case "output_per_1k": cost.outputPer1k = number
+            default: cost.weight = number
+            }
+        }
+        if cost.weight != nil, cost.inputPer1k != nil || cost.outputPer1k != nil {
+            throw node.error("give either a weight or prices per 1k tokens, not both")
+        }
+        guard cost.weight != nil || cost.inputPer1k != nil || cost.outputPer1k != nil else {
+            throw node.error("needs input_per_1k and output_per_1k, or a weight")
+        }
+        return cost
     }
 
     private static func queue(_ node: ConfigNode, current: QueuePolicy?) throws(ConfigError) -> QueuePolicy {

@@ -49,6 +49,11 @@ struct Breaker: Sendable {
     var waiting = 0
     /// At `max_transitions_per_minute`, an open breaker stays open.
     private var rateLimit: TransitionRateLimit
+    /// Recent latency, for `fastest` chains.
+    var latency = LatencyAverage()
+    /// A `closed_interval` check is out, and when the last one went.
+    private(set) var closedCheckOut = false
+    private(set) var lastClosedCheck: Timestamp?
 
     init(name: String, policy: BreakerPolicy, now: Timestamp) {
         self.name = name
@@ -78,14 +83,23 @@ struct Breaker: Sendable {
             guard let until = openUntil, now < until else {
                 if let held = holdOpen(at: now) { return (Admission(allowed: false, probe: false, retryIn: held - now), nil) }
                 if probeGated { return (Admission(allowed: false, probe: false, retryIn: Self.leaseWait), nil) }
+                // The sidecar's own probe is due: users wait for its verdict.
+                if let probe = activeProbe { return (Admission(allowed: false, probe: false, retryIn: probe.timeout), nil) }
                 let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
                 return (admitProbe(at: now), change)
             }
             return (Admission(allowed: false, probe: false, retryIn: until - now), nil)
         case .halfOpen:
+            if let probe = activeProbe {
+                let retry = probeSilentSince.map { max(.zero, ($0 + probe.timeout) - now) } ?? probe.timeout
+                return (Admission(allowed: false, probe: false, retryIn: retry), nil)
+            }
             return (admitProbe(at: now), nil)
         }
     }
+
+    /// The probe policy when the sidecar probes itself (`mode: active`).
+    private var activeProbe: ProbePolicy? { policy.probe.flatMap { $0.isActive ? $0 : nil } }
 
     private mutating func admitProbe(at now: Timestamp) -> Admission {
         guard probesInFlight < policy.halfOpen.probes else {
@@ -176,7 +190,7 @@ struct Breaker: Sendable {
     mutating func tick(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
         case .open:
-            if let until = openUntil, now >= until, !probeGated, holdOpen(at: now) == nil {
+            if let until = openUntil, now >= until, !probeGated, activeProbe == nil, holdOpen(at: now) == nil {
                 return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             }
         case .halfOpen:
@@ -205,6 +219,66 @@ struct Breaker: Sendable {
         guard state == .open, !rateLimit.announced, let until = openUntil, rateLimit.heldUntil(at: now) != nil else { return nil }
         rateLimit.announced = true
         return until
+    }
+
+    // MARK: Active probes
+
+    /// Starts this breaker's probe if one is due: an open period that ran
+    /// out turns half-open with the probe slot taken by the sidecar (users
+    /// are refused meanwhile), a half-open breaker with no probe out (a
+    /// fleet lease won) takes it, and a closed breaker is checked every
+    /// `closed_interval`. Returns the generation the result must match.
+    mutating func startProbe(at now: Timestamp, random: inout SplitMix64) -> (ticket: ProbeTicket, change: Transition?)? {
+        guard let probe = policy.probe else { return nil }
+        switch state {
+        case .open:
+            guard probe.isActive, let until = openUntil, now >= until, !probeGated, holdOpen(at: now) == nil else { return nil }
+            let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
+            takeProbeSlot(at: now)
+            return (ProbeTicket(breaker: name, generation: generation, closedCheck: false, policy: probe), change)
+        case .halfOpen:
+            guard probe.isActive, probesInFlight == 0 else { return nil }
+            takeProbeSlot(at: now)
+            return (ProbeTicket(breaker: name, generation: generation, closedCheck: false, policy: probe), nil)
+        case .closed:
+            guard let every = probe.closedInterval, !closedCheckOut else { return nil }
+            if let last = lastClosedCheck, now - last < every { return nil }
+            closedCheckOut = true
+            lastClosedCheck = now
+            return (ProbeTicket(breaker: name, generation: generation, closedCheck: true, policy: probe), nil)
+        case .forcedOpen, .disabled, .metricsOnly:
+            return nil
+        }
+    }
+
+    private mutating func takeProbeSlot(at now: Timestamp) {
+        probesInFlight += 1
+        probeSilentSince = now
+    }
+
+    /// The sidecar's probe answered. In half-open it decides exactly as a
+    /// user's probe would; a failed check of a closed breaker opens it with
+    /// reason `probe`. A result from an earlier generation changes nothing.
+    mutating func finishProbe(_ ticket: ProbeTicket, _ result: ProbeResult, at now: Timestamp, random: inout SplitMix64) -> Transition? {
+        if ticket.closedCheck { closedCheckOut = false }
+        guard ticket.generation == generation else { return nil }
+        if result.outcome != .success {
+            lastError = "probe " + result.summary
+            if let status = result.status { lastStatus = status }
+        }
+        var change: Transition?
+        if ticket.closedCheck {
+            guard state == .closed, result.outcome != .success else { return nil }
+            change = transition(to: .open, reason: .probe, at: now, random: &random)
+        } else {
+            guard state == .halfOpen else { return nil }
+            let outcome: Outcome = result.outcome == .success ? .success : .failure
+            let report = CallReport(status: result.status, latency: result.latency)
+            change = record(outcome, report: report, generation: ticket.generation, probe: true,
+                            expired: result.outcome == .timeout, at: now, random: &random)
+        }
+        change?.probe = result
+        return change
     }
 
     // MARK: Fleet
@@ -311,6 +385,7 @@ struct Breaker: Sendable {
             rateLimit = TransitionRateLimit(limit: newPolicy.maxTransitionsPerMinute)
         }
         if windowReset { health = HealthWindow(newPolicy.trip.window) }
+        if newPolicy.probe?.closedInterval == nil { closedCheckOut = false }
         return (windowReset, true)
     }
 
@@ -352,6 +427,7 @@ struct Breaker: Sendable {
         switch to {
         case .open:
             var period = policy.open.openPeriod(failedProbes: failedProbes, random: &random)
+            if let cap = activeProbe?.interval { period = min(period, cap) }
             if let retryAfter { period = max(period, retryAfter) }
             if reason == .retryAfter, let retryAfter { period = retryAfter }
             openUntil = now + period

@@ -13,6 +13,12 @@ public struct BreakerPolicy: Sendable, Equatable {
     public var maxTransitionsPerMinute: Int?
     /// In fleet mode, whether peers share this breaker's openings (`fleet: false` keeps it local).
     public var fleetShared = true
+    /// The sidecar's own health check; `nil`: a user's request is the half-open probe.
+    public var probe: ProbePolicy?
+    /// What the provider can do (`vision`, `tools`…): a route that `requires` more passes it over.
+    public var capabilities: [String] = []
+    /// What a call costs, for a `cheapest` chain.
+    public var cost: CallCost?
 
     public init(
         trip: TripPolicy = TripPolicy(),

@@ -36,6 +36,8 @@ public enum TransitionReason: String, Sendable, CaseIterable, Hashable {
     case configReload = "config_reload"
     /// A peer of the fleet decided it (fleet mode): its opening, its probe's result, or its operator.
     case fleet
+    /// A check of a closed breaker (`probe.closed_interval`) failed.
+    case probe
 }
 
 /// What an operator may force a breaker into. `auto` hands it back to the

@@ -64,33 +64,16 @@ public final class Engine: Sendable {
         decide { registry in registry.expireWait(ticket, at: clock.now()) }
     }
 
-    /// Walks `chain` in order and takes the first breaker that grants a permit,
-    /// passing over those in `exclude` (the app already tried them). A breaker
-    /// over a budget is passed over like an open one; route never queues.
+    /// Takes a permit from `chain`: the member its strategy picks, or the
+    /// first other that admits, passing over those in `exclude` (the app
+    /// already tried them) and those lacking a capability in `requires`. A
+    /// breaker over a budget is passed over like an open one; route never queues.
     public func route(
-        _ chain: String, exclude: [String] = [], cost: Int = 0, owner: PermitOwner? = nil
+        _ chain: String, exclude: [String] = [], requires: [String] = [], cost: Int = 0, owner: PermitOwner? = nil
     ) throws(EngineError) -> RouteDecision {
         try decide { (registry: inout Registry) throws(EngineError) -> RouteDecision in
-            guard let members = registry.chains[chain] else { throw .unknownChain(chain) }
             let ownerIndex = try registry.ownerEntry(owner)
-            let now = clock.now()
-            var skipped: [SkippedBreaker] = []
-            for index in members {
-                let name = registry.breakers[index].name
-                if exclude.contains(name) { continue }
-                let decision = try registry.acquire(index, cost: cost, owner: ownerIndex, at: now)
-                if decision.allowed {
-                    let primary = registry.breakers[members[0]].name
-                    if index != members[0] { registry.events.append(.fellBack(chain: chain, from: primary, to: name, at: now)) }
-                    return RouteDecision(allowed: true, breaker: name, permit: decision.permit, skipped: skipped)
-                }
-                skipped.append(SkippedBreaker(
-                    breaker: name, state: decision.state, retryIn: decision.retryIn, reason: decision.reason ?? .open
-                ))
-            }
-            let reason: ExhaustedReason = skipped.isEmpty ? .excluded : skipped.contains { $0.reason != .open } ? .budget : .open
-            registry.events.append(.exhausted(chain: chain, reason: reason, at: now))
-            return RouteDecision(allowed: false, breaker: nil, permit: nil, skipped: skipped)
+            return try registry.route(chain, exclude: exclude, requires: requires, cost: cost, owner: ownerIndex, at: clock.now())
         }
     }
 
@@ -228,7 +211,7 @@ public final class Engine: Sendable {
     public var chainNames: [String] { registry.withLock { $0.chainNames } }
 
     public func chain(_ name: String) -> [String]? {
-        registry.withLock { registry in registry.chains[name].map { $0.map { registry.breakers[$0].name } } }
+        registry.withLock { registry in registry.chains[name].map { $0.members.map { registry.breakers[$0].name } } }
     }
 
     public var permitsInFlight: Int { registry.withLock { $0.permits.inFlight } }

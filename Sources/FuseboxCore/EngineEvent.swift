@@ -20,13 +20,18 @@ public enum EngineEvent: Sendable {
     /// An operator forced or reset `breaker` (whether or not its state changed); `local` when
     /// it was meant for this sidecar only.
     case operated(breaker: String, action: OperatorAction, local: Bool, at: Timestamp)
+    /// The sidecar's own probe of `breaker` finished (whether or not it changed the state).
+    case probed(breaker: String, result: ProbeResult, closedCheck: Bool, at: Timestamp)
+    /// A `fastest` chain moved its preferred member.
+    case preferred(chain: String, from: String, to: String, at: Timestamp)
 
     public var at: Timestamp {
         switch self {
         case .transitioned(let t): return t.at
         case .recorded(let call): return call.at
         case .rejected(_, _, _, let at), .dequeued(_, _, _, let at), .fellBack(_, _, _, let at), .exhausted(_, _, let at),
-             .permitEnded(_, _, let at), .heldOpen(_, _, let at), .operated(_, _, _, let at):
+             .permitEnded(_, _, let at), .heldOpen(_, _, let at), .operated(_, _, _, let at), .probed(_, _, _, let at),
+             .preferred(_, _, _, let at):
             return at
         }
     }
@@ -109,4 +114,6 @@ public enum ExhaustedReason: String, Sendable, CaseIterable {
     case budget
     /// The client excluded every breaker (its last walk after a request failed on all of them).
     case excluded
+    /// Every breaker it did not exclude lacked a capability the request `requires`.
+    case capability
 }

@@ -9,14 +9,16 @@ public struct BreakerDefinition: Sendable, Equatable {
     }
 }
 
-/// A fallback chain: breakers tried in order.
+/// A fallback chain: its breakers, and how a route picks among them.
 public struct ChainDefinition: Sendable, Equatable {
     public var name: String
     public var breakers: [String]
+    public var strategy: RouteStrategy
 
-    public init(name: String, breakers: [String]) {
+    public init(name: String, breakers: [String], strategy: RouteStrategy = .ordered) {
         self.name = name
         self.breakers = breakers
+        self.strategy = strategy
     }
 }
 
@@ -118,7 +120,25 @@ public struct SkippedBreaker: Sendable, Equatable {
     public var breaker: String
     public var state: BreakerState
     public var retryIn: Duration?
-    public var reason: RejectionReason
+    public var reason: SkipReason
+}
+
+/// Why `route` passed a breaker over: a refusal, or a capability the request `requires`.
+public enum SkipReason: String, Sendable, Equatable {
+    case open
+    case concurrency
+    case rate
+    case tokens
+    case capability
+
+    init(_ refusal: RejectionReason) {
+        switch refusal {
+        case .open: self = .open
+        case .concurrency: self = .concurrency
+        case .rate: self = .rate
+        case .tokens: self = .tokens
+        }
+    }
 }
 
 /// The answer to `route`.
@@ -127,6 +147,8 @@ public struct RouteDecision: Sendable, Equatable {
     public var breaker: String?
     public var permit: Permit?
     public var skipped: [SkippedBreaker]
+    /// Which strategy chose `breaker`, and on what figure (when allowed).
+    public var choice: RouteChoice?
 }
 
 /// One breaker as `status` shows it.

@@ -3,7 +3,7 @@
 struct Registry: Sendable {
     var breakers: [Breaker] = []
     var byName: [String: Int] = [:]
-    var chains: [String: [Int]] = [:]
+    var chains: [String: ChainRoute] = [:]
     var chainNames: [String] = []
     var permits = PermitSlab()
     var owners = PermitOwners()
@@ -26,14 +26,6 @@ struct Registry: Sendable {
             breakers.append(Breaker(name: definition.name, policy: definition.policy, now: now))
         }
         setChains(configuration.chains)
-    }
-
-    mutating func setChains(_ definitions: [ChainDefinition]) {
-        chains = [:]
-        chainNames = definitions.map(\.name)
-        for chain in definitions {
-            chains[chain.name] = chain.breakers.compactMap { byName[$0] }
-        }
     }
 
     /// At the end of a decision: when there are events and no other thread
@@ -166,6 +158,7 @@ struct Registry: Sendable {
         let slow = breakers[index].policy.trip.slowCall.map { policy in
             report.latency.map { $0 >= policy.threshold } ?? false
         } ?? false
+        if outcome == .success, let latency = report.latency { breakers[index].latency.add(latency, at: now) }
         if outcome != .cancelled {
             var call = RecordedCall(
                 breaker: breakers[index].name, outcome: outcome, status: report.status, latency: report.latency,

@@ -19,6 +19,8 @@ public struct Transition: Sendable, Equatable {
     public var lastStatus: Int?
     /// When the breaker may be probed again; set exactly when `to == .open`.
     public var openUntil: Timestamp?
+    /// The sidecar's own probe that decided it (active probes), if one did.
+    public var probe: ProbeResult?
 
     public init(
         breaker: String, from: BreakerState, to: BreakerState, at: Timestamp, reason: TransitionReason,

@@ -17,6 +17,10 @@ public enum TransitionField: String, CaseIterable, Sendable {
     case failuresInWindow = "failures_in_window"
     case openUntil = "open_until"
     case generation
+    /// The sidecar's own probe behind it (active probes): outcome, milliseconds, HTTP status.
+    case probeOutcome = "probe_outcome"
+    case probeLatencyMs = "probe_latency_ms"
+    case probeStatus = "probe_status"
 
     /// The store's column: as the field, but for `breaker` (named so before this schema).
     public var storeColumn: String { self == .breakerName ? "breaker" : rawValue }
@@ -46,6 +50,9 @@ extension Transition {
         case .failuresInWindow: return .integer(Int64(failuresInWindow))
         case .openUntil: return .text(openUntil?.rfc3339)
         case .generation: return .integer(Int64(clamping: generation))
+        case .probeOutcome: return .text(probe?.outcome.rawValue)
+        case .probeLatencyMs: return .integer(probe?.latency.millisecondsClamped)
+        case .probeStatus: return .integer(probe?.status.map(Int64.init))
         }
     }
 }

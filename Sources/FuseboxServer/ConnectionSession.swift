@@ -105,8 +105,9 @@ public final class ConnectionSession {
                 pendingID = id
                 return Reply(bytes: [], queued: ticket)
             }
-        case .route(let chain, let exclude, let cost):
-            var reply = Reply(bytes: ResponseEncoder.route(id, try engine.route(chain, exclude: exclude, cost: cost, owner: owner)))
+        case .route(let chain, let exclude, let cost, let requires):
+            let decision = try engine.route(chain, exclude: exclude, requires: requires, cost: cost, owner: owner)
+            var reply = Reply(bytes: ResponseEncoder.route(id, decision))
             reply.chain = chain
             return reply
         case .report(let text, let report):

@@ -132,6 +132,12 @@ public enum StoreSchema {
         CREATE TABLE store_identity (id TEXT NOT NULL);
         INSERT INTO store_identity VALUES (lower(hex(randomblob(16))));
         """,
+        // 5: the sidecar's own probe behind a transition (active probes).
+        """
+        ALTER TABLE transitions ADD COLUMN probe_outcome TEXT;
+        ALTER TABLE transitions ADD COLUMN probe_latency_ms INTEGER;
+        ALTER TABLE transitions ADD COLUMN probe_status INTEGER;
+        """,
     ]
 
     /// The store's identity (version 4 on).

@@ -138,7 +138,7 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
             case .fellBack(let chain, let from, let to, let at): fellBack(chain: chain, from: from, to: to, at: at)
             case .exhausted(let chain, _, let at): exhausted(chain: chain, at: at)
             case .permitEnded(let breaker, let how, let at): permitEnded(breaker: breaker, how: how, at: at)
-            case .dequeued, .heldOpen, .operated: break
+            case .dequeued, .heldOpen, .operated, .probed, .preferred: break
             }
         }
     }

@@ -8,6 +8,7 @@ final class ChainSeries: Sendable {
     let name: String
     let routes: Counter
     let exhausted: [ExhaustedReason: Counter]
+    let switches: Counter
     private let fallbacks = Mutex<[String: Counter]>([:])
 
     init(name: String, members: [String], registry: PrometheusCollectorRegistry) {
@@ -16,9 +17,13 @@ final class ChainSeries: Sendable {
         exhausted = Dictionary(uniqueKeysWithValues: ExhaustedReason.allCases.map { reason in
             (reason, registry.counter(
                 "fusebox_route_exhausted_total", labels: [("chain", name), ("reason", reason.rawValue)],
-                help: "Routes no breaker of the chain could serve, by why: open (every breaker tried was open), budget (a budget refused), excluded (the client excluded every breaker)."
+                help: "Routes no breaker of the chain could serve, by why: open (every breaker tried was open), budget (a budget refused), excluded (the client excluded every breaker), capability (none had what the route requires)."
             ))
         })
+        switches = registry.counter(
+            "fusebox_route_switches_total", labels: [("chain", name)],
+            help: "Times a fastest chain moved its traffic to another member (at most once per window)."
+        )
         prepare(members: members, registry: registry)
     }
 
@@ -47,6 +52,7 @@ final class ChainSeries: Sendable {
 
     func unregister(from registry: PrometheusCollectorRegistry) {
         registry.unregisterCounter(routes)
+        registry.unregisterCounter(switches)
         for counter in exhausted.values { registry.unregisterCounter(counter) }
         fallbacks.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
     }

@@ -14,6 +14,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
     public let registry = PrometheusCollectorRegistry()
     private let breakers = Mutex<[String: BreakerSeries]>([:])
     private let chains = Mutex<[String: ChainSeries]>([:])
+    private let probes = Mutex<[String: ProbeSeries]>([:])
     private let requests: [String: Counter]
     private let requestDurations: [String: DurationHistogram]
     private let clientFailOpen: Counter
@@ -100,6 +101,14 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             }
             for name in names where current[name] == nil { current[name] = BreakerSeries(name: name, registry: registry) }
         }
+        let probed = Set(configuration.breakers.filter { $0.policy.probe != nil }.map(\.name))
+        probes.withLock { current in
+            for (name, series) in current where !probed.contains(name) {
+                series.unregister(from: registry)
+                current[name] = nil
+            }
+            for name in probed where current[name] == nil { current[name] = ProbeSeries(breaker: name, registry: registry) }
+        }
         let chainNames = Set(configuration.chains.map(\.name))
         chains.withLock { current in
             for (name, series) in current where !chainNames.contains(name) {
@@ -128,6 +137,8 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             case .fellBack(let chain, let from, let to, _): chains.withLock { $0[chain]?.fallback(from: from, to: to, registry: registry) }
             case .exhausted(let chain, let reason, _): chains.withLock { $0[chain]?.exhausted[reason]?.increment() }
             case .permitEnded(let breaker, let how, _): permitEnded(breaker: breaker, how: how)
+            case .probed(let breaker, let result, _, _): probes.withLock { $0[breaker]?.record(result) }
+            case .preferred(let chain, _, _, _): chains.withLock { $0[chain]?.switches.increment() }
             case .heldOpen, .operated: break
             }
         }

@@ -14,7 +14,7 @@ public enum Request: Equatable, Sendable {
     /// `cost`: the call's estimated tokens, for a token budget. `timeoutMs`:
     /// how long the client waits for the answer; a queued acquire is refused before then.
     case acquire(breaker: String, cost: Int = 0, timeoutMs: Int? = nil)
-    case route(chain: String, exclude: [String], cost: Int = 0)
+    case route(chain: String, exclude: [String], cost: Int = 0, requires: [String] = [])
     case report(permit: String, CallReport)
     case record(breaker: String, CallReport)
     case status(breaker: String?)

@@ -74,7 +74,7 @@ public enum RequestDecoder {
         case .route:
             return .route(
                 chain: try fields.name("chain"), exclude: try fields.names("exclude"),
-                cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0
+                cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0, requires: try fields.names("requires")
             )
         case .report:
             guard let permit = try fields.string("permit", limit: 64) else {

@@ -69,6 +69,16 @@ public enum ResponseEncoder {
             inner.int("retry_in_ms", skipped.retryIn.map(roundedUpMilliseconds))
             inner.string("reason", skipped.reason.rawValue)
         }
+        if let choice = route.choice {
+            writer.string("strategy", choice.strategy)
+            writer.string("why", choice.basis.rawValue)
+            switch choice.basis {
+            case .latency, .refresh: writer.double("latency_ms", choice.figure.map { ($0 * 10).rounded() / 10 })
+            case .cost: writer.double("cost", choice.figure)
+            case .weight: writer.double("weight", choice.figure)
+            case .order: break
+            }
+        }
         return writer.finish()
     }
 
