@@ -153,7 +153,8 @@ defaults:
 breakers:
   openai: {{ max_in_flight: 8, queue: {{ max: 10, timeout: 1s }}, rate: {{ requests: 600, per: 1m }}, tokens: {{ budget: 90000, per: 1m }} }}
   anthropic: {{}}
-  ollama: {{}}
+  # Probed on a port nothing listens on: its closed check fails, so the probe series move.
+  ollama: {{ probe: {{ http: {{ url: "http://127.0.0.1:9/health", timeout: 200ms }}, closed_interval: 1s }} }}
 chains: {{ llm: [openai, anthropic, ollama] }}
 """
     with open(f"{work}/fusebox.yaml", "w") as f:

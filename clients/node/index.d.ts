@@ -72,6 +72,10 @@ export interface Permit {
   breaker: string;
   probe: boolean;
   degraded: boolean;
+  /** Routed permits: the chain's strategy, why it chose this member, and the figure it used. */
+  strategy?: 'ordered' | 'fastest' | 'cheapest' | 'weighted' | null;
+  why?: 'order' | 'latency' | 'refresh' | 'cost' | 'weight' | null;
+  figure?: number | null;
 }
 
 /** A breaker as `status` describes it. */
@@ -147,13 +151,13 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
   stats(): { failOpen: number; timeouts: number; unreachable: number };
   request(message: Record<string, unknown>, options?: CallOptions & { timeoutMs?: number }): Promise<Record<string, any>>;
   acquire(breaker: string, options?: CallOptions & { cost?: number; timeoutMs?: number }): Promise<Permit>;
-  route(chain: string, exclude?: string[], options?: CallOptions & { cost?: number }): Promise<Permit>;
+  route(chain: string, exclude?: string[], options?: CallOptions & { cost?: number; requires?: string[] }): Promise<Permit>;
   report(permit: Permit, fields?: ReportFields): Promise<BreakerState | null>;
   status(breaker?: string, options?: CallOptions): Promise<BreakerStatus[]>;
   guard<T>(breaker: string, fn: (permit: Permit, signal?: AbortSignal) => Promise<T> | T,
     options?: CallOptions & { cost?: number }): Promise<T>;
   chain<T>(chain: string, fn: (breaker: string, permit: Permit, signal?: AbortSignal) => Promise<T> | T,
-    options?: CallOptions & { cost?: number }): Promise<T>;
+    options?: CallOptions & { cost?: number; requires?: string[] }): Promise<T>;
   /** The global fetch under `breaker`, reported when its body ends (see README). */
   fetch(breaker: string, url: string | URL | Request, init?: RequestInit): Promise<Response>;
   /** Subscribes and emits transition, open, halfOpen, close. */

@@ -201,17 +201,29 @@ export class Fusebox extends EventEmitter {
     return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false };
   }
 
-  /** @param {string} chain @param {string[]} [exclude] @param {{cost?: number, signal?: AbortSignal}} [options] */
-  async route(chain, exclude = [], { cost, signal } = {}) {
+  /**
+   * A permit from `chain`: the member its strategy picks, or the next that admits. `requires` names
+   * capabilities the call needs (members without them are passed over). The permit says which
+   * `strategy` chose it, `why`, and the `figure` used (milliseconds, cost or weight) when there was one.
+   * @param {string} chain @param {string[]} [exclude] @param {{cost?: number, requires?: string[], signal?: AbortSignal}} [options]
+   */
+  async route(chain, exclude = [], { cost, requires, signal } = {}) {
+    const message = { op: 'route', chain, exclude };
+    if (cost != null) message.cost = cost;
+    if (requires?.length) message.requires = requires;
     let answer;
     try {
-      answer = await this.request(cost != null ? { op: 'route', chain, exclude, cost } : { op: 'route', chain, exclude }, { signal });
+      answer = await this.request(message, { signal });
     } catch (error) {
       if (error instanceof SidecarUnavailable) return this.#unavailable(chain, exclude);
       throw error;
     }
     if (!answer.allowed) throw new ChainExhausted(chain, answer.skipped ?? []);
-    return { id: answer.permit, breaker: answer.breaker, probe: Boolean(answer.probe), degraded: false };
+    const figure = answer.latency_ms ?? answer.cost ?? answer.weight ?? null;
+    return {
+      id: answer.permit, breaker: answer.breaker, probe: Boolean(answer.probe), degraded: false,
+      strategy: answer.strategy ?? null, why: answer.why ?? null, figure,
+    };
   }
 
   /** Reports how a permitted call went; resolves with the breaker's state (or null). */
@@ -250,15 +262,15 @@ export class Fusebox extends EventEmitter {
    * each failure reported, until one succeeds; the last error is thrown when none is left.
    * An abort (`signal`) ends the walk: it is reported `cancelled` and thrown, not tried elsewhere.
    * @template T @param {string} chain @param {(breaker: string, permit: object, signal?: AbortSignal) => Promise<T>|T} fn
-   * @param {{cost?: number, signal?: AbortSignal}} [options] @returns {Promise<T>}
+   * @param {{cost?: number, requires?: string[], signal?: AbortSignal}} [options] @returns {Promise<T>}
    */
-  async chain(chain, fn, { cost, signal } = {}) {
+  async chain(chain, fn, { cost, requires, signal } = {}) {
     const tried = [];
     let lastError = null;
     for (;;) {
       let permit;
       try {
-        permit = await this.route(chain, tried, { cost, signal });
+        permit = await this.route(chain, tried, { cost, requires, signal });
       } catch (error) {
         if (error instanceof ChainExhausted && lastError) throw lastError;
         throw error;

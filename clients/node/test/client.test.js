@@ -19,7 +19,7 @@ store: off
 defaults:
   trip: { consecutive_failures: 3, window: off }
   open: { duration: 500ms, jitter: 0, backoff: off }
-breakers: { openai: {}, anthropic: {}, ollama: {}, metered: { tokens: { budget: 1000, per: 1m } } }
+breakers: { openai: {}, anthropic: { capabilities: [vision] }, ollama: {}, metered: { tokens: { budget: 1000, per: 1m } } }
 chains: { llm: [openai, anthropic, ollama] }
 `;
 
@@ -90,6 +90,21 @@ test('chain falls back in order and reports each try', async () => {
   for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"force","breaker":"${name}","state":"open"}`);
   await assert.rejects(fb.chain('llm', async () => 'never'), (e) => e instanceof ChainExhausted && e.skipped.length === 3);
   for (const name of ['openai', 'anthropic', 'ollama']) await admin(sidecar, `{"op":"reset","breaker":"${name}"}`);
+  fb.close();
+});
+
+test('requires passes over members without the capability; the permit says why it was chosen', async () => {
+  const fb = new Fusebox({ socketPath: sidecar.socket });
+  const permit = await fb.route('llm', [], { requires: ['vision'] });
+  assert.equal(permit.breaker, 'anthropic');
+  assert.equal(permit.strategy, 'ordered');
+  assert.equal(permit.why, 'order');
+  await fb.report(permit, { status: 200 });
+  const tried = [];
+  await fb.chain('llm', async (breaker) => { tried.push(breaker); }, { requires: ['vision'] });
+  assert.deepEqual(tried, ['anthropic']);
+  await assert.rejects(fb.route('llm', [], { requires: ['audio'] }),
+    (e) => e instanceof ChainExhausted && e.skipped.every((s) => s.reason === 'capability'));
   fb.close();
 });
 

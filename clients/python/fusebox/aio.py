@@ -87,14 +87,15 @@ class AsyncFusebox(ClientPolicy):
             raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
         return Permit(answer["permit"], breaker, bool(answer.get("probe")))
 
-    async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None) -> Permit:
+    async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
+                        requires: Sequence[str] = ()) -> Permit:
         try:
-            answer = await self.request(self._route_message(chain, exclude, cost))
+            answer = await self.request(self._route_message(chain, exclude, cost, requires))
         except SidecarUnavailable:
             return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
-        return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
+        return Permit.routed(answer)
 
     async def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
                      latency_ms: Optional[float] = None, error: Optional[str] = None,
@@ -152,13 +153,14 @@ class AsyncFusebox(ClientPolicy):
             return wrapper
         return decorate
 
-    async def chain(self, name: str, cost: Optional[int] = None) -> AsyncIterator["AsyncAttempt"]:
+    async def chain(self, name: str, cost: Optional[int] = None,
+                    requires: Sequence[str] = ()) -> AsyncIterator["AsyncAttempt"]:
         """``async for attempt in fb.chain("llm"): async with attempt: …``"""
         tried: List[str] = []
         last_error: Optional[BaseException] = None
         while True:
             try:
-                permit = await self.route(name, exclude=tried, cost=cost)
+                permit = await self.route(name, exclude=tried, cost=cost, requires=requires)
             except ChainExhausted:
                 if last_error is not None:
                     raise last_error

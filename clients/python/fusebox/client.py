@@ -114,15 +114,16 @@ class Fusebox(ClientPolicy):
             raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
         return Permit(answer["permit"], breaker, bool(answer.get("probe")))
 
-    def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None) -> Permit:
+    def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
+              requires: Sequence[str] = ()) -> Permit:
         """A permit from the first breaker of ``chain`` that grants one."""
         try:
-            answer = self.request(self._route_message(chain, exclude, cost))
+            answer = self.request(self._route_message(chain, exclude, cost, requires))
         except SidecarUnavailable:
             return self._unavailable_route(chain, exclude)
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
-        return Permit(answer["permit"], answer["breaker"], bool(answer.get("probe")))
+        return Permit.routed(answer)
 
     def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
                latency_ms: Optional[float] = None, error: Optional[str] = None,
@@ -161,7 +162,7 @@ class Fusebox(ClientPolicy):
         ``cost`` charges a token budget, and ``call.tokens_used = n`` settles it."""
         return Guard(self, breaker, cost)
 
-    def chain(self, name: str, cost: Optional[int] = None) -> Iterator["Attempt"]:
+    def chain(self, name: str, cost: Optional[int] = None, requires: Sequence[str] = ()) -> Iterator["Attempt"]:
         """Walks a fallback chain::
 
             for attempt in fb.chain("llm"):
@@ -170,12 +171,14 @@ class Fusebox(ClientPolicy):
 
         A failing attempt is reported and the next breaker is tried; when no
         breaker is left the last error is raised (``ChainExhausted`` if none
-        could even be tried)."""
+        could even be tried). ``requires`` names capabilities the call needs:
+        members without them are passed over. ``attempt.permit.why`` says
+        why the chain's strategy chose each member."""
         tried: List[str] = []
         last_error: Optional[BaseException] = None
         while True:
             try:
-                permit = self.route(name, exclude=tried, cost=cost)
+                permit = self.route(name, exclude=tried, cost=cost, requires=requires)
             except ChainExhausted:
                 if last_error is not None:
                     raise last_error

@@ -19,15 +19,29 @@ UNAVAILABLE_POLICIES = ("allow", "deny", "raise")
 
 class Permit:
     """A granted call. ``degraded`` permits were made up by the client while
-    the sidecar was unreachable (policy ``allow``): reporting them does nothing."""
+    the sidecar was unreachable (policy ``allow``): reporting them does nothing.
+    A routed permit says which ``strategy`` chose it and ``why`` (``order``,
+    ``latency``, ``refresh``, ``cost`` or ``weight``), with the ``figure`` used
+    (milliseconds, cost or weight) when there was one."""
 
-    __slots__ = ("id", "breaker", "probe", "degraded")
+    __slots__ = ("id", "breaker", "probe", "degraded", "strategy", "why", "figure")
 
-    def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False) -> None:
+    def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False,
+                 strategy: Optional[str] = None, why: Optional[str] = None, figure: Optional[float] = None) -> None:
         self.id = id
         self.breaker = breaker
         self.probe = probe
         self.degraded = degraded
+        self.strategy = strategy
+        self.why = why
+        self.figure = figure
+
+    @classmethod
+    def routed(cls, answer: Dict[str, Any]) -> "Permit":
+        """The permit of a granted ``route`` answer, with its strategy's reason."""
+        figure = next((answer[key] for key in ("latency_ms", "cost", "weight") if answer.get(key) is not None), None)
+        return cls(answer["permit"], answer["breaker"], bool(answer.get("probe")),
+                   strategy=answer.get("strategy"), why=answer.get("why"), figure=figure)
 
     def __repr__(self) -> str:
         return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded})"
@@ -104,10 +118,13 @@ class ClientPolicy:
         return message
 
     @staticmethod
-    def _route_message(chain: str, exclude: Sequence[str], cost: Optional[int]) -> Dict[str, Any]:
+    def _route_message(chain: str, exclude: Sequence[str], cost: Optional[int],
+                       requires: Sequence[str] = ()) -> Dict[str, Any]:
         message: Dict[str, Any] = {"op": "route", "chain": chain, "exclude": list(exclude)}
         if cost is not None:
             message["cost"] = cost
+        if requires:
+            message["requires"] = list(requires)
         return message
 
     @staticmethod
