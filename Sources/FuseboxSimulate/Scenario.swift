@@ -38,8 +38,16 @@ public struct Scenario: Sendable, Equatable {
     /// also run with a rate budget matching each limit.
     public var hasRateLimits: Bool { chain.contains { provider($0)?.rateLimit != nil } }
 
+    /// Whether a provider of the chain slows down without failing: then the
+    /// breaker is also run with a `fastest` chain, against the ordered one.
+    public var hasSlowdown: Bool {
+        chain.contains { name in provider(name)?.faults.contains { if case .slow = $0.mode { true } else { false } } ?? false }
+    }
+
     /// The strategies worth comparing for this scenario.
-    public var strategies: [Strategy] { hasRateLimits ? Strategy.allCases : [.naiveRetry, .breaker] }
+    public var strategies: [Strategy] {
+        [.naiveRetry, .breaker] + (hasRateLimits ? [.breakerBudget] : []) + (hasSlowdown ? [.breakerFastest] : [])
+    }
 
     public func provider(_ name: String) -> ProviderModel? { providers.first { $0.name == name } }
 }
@@ -120,12 +128,15 @@ public enum Strategy: String, Sendable, CaseIterable {
     case breaker
     /// The breaker with a `rate` budget set to each rate-limited provider's limit.
     case breakerBudget = "breaker+budget"
+    /// The breaker with the chain's `fastest` strategy (default margin and window).
+    case breakerFastest = "breaker+fastest"
 
     public var title: String {
         switch self {
         case .naiveRetry: return "no breaker (retries)"
         case .breaker: return "breaker + fallback"
         case .breakerBudget: return "breaker + rate budget"
+        case .breakerFastest: return "breaker + fastest route"
         }
     }
 }

@@ -88,7 +88,10 @@ public final class Simulation {
                         }
                         return BreakerDefinition(name: name, policy: policy)
                     },
-                    chains: [ChainDefinition(name: "chain", breakers: scenario.chain)]
+                    chains: [ChainDefinition(
+                        name: "chain", breakers: scenario.chain,
+                        strategy: strategy == .breakerFastest ? .fastest(FastestPolicy()) : .ordered
+                    )]
                 ),
                 clock: self.clock, sink: EventFanout(sinks), seed: scenario.seed
             )
@@ -157,7 +160,7 @@ public final class Simulation {
         switch strategy {
         case .naiveRetry:
             call(request, provider: 0, attempt: attempt, permit: nil, at: at)
-        case .breaker, .breakerBudget:
+        case .breaker, .breakerBudget, .breakerFastest:
             let route = try engine!.route("chain", exclude: requests[request].excluded)
             guard route.allowed, let name = route.breaker, let permit = route.permit,
                   let index = scenario.chain.firstIndex(of: name) else {
@@ -202,7 +205,7 @@ public final class Simulation {
             } else {
                 finishRequest(request, servedBy: nil, at: at)
             }
-        case .breaker, .breakerBudget:
+        case .breaker, .breakerBudget, .breakerFastest:
             requests[request].excluded.append(name)
             try begin(request, attempt: attempt + 1, at: at)
         }

@@ -39,6 +39,7 @@ struct SimulateCommand: ParsableCommand {
     @Option(help: "When the outage starts, e.g. 2m.") var outageStart: String?
     @Option(help: "timeout (calls hang), error (fast failures) or slow.") var fault: String?
     @Option(help: "HTTP status of error faults.") var status: Int?
+    @Option(help: "How slow the primary's calls are under a slow fault, e.g. 5s (default 20s).") var slowLatency: String?
     @Option(help: "Retry-After sent with error faults, e.g. 30s.") var retryAfter: String?
     @Option(help: "Share of calls the fault hits, 0 to 1.") var ratio: Double?
     @Option(help: "The primary's rate limit in requests per minute (429 above it); 0 for none.") var rateLimit: Int?
@@ -59,6 +60,7 @@ struct SimulateCommand: ParsableCommand {
         }
         let naive = try Simulation.run(s, strategy: .naiveRetry)
         let budget = s.hasRateLimits ? [try Simulation.run(s, strategy: .breakerBudget)] : []
+        let fastest = s.hasSlowdown ? [try Simulation.run(s, strategy: .breakerFastest)] : []
         let breaker: StrategyResult
         if let store {
             let clock = ManualClock(s.start)
@@ -75,7 +77,7 @@ struct SimulateCommand: ParsableCommand {
         } else {
             breaker = try Simulation.run(s, strategy: .breaker)
         }
-        print(SimulationReport.render(s, [naive, breaker] + budget, format: output), terminator: "")
+        print(SimulationReport.render(s, [naive, breaker] + budget + fastest, format: output), terminator: "")
     }
 
     private func apply(to s: inout Scenario) throws {
@@ -99,6 +101,7 @@ struct SimulateCommand: ParsableCommand {
             s.providers[index].rateLimit = rateLimit == 0 ? nil : rateLimit
         }
         let touchesFault = outage != nil || outageStart != nil || fault != nil || status != nil || retryAfter != nil || ratio != nil
+            || slowLatency != nil
         guard touchesFault, let index = s.providers.firstIndex(where: { $0.name == s.primary }) else { return }
         var window = s.providers[index].faults.first ?? FaultWindow(start: .seconds(120), length: .seconds(300), mode: .timeout)
         if let d = try duration(outage, "--outage") { window.length = d }
@@ -108,11 +111,12 @@ struct SimulateCommand: ParsableCommand {
             window.ratio = ratio
         }
         let after = try duration(retryAfter, "--retry-after")
-        switch fault ?? (status != nil || after != nil ? "error" : nil) {
+        let slow = try duration(slowLatency, "--slow-latency")
+        switch fault ?? (status != nil || after != nil ? "error" : slow != nil ? "slow" : nil) {
         case nil: break
         case "timeout": window.mode = .timeout
         case "error": window.mode = .error(status: status ?? 503, retryAfter: after)
-        case "slow": window.mode = .slow(.seconds(20))
+        case "slow": window.mode = .slow(slow ?? .seconds(20))
         default: throw ValidationError("--fault must be timeout, error or slow")
         }
         s.providers[index].faults = window.length > .zero ? [window] : []

@@ -28,6 +28,20 @@ struct SimulationTests {
         #expect(naive.userErrors > 100)
     }
 
+    @Test(arguments: [1, 2, 42] as [UInt64])
+    func whenThePrimarySlowsWithoutFailingTheFastestRouteMovesTrafficAndTheOrderedOneCannot(seed: UInt64) throws {
+        let scenario = Self.scenario(seed: seed, arrivals: .uniform, mode: .slow(.seconds(5)))
+        #expect(scenario.strategies.contains(.breakerFastest))
+        let ordered = try Simulation.run(scenario, strategy: .breaker)
+        let fastest = try Simulation.run(scenario, strategy: .breakerFastest)
+        // Slow calls succeed: nothing trips, so the ordered chain keeps the primary for the whole slowdown.
+        #expect(ordered.transitions == 0 && fastest.transitions == 0)
+        #expect(ordered.callsToFailing > 400)
+        #expect(fastest.callsToFailing * 5 < ordered.callsToFailing, "a few calls to notice, then one refresh a window")
+        #expect(fastest.meanResponse < ordered.meanResponse * 0.7)
+        #expect(fastest.userErrors == 0)
+    }
+
     @Test(arguments: [1, 7, 99] as [UInt64])
     func withFastErrorsTheFailingProviderSeesOnlyTheThresholdAndTheProbes(seed: UInt64) throws {
         let breaker = try Simulation.run(
