@@ -7,7 +7,7 @@ import Synchronization
 enum EngineBench {
     static let breakers = ["openai", "anthropic", "ollama"]
 
-    static func makeEngine(budget: BudgetPolicy = BudgetPolicy()) throws -> Engine {
+    static func makeEngine(budget: BudgetPolicy = BudgetPolicy(), strategy: RouteStrategy = .ordered) throws -> Engine {
         var policy = BreakerPolicy.default
         policy.trip.consecutiveFailures = nil  // keep every breaker closed: measure the common path
         policy.trip.failureRate = nil
@@ -15,7 +15,7 @@ enum EngineBench {
         return try Engine(
             configuration: EngineConfiguration(
                 breakers: breakers.map { BreakerDefinition(name: $0, policy: policy) },
-                chains: [ChainDefinition(name: "llm", breakers: breakers)]
+                chains: [ChainDefinition(name: "llm", breakers: breakers, strategy: strategy)]
             ),
             seed: 1
         )
@@ -34,6 +34,8 @@ enum EngineBench {
         let twoThreads = try measure(pairs) { try pairsOnTwoThreads(engine, pairs) }
         let routeEngine = try makeEngine()
         let routeClosed = try measure(pairs) { try routes(routeEngine, pairs) }
+        let fastestEngine = try makeEngine(strategy: .fastest(FastestPolicy()))
+        let routeFastest = try measure(pairs) { try routes(fastestEngine, pairs) }
         let fallbackEngine = try makeEngine()
         try fallbackEngine.force("openai", .open)
         try fallbackEngine.force("anthropic", .open)
@@ -44,6 +46,7 @@ enum EngineBench {
         print(row("acquire+report, 1 thread, cap + rate budget", budgeted, floor) + "  (×\(String(format2: budgeted / single)) without)")
         print(row("acquire+report, 2 threads (wall / pair)", twoThreads, floor))
         print(row("route+report, primary closed", routeClosed, floor))
+        print(row("route+report, fastest of 3", routeFastest, floor) + "  (×\(String(format2: routeFastest / routeClosed)) ordered)")
         print(row("route+report, 2 skipped", routeFallback, floor))
         print("pairs/s on 1 thread: \(Int(1e9 / single)); on 2 threads: \(Int(1e9 / twoThreads))")
     }
