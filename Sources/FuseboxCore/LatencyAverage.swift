@@ -7,14 +7,21 @@ struct LatencyAverage: Sendable {
     /// Milliseconds; `nil` until a successful call reports.
     private(set) var milliseconds: Double?
     private(set) var updatedAt: Timestamp?
-    /// When a route last sent this member a call only to renew the figure.
-    var refreshSentAt: Timestamp?
+    /// From when the figure counts as stale: a window after the last report
+    /// or renewing call (one comparison per route instead of two durations).
+    private var refreshDue = Timestamp(nanoseconds: .min)
     /// The time constant: the smallest `window` of the `fastest` chains it is in.
     var window: Duration = .seconds(10)
 
+    /// A route sent this member one call only to renew its figure.
+    mutating func refreshSent(at now: Timestamp) { refreshDue = max(refreshDue, now + window) }
+
     mutating func add(_ latency: Duration, at now: Timestamp) {
         let sample = Double(latency.nanosecondsClamped) / 1e6
-        defer { updatedAt = now }
+        defer {
+            updatedAt = now
+            refreshDue = max(refreshDue, now + window)
+        }
         guard let current = milliseconds, let last = updatedAt else {
             milliseconds = sample
             return
@@ -26,9 +33,5 @@ struct LatencyAverage: Sendable {
 
     /// Whether the figure is missing or older than the window, and no renewing
     /// call went out within the window either.
-    func needsRefresh(at now: Timestamp) -> Bool {
-        if let sent = refreshSentAt, now - sent < window { return false }
-        guard let updatedAt, milliseconds != nil else { return true }
-        return now - updatedAt >= window
-    }
+    func needsRefresh(at now: Timestamp) -> Bool { now >= refreshDue }
 }

@@ -11,7 +11,8 @@ struct ChainRoute: Sendable {
     var totalWeight = 0
     /// `fastest`: the member traffic goes to, and since when.
     var preferred: Int
-    var preferredSince: Timestamp?
+    /// No switch before this (one window after the last).
+    var holdUntil = Timestamp(nanoseconds: .min)
 
     init(members: [Int], strategy: RouteStrategy, breakers: [Breaker]) {
         self.members = members
@@ -58,7 +59,7 @@ extension Registry {
         var skipped: [SkippedBreaker] = []
         if let pick {
             if let decision = try tryMember(pick, exclude: exclude, requires: requires, cost: cost, owner: owner, at: now, skipped: &skipped) {
-                if choice.basis == .refresh { breakers[pick].latency.refreshSentAt = now }
+                if choice.basis == .refresh { breakers[pick].latency.refreshSent(at: now) }
                 return RouteDecision(allowed: true, breaker: breakers[pick].name, permit: decision.permit, skipped: skipped, choice: choice)
             }
         }
@@ -141,7 +142,7 @@ extension Registry {
     /// Moves a `fastest` chain to a member whose average beats the preferred
     /// one's by more than the margin, at most once a window.
     private mutating func updatePreferred(_ route: inout ChainRoute, chain: String, policy: FastestPolicy, at now: Timestamp) {
-        if let since = route.preferredSince, now - since < policy.window { return }
+        if now < route.holdUntil { return }
         var best = route.preferred
         var bestFigure = breakers[best].latency.milliseconds ?? .infinity
         for member in route.members {
@@ -153,6 +154,6 @@ extension Registry {
         if let current = breakers[route.preferred].latency.milliseconds, bestFigure >= current * (1 - policy.margin) { return }
         events.append(.preferred(chain: chain, from: breakers[route.preferred].name, to: breakers[best].name, at: now))
         route.preferred = best
-        route.preferredSince = now
+        route.holdUntil = now + policy.window
     }
 }
