@@ -118,6 +118,10 @@ let package = Package(
         .executableTarget(name: "fusebox-bench", dependencies: [
             "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxStore",
             .product(name: "GRDB", package: "GRDB.swift"),
+            // The plain NIO echo the socket benchmark measures as a floor.
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libFuzzer targets (scripts/fuzz); built normally it replays a corpus.

@@ -29,10 +29,10 @@ final class SidecarChild {
     let pid: pid_t
     let socket: String
 
-    init(folder: BenchFolder, breakers: Int, store: Bool = false, extraConfig: String = "") throws {
+    init(folder: BenchFolder, breakers: Int, store: Bool = false, http: Bool = true, extraConfig: String = "") throws {
         let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
         var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
-        config += "http: 127.0.0.1:0\nstore: \(store ? folder.path + "/fusebox.db" : "off")\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
+        config += "http: \(http ? "127.0.0.1:0" : "off")\nstore: \(store ? folder.path + "/fusebox.db" : "off")\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
         for name in names { config += "  \(name): {}\n" }
         folder.write("fusebox.yaml", config)
         socket = folder.path + "/fusebox.sock"
@@ -56,14 +56,6 @@ final class SidecarChild {
         kill(pid, SIGTERM)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-    }
-
-    /// User + system CPU seconds from /proc.
-    func cpuSeconds() -> Double {
-        guard let stat = readText("/proc/\(pid)/stat"), let close = stat.lastIndex(of: ")") else { return 0 }
-        let fields = stat[stat.index(after: close)...].split(separator: " ")
-        guard fields.count > 13, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
-        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 
     func rssKiB() -> Int {

@@ -7,33 +7,53 @@ import Glibc
 import FuseboxSocket
 #endif
 
-/// The real `fusebox serve` binary over its Unix socket, against a minimal
-/// echo server on a Unix socket measured in the same run with the same client.
+/// The real `fusebox serve` binary over its Unix socket, against a C line
+/// echo and a plain SwiftNIO line echo measured in the same run with the same
+/// C client, each server in its own process. Latency is a sequential
+/// acquire+report pair; server CPU comes from /proc (user and system).
 enum SocketBench {
-    static func run(roundTrips: Int = 20_000, pipelineSeconds: Double = 5, store: Bool = false) throws {
+    static func run(pairs: Int = 20_000, pipelineSeconds: Double = 5) throws {
         let folder = try BenchFolder()
-        print("socket benchmark: \(roundTrips) sequential acquire+report round-trip pairs; client and server on this machine; store \(store ? "on" : "off")")
+        let tools = try SocketFloor.build(in: folder)
+        print("socket benchmark: \(pairs) sequential acquire+report pairs (after 1,000 to warm up) from a C client; each server in its own process, one after another")
+        var rows: [(label: String, latency: Percentiles, cpu: ProcessCPU)] = []
+        func measure(_ label: String, pid: pid_t, socket: String) throws {
+            let before = try ProcessCPU.of(pid)
+            let latency = try SocketFloor.pairs(tools, socket: socket, pairs: pairs)
+            rows.append((label, latency, try ProcessCPU.of(pid) - before))
+        }
+        let cSocket = folder.path + "/c-echo.sock"
+        let cEcho = try ServerProcess([tools.echo, cSocket], waitingFor: cSocket)
+        try measure("C line echo", pid: cEcho.pid, socket: cSocket)
+        cEcho.stop()
+        let nioSocket = folder.path + "/nio-echo.sock"
+        let nioEcho = try ServerProcess([SidecarChild.siblingBinary("fusebox-bench"), "nio-echo", nioSocket], waitingFor: nioSocket)
+        try measure("SwiftNIO line echo, 1 event loop", pid: nioEcho.pid, socket: nioSocket)
+        nioEcho.stop()
+        let leanFolder = try BenchFolder()
+        let lean = try SidecarChild(folder: leanFolder, breakers: 3, http: false)
+        try measure("fusebox, lean (http, store off; log file)", pid: lean.pid, socket: lean.socket)
+        lean.stop()
+        let fullFolder = try BenchFolder()
+        let full = try SidecarChild(folder: fullFolder, breakers: 3, store: true)
+        defer { full.stop() }
+        try measure("fusebox, default (http, metrics, store, log file)", pid: full.pid, socket: full.socket)
 
-        // Baseline: an echo of the same lines on a Unix socket.
-        let echoPath = folder.path + "/echo.sock"
-        let echo = try EchoServer(path: echoPath)
-        let echoLatency = try latencies(path: echoPath, pairs: roundTrips, echo: true)
-        echo.stop()
+        let roundTrips = Double((pairs + 1_000) * 2)
+        let floor = rows[0].latency.p50
+        let nioCPU = rows[1].cpu.user + rows[1].cpu.system
+        print("server                                              pair p50    p99   ×C echo   CPU µs/round trip (user + sys)   ×NIO echo")
+        for row in rows {
+            let cpu = row.cpu.user + row.cpu.system
+            let label = row.label + String(repeating: " ", count: max(0, 50 - row.label.count))
+            print("\(label)  \(fmt(row.latency.p50))  \(fmt(row.latency.p99))    \(fmt(row.latency.p50 / floor))    \(fmt(cpu / roundTrips * 1e6)) (\(fmt(row.cpu.user / roundTrips * 1e6)) + \(fmt(row.cpu.system / roundTrips * 1e6)))          \(fmt(cpu / nioCPU))")
+        }
 
-        let sidecar = try SidecarChild(folder: folder, breakers: 3, store: store)
-        defer { sidecar.stop() }
-        let fuseboxLatency = try latencies(path: sidecar.socket, pairs: roundTrips, echo: false)
-
-        print("round trip (µs)              p50      p99")
-        print("echo baseline        \(fmt(echoLatency.p50))  \(fmt(echoLatency.p99))")
-        print("fusebox              \(fmt(fuseboxLatency.p50))  \(fmt(fuseboxLatency.p99))")
-        print("ratio (fusebox/echo) \(fmt(fuseboxLatency.p50 / echoLatency.p50))  \(fmt(fuseboxLatency.p99 / echoLatency.p99))")
-
-        let cpuBefore = sidecar.cpuSeconds()
-        let (decisions, seconds) = try pipelined(path: sidecar.socket, connections: 8, seconds: pipelineSeconds)
-        let cpu = sidecar.cpuSeconds() - cpuBefore
-        print("pipelined, 8 connections: \(Int(Double(decisions) / seconds)) decisions/s; server CPU \(fmt(cpu / Double(decisions) * 1e6)) µs per decision")
-        print("server RSS after load: \(sidecar.rssKiB() / 1024) MiB")
+        let cpuBefore = try ProcessCPU.of(full.pid)
+        let (decisions, seconds) = try pipelined(path: full.socket, connections: 8, seconds: pipelineSeconds)
+        let cpu = try ProcessCPU.of(full.pid) - cpuBefore
+        print("pipelined, 8 connections (default configuration): \(Int(Double(decisions) / seconds)) decisions/s; server CPU \(fmt((cpu.user + cpu.system) / Double(decisions) * 1e6)) µs per decision")
+        print("server RSS after load: \(full.rssKiB() / 1024) MiB")
     }
 
     /// RSS of an idle sidecar, then with 1,000 breakers and 1,000 connected clients.
