@@ -21,7 +21,7 @@ public enum EngineEvent: Sendable {
     /// it was meant for this sidecar only.
     case operated(breaker: String, action: OperatorAction, local: Bool, at: Timestamp)
     /// The sidecar's own probe of `breaker` finished (whether or not it changed the state).
-    case probed(breaker: String, result: ProbeResult, closedCheck: Bool, at: Timestamp)
+    indirect case probed(breaker: String, result: ProbeResult, closedCheck: Bool, at: Timestamp)
     /// A `fastest` chain moved its preferred member.
     case preferred(chain: String, from: String, to: String, at: Timestamp)
 
