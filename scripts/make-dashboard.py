@@ -106,6 +106,13 @@ panels = [
     timeseries(23, "Process: CPU", [(f'rate(process_cpu_seconds_total{{{S}}}[{R}])', "{{instance}}")], 8, 86, "percentunit", w=8),
     timeseries(24, "Process: open file descriptors against the limit", [
         (f'process_open_fds{{{S}}}', "{{instance}} open"), (f'process_max_fds{{{S}}}', "{{instance}} limit")], 16, 86, "short", w=8),
+    timeseries(25, "Health probes by outcome (breakers with probe:)", [
+        (f'sum by (breaker, outcome) (increase(fusebox_probes_total{{{B}}}[{R}]))', "{{breaker}} {{outcome}}")], 0, 94, "short", w=8),
+    timeseries(26, "Health probe duration p99", [
+        (f'histogram_quantile(0.99, sum by (le, breaker) (rate(fusebox_probe_duration_seconds_bucket{{{B}}}[{R}])))', "{{breaker}}")],
+               8, 94, "s", w=8),
+    timeseries(27, "Fastest chains: traffic switches", [
+        (f'sum by (chain) (increase(fusebox_route_switches_total{{{S}}}[{R}]))', "{{chain}}")], 16, 94, "short", w=8),
 ]
 
 def variable(name, label, definition):
