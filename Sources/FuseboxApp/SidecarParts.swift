@@ -78,7 +78,7 @@ struct SidecarParts {
                 service: Self.reloader(configuration, source: source, engine: engine, server: server, metrics: metrics, logSink: logSink, clock: clock, logger: logger),
                 successTerminationBehavior: .ignore, serviceName: "reload"
             ),
-            // Always there, as a reload may add a probe: it only takes the engine's lock each tick while none is configured.
+            // Always there, as a reload may add a probe; with none configured a tick is one pass over the breakers under the lock.
             .init(service: ProbeRunner(engine: engine, logger: logger), successTerminationBehavior: .ignore, serviceName: "probes"),
         ]
         if let endpoint = configuration.http {
