@@ -60,8 +60,12 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // statfs(2), which Glibc's Swift module leaves out (the fast path's file must be on a memory filesystem).
+        .target(name: "CFuseboxStatfs"),
+
         // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, HTTP, reload.
         .target(name: "FuseboxServer", dependencies: [
+            "CFuseboxStatfs",
             "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),

@@ -11,7 +11,7 @@ import Darwin
 public enum ConfigLoader {
     static let topLevelKeys = [
         "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
-        "idle_timeout", "shutdown_timeout", "watch_config", "redact_errors", "allowed_uids", "http", "http_max_connections",
+        "idle_timeout", "shutdown_timeout", "watch_config", "redact_errors", "fast_path", "allowed_uids", "http", "http_max_connections",
         "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
         "chains", "fleet",
     ]
@@ -132,6 +132,7 @@ public enum ConfigLoader {
             config.watchConfig = value.isOff ? nil : try value.duration(maximum: .seconds(3_600))
             if let interval = config.watchConfig, interval < .milliseconds(100) { throw value.error("expected at least 100ms between looks, or off") }
         case "redact_errors": config.redactErrors = try value.bool()
+        case "fast_path": config.fastPath = try value.bool()
         case "http_max_connections": config.httpMaxConnections = try value.int(1...100_000)
         case "http_header_timeout": config.httpHeaderTimeout = try value.duration(maximum: .seconds(600))
         case "http_idle_timeout": config.httpIdleTimeout = try value.duration(maximum: .seconds(3_600))

@@ -16,6 +16,7 @@ public enum ConfigRenderer {
         lines.append("shutdown_timeout: \(DurationText.format(config.shutdownTimeout))")
         lines.append("watch_config: \(config.watchConfig.map(DurationText.format) ?? "off")")
         lines.append("redact_errors: \(config.redactErrors)")
+        lines.append("fast_path: \(config.fastPath)")
         lines.append("allowed_uids: \(config.allowedUIDs.map { "[" + $0.map(String.init).joined(separator: ", ") + "]" } ?? "off")")
         lines.append("http: \(config.http.map { quoted($0.description) } ?? "off")")
         lines.append("http_max_connections: \(config.httpMaxConnections)")

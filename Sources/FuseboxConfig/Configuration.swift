@@ -52,6 +52,8 @@ public struct Configuration: Sendable, Equatable {
     public var watchConfig: Duration?
     /// Credentials in reported error text are masked before they are kept anywhere.
     public var redactErrors = true
+    /// Whether breaker states are posted in `<socket>.state` for the clients' fast path.
+    public var fastPath = true
     /// HTTP: connections at most, how long a request's headers may take, how long an idle connection stays.
     public var httpMaxConnections: Int = 128
     public var httpHeaderTimeout: Duration = .seconds(10)

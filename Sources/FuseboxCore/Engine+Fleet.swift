@@ -48,7 +48,7 @@ extension Engine {
             guard let index = try? registry.index(of: breaker) else { return false }
             let now = clock.now()
             guard let change = registry.breakers[index].beginFleetProbe(at: now, random: &registry.random) else { return false }
-            registry.events.append(.transitioned(change))
+            registry.transitioned(change, index)
             return true
         }
     }
@@ -59,7 +59,7 @@ extension Engine {
             guard let index = try? registry.index(of: breaker) else { return }
             let now = clock.now()
             if let change = registry.breakers[index].recordRemote(resets: resets, failures: failures, at: now, random: &registry.random) {
-                registry.events.append(.transitioned(change))
+                registry.transitioned(change, index)
                 if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             }
         }
@@ -73,7 +73,7 @@ extension Engine {
             guard let index = try? registry.index(of: breaker) else { return nil }
             let now = clock.now()
             let change = registry.breakers[index].applyFleet(state, at: now, random: &registry.random)
-            if let change { registry.events.append(.transitioned(change)) }
+            if let change { registry.transitioned(change, index) }
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return change
         }

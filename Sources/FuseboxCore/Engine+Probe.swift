@@ -8,7 +8,7 @@ extension Engine {
             var tickets: [ProbeTicket] = []
             for index in registry.breakers.indices where registry.breakers[index].policy.probe != nil {
                 guard let (ticket, change) = registry.breakers[index].startProbe(at: now, random: &registry.random) else { continue }
-                if let change { registry.events.append(.transitioned(change)) }
+                if let change { registry.transitioned(change, index) }
                 tickets.append(ticket)
             }
             return tickets
@@ -24,7 +24,7 @@ extension Engine {
             let now = clock.now()
             let change = registry.breakers[index].finishProbe(ticket, result, at: now, random: &registry.random)
             registry.events.append(.probed(breaker: ticket.breaker, result: result, closedCheck: ticket.closedCheck, at: now))
-            if let change { registry.events.append(.transitioned(change)) }
+            if let change { registry.transitioned(change, index) }
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
         }
     }

@@ -85,16 +85,19 @@ public final class Engine: Sendable {
         }
     }
 
-    /// Reports a call made without a permit (apps that only report).
-    @discardableResult
+    /// Reports a call made without a permit (apps that only report, and the
+    /// clients' fast path). `generation` is the one the caller saw when it
+    /// decided to call: from an older generation the call counts in the
+    /// statistics but cannot move the breaker, as a stale permit's report.
     /// Like `report`, it serves waiters: a record that opens the breaker tells them at once.
-    public func record(_ breaker: String, _ report: CallReport) throws(EngineError) -> BreakerState {
+    @discardableResult
+    public func record(_ breaker: String, _ report: CallReport, generation: UInt64? = nil) throws(EngineError) -> BreakerState {
         try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
             let index = try registry.index(of: breaker)
             let outcome = registry.breakers[index].policy.classify.outcome(of: report)
             let now = clock.now()
             registry.record(
-                index, outcome, report, generation: registry.breakers[index].generation, probe: false,
+                index, outcome, report, generation: generation ?? registry.breakers[index].generation, probe: false,
                 expired: false, at: now
             )
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
@@ -176,7 +179,7 @@ public final class Engine: Sendable {
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].force(mode, at: now, random: &registry.random)
-            if let change { registry.events.append(.transitioned(change)) }
+            if let change { registry.transitioned(change, index) }
             registry.events.append(.operated(breaker: breaker, action: .force(mode), local: local, at: now))
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
@@ -189,7 +192,7 @@ public final class Engine: Sendable {
             let index = try registry.index(of: breaker)
             let now = clock.now()
             let change = registry.breakers[index].reset(at: now, random: &registry.random)
-            if let change { registry.events.append(.transitioned(change)) }
+            if let change { registry.transitioned(change, index) }
             registry.events.append(.operated(breaker: breaker, action: .reset, local: local, at: now))
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return registry.breakers[index].state
@@ -199,7 +202,11 @@ public final class Engine: Sendable {
     /// Replaces the configuration (SIGHUP): kept breakers keep their state.
     public func apply(_ configuration: EngineConfiguration) throws(EngineError) -> ReloadSummary {
         try configuration.validate()
-        return decide { registry in registry.apply(configuration, at: clock.now()) }
+        return decide { registry in
+            let summary = registry.apply(configuration, at: clock.now())
+            registry.postAll()
+            return summary
+        }
     }
 
     // MARK: Reading

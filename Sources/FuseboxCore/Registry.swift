@@ -18,6 +18,8 @@ struct Registry: Sendable {
     var spareEvents: [EngineEvent] = []
     /// Whether some thread is delivering events now (only one does, in order).
     var deliveringEvents = false
+    /// Where states are posted for the clients' fast path, if anywhere.
+    var board: (any BreakerStateBoard)?
 
     init(configuration: EngineConfiguration, now: Timestamp, seed: UInt64) {
         random = SplitMix64(seed: seed)
@@ -66,7 +68,7 @@ struct Registry: Sendable {
         _ index: Int, cost: Int = 0, owner: Int32 = -1, queued: Bool = false, at now: Timestamp
     ) throws(EngineError) -> Decision {
         let (admission, change) = breakers[index].admit(at: now, random: &random)
-        if let change { events.append(.transitioned(change)) }
+        if let change { transitioned(change, index) }
         if !admission.allowed, let until = breakers[index].takeHoldNotice(at: now) {
             events.append(.heldOpen(breaker: breakers[index].name, until: until, at: now))
         }
@@ -171,7 +173,7 @@ struct Registry: Sendable {
             outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,
             random: &random
         )
-        if let change { events.append(.transitioned(change)) }
+        if let change { transitioned(change, index) }
     }
 
     /// Expires the leases that ran out, oldest first, and moves timers on.
@@ -189,7 +191,7 @@ struct Registry: Sendable {
                     generation: held.generation, probe: held.probe, expired: true, at: now
                 )
             }
-            if let change = breakers[index].tick(at: now, random: &random) { events.append(.transitioned(change)) }
+            if let change = breakers[index].tick(at: now, random: &random) { transitioned(change, index) }
             if let until = breakers[index].takeHoldNotice(at: now) {
                 events.append(.heldOpen(breaker: breakers[index].name, until: until, at: now))
             }

@@ -56,7 +56,7 @@ public final class ConnectionSession {
     public func handle(_ line: UnsafeRawBufferPointer) -> Reply {
         switch RequestDecoder.decode(line) {
         case .failure(let error):
-            return Reply(bytes: ResponseEncoder.error(error), error: error.code)
+            return Reply(bytes: error.unanswered ? [] : ResponseEncoder.error(error), error: error.code)
         case .success(let envelope):
             do {
                 var reply = try serve(envelope)
@@ -66,7 +66,8 @@ public final class ConnectionSession {
                 var wire = (error as? EngineError).map(Self.wireError) ?? (error as? WireError)
                     ?? WireError(.badRequest, "\(error)")
                 wire.id = envelope.id
-                return Reply(bytes: ResponseEncoder.error(wire), op: envelope.request.op, error: wire.code)
+                // A record sent with "reply": false is never answered, errors included: the client is not reading.
+                return Reply(bytes: envelope.reply ? ResponseEncoder.error(wire) : [], op: envelope.request.op, error: wire.code)
             }
         }
     }
@@ -115,8 +116,9 @@ public final class ConnectionSession {
                 throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
             }
             return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, redacted(report))))
-        case .record(let breaker, let report):
-            return Reply(bytes: ResponseEncoder.state(id, try engine.record(breaker, redacted(report))))
+        case .record(let breaker, let report, let generation):
+            let state = try engine.record(breaker, redacted(report), generation: generation)
+            return Reply(bytes: envelope.reply ? ResponseEncoder.state(id, state) : [])
         case .status(let breaker):
             return Reply(bytes: ResponseEncoder.status(id, try engine.snapshot(breaker)))
         case .force(let breaker, let mode, let reason, let local):

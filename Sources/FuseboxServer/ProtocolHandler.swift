@@ -158,7 +158,9 @@ public final class ProtocolHandler: ChannelDuplexHandler {
                 }
                 return
             }
-            context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply.bytes)), promise: nil)
+            if !reply.bytes.isEmpty {  // empty: a record sent with "reply": false
+                context.write(wrapOutboundOut(context.channel.allocator.buffer(bytes: reply.bytes)), promise: nil)
+            }
             if reply.subscribe, !subscribed {
                 subscribed = true
                 hub.add(context.channel)

@@ -30,6 +30,8 @@ public final class SocketServer: Service, Sendable {
         public var redactErrors: Bool
         public var allowedUIDs: Set<UInt32>?
         public var serverName: String
+        /// Post breaker states in `<socket>.state` for the clients' fast path.
+        public var fastPath: Bool
         /// How often the engine's timers run (open → half-open, leases, max_wait).
         public var tickInterval: TimeAmount = .milliseconds(100)
 
@@ -44,6 +46,7 @@ public final class SocketServer: Service, Sendable {
             shutdownTimeout = configuration.shutdownTimeout
             redactErrors = configuration.redactErrors
             allowedUIDs = configuration.allowedUIDs.map(Set.init)
+            fastPath = configuration.fastPath
             self.serverName = serverName
         }
     }
@@ -108,15 +111,25 @@ public final class SocketServer: Service, Sendable {
             for file in created { file.remove() }
             throw error
         }
+        // Only once the socket is ours: a second sidecar refused above never replaces the running one's file.
+        let stateFile = settings.fastPath ? openStateFile() : nil
         bound.succeed()
         let engine = self.engine
         let ticker = group.next().scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
             engine.tick()
+            stateFile?.beat()
         }
 
         try? await gracefulShutdown()
 
-        ticker.cancel()
+        let tickerStopped = group.next().makePromise(of: Void.self)
+        ticker.cancel(promise: tickerStopped)
+        if let stateFile {
+            // Clients fall back to the socket from here on; nothing posts or beats after this.
+            engine.postStates(to: nil)
+            try? await tickerStopped.futureResult.get()
+            stateFile.remove()
+        }
         let loop = group.next()
         let drained = loop.makePromise(of: Void.self)
         quiescing.initiateShutdown(promise: drained)
@@ -128,6 +141,23 @@ public final class SocketServer: Service, Sendable {
         try? await drained.futureResult.get()
         cutOff.cancel()
         for file in created { file.remove() }
+    }
+
+    /// The fast path's file, posted to from now on; nil (and a warning) when
+    /// it cannot be made: clients then ask the socket, as without it.
+    private func openStateFile() -> StateFile? {
+        do {
+            let file = try StateFile.create(
+                beside: settings.socket, slots: max(256, 2 * engine.breakerNames.count), socketMode: settings.mode,
+                staleAfter: .nanoseconds(settings.tickInterval.nanoseconds * 10)
+            )
+            engine.postStates(to: file)
+            logger.info("fast_path_state_file", metadata: ["path": .string(file.path), "file": .string(file.dataPath)])
+            return file
+        } catch {
+            logger.warning("fast_path_off", metadata: ["reason": .string(error.description)])
+            return nil
+        }
     }
 
     private func bind(_ path: String, admin: Bool, quiescing: ServerQuiescingHelper) async throws -> Channel {

@@ -16,7 +16,8 @@ public enum Request: Equatable, Sendable {
     case acquire(breaker: String, cost: Int = 0, timeoutMs: Int? = nil)
     case route(chain: String, exclude: [String], cost: Int = 0, requires: [String] = [])
     case report(permit: String, CallReport)
-    case record(breaker: String, CallReport)
+    /// `generation`: the breaker's generation when the caller decided to call (the fast path's state file).
+    case record(breaker: String, CallReport, generation: UInt64? = nil)
     case status(breaker: String?)
     /// `local`: on this sidecar only, though the breaker is fleet-shared.
     case force(breaker: String, mode: ForcedMode, reason: String?, local: Bool = false)
@@ -52,10 +53,14 @@ public enum Request: Equatable, Sendable {
 public struct Envelope: Equatable, Sendable {
     public var id: RequestID?
     public var request: Request
+    /// False (`"reply": false`, records only): nothing is written back, not
+    /// even an error, so a client can send it and go on without reading.
+    public var reply: Bool
 
-    public init(id: RequestID?, request: Request) {
+    public init(id: RequestID?, request: Request, reply: Bool = true) {
         self.id = id
         self.request = request
+        self.reply = reply
     }
 }
 

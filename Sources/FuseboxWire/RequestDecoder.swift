@@ -21,10 +21,16 @@ public enum RequestDecoder {
         var fields = Fields(value: value, id: nil)
         do throws(WireError) {
             fields.id = try requestID(value["id"])
-            return .success(Envelope(id: fields.id, request: try request(&fields)))
+            let request = try request(&fields)
+            let reply = try fields.bool("reply") ?? true
+            if !reply, request.op != .record {
+                throw WireError(.badRequest, "\"reply\": false is allowed only on \"record\" (every other op answers)")
+            }
+            return .success(Envelope(id: fields.id, request: request, reply: reply))
         } catch {
             var error = error
             error.id = error.id ?? fields.id
+            error.unanswered = value["op"] == .string("record") && value["reply"] == .bool(false)
             return .failure(error)
         }
     }
@@ -82,7 +88,10 @@ public enum RequestDecoder {
             }
             return .report(permit: permit, try callReport(&fields))
         case .record:
-            return .record(breaker: try fields.name("breaker"), try callReport(&fields))
+            return .record(
+                breaker: try fields.name("breaker"), try callReport(&fields),
+                generation: try fields.int("generation", 0...Int.max).map { UInt64($0) }
+            )
         case .status:
             return .status(breaker: try fields.string("breaker", limit: WireLimits.maxNameBytes))
         case .force:

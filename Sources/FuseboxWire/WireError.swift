@@ -18,6 +18,8 @@ public struct WireError: Error, Equatable, Sendable {
     public var code: ErrorCode
     public var message: String
     public var id: RequestID?
+    /// The request was a record sent with `"reply": false`: the error is counted, never written.
+    public var unanswered = false
 
     public init(_ code: ErrorCode, _ message: String, id: RequestID? = nil) {
         self.code = code

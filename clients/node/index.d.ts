@@ -72,6 +72,8 @@ export interface Permit {
   breaker: string;
   probe: boolean;
   degraded: boolean;
+  /** Fast-path permits (taken on the sidecar's posted state, without asking): the breaker's generation then. */
+  generation?: number | null;
   /** Routed permits: the chain's strategy, why it chose this member, and the figure it used. */
   strategy?: 'ordered' | 'fastest' | 'cheapest' | 'weighted' | null;
   why?: 'order' | 'latency' | 'refresh' | 'cost' | 'weight' | null;
@@ -118,6 +120,8 @@ export interface FuseboxOptions {
   socketPath?: string;
   /** Per request, default 2000. */
   timeoutMs?: number;
+  /** Call a closed breaker without budgets on the sidecar's posted state, without asking; default true. */
+  fastPath?: boolean;
   /** When the sidecar is late or unreachable; default 'allow' (fail open). */
   onUnavailable?: 'allow' | 'deny' | 'raise';
   reconnectIntervalMs?: number;
@@ -148,7 +152,7 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
   timeoutMs: number;
   chains: Record<string, string[]>;
   /** Counters since the client was made. */
-  stats(): { failOpen: number; timeouts: number; unreachable: number };
+  stats(): { failOpen: number; timeouts: number; unreachable: number; fastPath: number };
   request(message: Record<string, unknown>, options?: CallOptions & { timeoutMs?: number }): Promise<Record<string, any>>;
   acquire(breaker: string, options?: CallOptions & { cost?: number; timeoutMs?: number }): Promise<Permit>;
   route(chain: string, exclude?: string[], options?: CallOptions & { cost?: number; requires?: string[] }): Promise<Permit>;

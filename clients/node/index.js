@@ -3,6 +3,7 @@
 // request simply waits for the next line.
 import net from 'node:net';
 import { EventEmitter } from 'node:events';
+import { StateBoard } from './statefile.js';
 
 /** The package's version (VERSION at the repository's root; a test keeps them equal). */
 export const VERSION = '0.1.0';
@@ -110,6 +111,8 @@ export class Fusebox extends EventEmitter {
    * @param {number} [options.reconnectIntervalMs] default 1000
    * @param {(error: any) => Record<string, any>|null} [options.classify] your own error mapping, tried first
    * @param {{warn: (message: string) => void}} [options.logger] where warnings go, default console
+   * @param {boolean} [options.fastPath] call a closed breaker without budgets on the sidecar's posted
+   *   state, without asking (docs/protocol.md, "The fast path"); default true
    */
   constructor(options = {}) {
     super();
@@ -131,14 +134,16 @@ export class Fusebox extends EventEmitter {
     this.nextAttempt = 0;
     /** Chains as the sidecar last described them (hello), for fail-open routing. */
     this.chains = options.chains ?? {};
-    this.counts = { failOpen: 0, timeouts: 0, unreachable: 0 };
+    this.counts = { failOpen: 0, timeouts: 0, unreachable: 0, fastPath: 0 };
+    this.board = options.fastPath === false ? null : new StateBoard(this.socketPath);
     this.unreportedFailOpen = 0;
     this.failOpenLog = { at: 0, since: 0 };
   }
 
   /**
    * Counters since this client was made: `failOpen` (calls let through without a breaker because the
-   * sidecar was late or unreachable), `timeouts` (requests not answered in time), `unreachable`.
+   * sidecar was late or unreachable), `timeouts` (requests not answered in time), `unreachable`,
+   * `fastPath` (calls let through on the sidecar's posted state, without asking).
    */
   stats() { return { ...this.counts }; }
 
@@ -187,6 +192,12 @@ export class Fusebox extends EventEmitter {
    * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
    */
   async acquire(breaker, { cost, timeoutMs = this.timeoutMs, signal } = {}) {
+    const seen = this.board?.read(breaker);
+    if (seen?.admitsLocally) {
+      checkAborted(signal);
+      this.counts.fastPath += 1;
+      return { id: null, breaker, probe: false, degraded: false, generation: seen.generation };
+    }
     let answer;
     // timeout_ms: the sidecar refuses a queued acquire before this client would give up on it.
     const message = { op: 'acquire', breaker, timeout_ms: Math.floor(timeoutMs) };
@@ -228,9 +239,19 @@ export class Fusebox extends EventEmitter {
 
   /** Reports how a permitted call went; resolves with the breaker's state (or null). */
   async report(permit, fields = {}) {
-    if (permit.degraded || permit.id == null) return null;
-    const message = { op: 'report', permit: permit.id, ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v != null)) };
+    const fast = permit.generation != null;
+    if (!fast && (permit.degraded || permit.id == null)) return null;
+    const head = fast
+      ? { op: 'record', breaker: permit.breaker, generation: Number(permit.generation) }
+      : { op: 'report', permit: permit.id };
+    const message = { ...head, ...Object.fromEntries(Object.entries(fields).filter(([, v]) => v != null)) };
     if (!('outcome' in message) && !('status' in message) && !('error_kind' in message)) message.outcome = 'success';
+    if (fast && cannotHaveFailed(message)) {
+      // Not waited for: a success cannot trip anything. A failure waits, so the breaker has counted it before the next call looks.
+      message.reply = false;
+      this.#send(message);
+      return null;
+    }
     try {
       return (await this.request(message)).state ?? null;
     } catch (error) {
@@ -397,6 +418,7 @@ export class Fusebox extends EventEmitter {
     this.unwatch();
     this.socket?.destroy();
     this.socket = null;
+    this.board?.close();
   }
 
   classify(error) {
@@ -458,6 +480,11 @@ export class Fusebox extends EventEmitter {
       });
     }).finally(() => { this.connecting = null; });
     return this.connecting;
+  }
+
+  /** Writes a request that is never answered (`"reply": false`); lost if the sidecar is gone. */
+  #send(message) {
+    this.#connect().then((socket) => socket.write(JSON.stringify(message) + '\n'), () => {});
   }
 
   #receive(chunk) {
@@ -525,4 +552,11 @@ export class Fusebox extends EventEmitter {
     if (this.onUnavailable === 'deny') throw new BreakerOpen(name, 'unavailable', null);
     throw new SidecarUnavailable(`fusebox sidecar at ${this.socketPath} is unreachable`);
   }
+}
+
+/** Success or a non-call by what the client sent: no breaker counts it toward a trip. */
+function cannotHaveFailed(message) {
+  if ('error_kind' in message) return false;
+  if ('status' in message) return Number.isInteger(message.status) && message.status < 400;
+  return ['success', 'cancelled', 'ignored'].includes(message.outcome);
 }

@@ -43,8 +43,9 @@ class AsyncFusebox(ClientPolicy):
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
                  pool_size: int = 8, reconnect_interval: float = 1.0, classifiers: Sequence[Classifier] = (),
-                 chains: Optional[Dict[str, List[str]]] = None) -> None:
-        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains)
+                 chains: Optional[Dict[str, List[str]]] = None, fast_path: bool = True) -> None:
+        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains,
+                         fast_path)
         self._idle: List[_AsyncConnection] = []
 
     async def __aenter__(self) -> "AsyncFusebox":
@@ -79,6 +80,9 @@ class AsyncFusebox(ClientPolicy):
         return answer
 
     async def acquire(self, breaker: str, cost: Optional[int] = None) -> Permit:
+        fast = self._fast_permit(breaker)
+        if fast is not None:
+            return fast
         try:
             answer = await self.request(self._acquire_message(breaker, cost))
         except SidecarUnavailable:
@@ -108,6 +112,9 @@ class AsyncFusebox(ClientPolicy):
         })
         if message is None:
             return None
+        if message.get("reply") is False:
+            await self._send(message)
+            return None
         try:
             return (await self.request(message)).get("state")
         except SidecarUnavailable:
@@ -116,6 +123,23 @@ class AsyncFusebox(ClientPolicy):
             if problem.code == "unknown_permit":
                 return None
             raise
+
+    async def _send(self, message: Dict[str, Any]) -> None:
+        """Sends a request that is not answered (``"reply": false``); lost if the sidecar is gone."""
+        try:
+            connection = await self._take()
+        except SidecarUnavailable:
+            return
+        try:
+            connection.writer.write(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+            await asyncio.wait_for(connection.writer.drain(), self.timeout)  # at once unless the buffer is full
+        except (OSError, asyncio.TimeoutError):
+            connection.close()
+            return
+        if len(self._idle) < self.pool_size:
+            self._idle.append(connection)
+        else:
+            connection.close()
 
     async def status(self, breaker: Optional[str] = None) -> List[Dict[str, Any]]:
         message: Dict[str, Any] = {"op": "status"}

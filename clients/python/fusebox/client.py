@@ -34,6 +34,10 @@ class _Connection:
         self.pid = os.getpid()
         self.reused = False  # taken from the pool: the sidecar may have closed it meanwhile
 
+    def send(self, message: Dict[str, Any]) -> None:
+        """Sends a request that is never answered (``"reply": false``)."""
+        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+
     def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
         while b"\n" not in self.buffer:
@@ -64,8 +68,10 @@ class Fusebox(ClientPolicy):
 
     def __init__(self, socket_path: Optional[str] = None, *, timeout: float = 2.0, on_unavailable: str = "allow",
                  pool_size: int = 8, reconnect_interval: float = 1.0,
-                 classifiers: Sequence[Classifier] = (), chains: Optional[Dict[str, List[str]]] = None) -> None:
-        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains)
+                 classifiers: Sequence[Classifier] = (), chains: Optional[Dict[str, List[str]]] = None,
+                 fast_path: bool = True) -> None:
+        super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains,
+                         fast_path)
         self._lock = threading.Lock()
         self._idle: List[_Connection] = []
         self._pid = os.getpid()
@@ -105,7 +111,11 @@ class Fusebox(ClientPolicy):
         """A permit for one call to ``breaker``, or ``BreakerOpen``. ``cost``:
         the call's estimated tokens, for a breaker with a token budget. A
         breaker with a queue may take up to its queue timeout to answer: set
-        ``timeout`` above it."""
+        ``timeout`` above it. A closed breaker without budgets is not asked:
+        its state file says so (the fast path)."""
+        fast = self._fast_permit(breaker)
+        if fast is not None:
+            return fast
         try:
             answer = self.request(self._acquire_message(breaker, cost))
         except SidecarUnavailable:
@@ -136,6 +146,9 @@ class Fusebox(ClientPolicy):
         })
         if message is None:
             return None
+        if message.get("reply") is False:
+            self._send(message)
+            return None
         try:
             return self.request(message).get("state")
         except SidecarUnavailable:
@@ -145,6 +158,19 @@ class Fusebox(ClientPolicy):
                 log.debug("fusebox: %s", problem)  # expired, or released by a reconnect
                 return None
             raise
+
+    def _send(self, message: Dict[str, Any]) -> None:
+        """Sends a request that is not answered; lost if the sidecar is gone (a success, not worth failing the app for)."""
+        try:
+            connection = self._take()
+        except SidecarUnavailable:
+            return
+        try:
+            connection.send(message)
+        except OSError:
+            connection.close()
+            return
+        self._give(connection)
 
     def status(self, breaker: Optional[str] = None) -> List[Dict[str, Any]]:
         message: Dict[str, Any] = {"op": "status"}

@@ -10,6 +10,7 @@ import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence
 
+from ._statefile import StateBoard
 from .classify import Classifier, default_classifier
 from .errors import BreakerOpen, ChainExhausted, SidecarUnavailable
 
@@ -22,12 +23,16 @@ class Permit:
     the sidecar was unreachable (policy ``allow``): reporting them does nothing.
     A routed permit says which ``strategy`` chose it and ``why`` (``order``,
     ``latency``, ``refresh``, ``cost`` or ``weight``), with the ``figure`` used
-    (milliseconds, cost or weight) when there was one."""
+    (milliseconds, cost or weight) when there was one. A ``fast`` permit was
+    taken from the sidecar's state file without asking (``generation`` is the
+    breaker's generation then): its outcome goes back as a ``record``."""
 
-    __slots__ = ("id", "breaker", "probe", "degraded", "strategy", "why", "figure")
+    __slots__ = ("id", "breaker", "probe", "degraded", "strategy", "why", "figure", "generation")
 
     def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False,
-                 strategy: Optional[str] = None, why: Optional[str] = None, figure: Optional[float] = None) -> None:
+                 strategy: Optional[str] = None, why: Optional[str] = None, figure: Optional[float] = None,
+                 generation: Optional[int] = None) -> None:
+        self.generation = generation
         self.id = id
         self.breaker = breaker
         self.probe = probe
@@ -43,8 +48,12 @@ class Permit:
         return cls(answer["permit"], answer["breaker"], bool(answer.get("probe")),
                    strategy=answer.get("strategy"), why=answer.get("why"), figure=figure)
 
+    @property
+    def fast(self) -> bool:
+        return self.generation is not None
+
     def __repr__(self) -> str:
-        return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded})"
+        return f"Permit({self.breaker!r}, id={self.id!r}, probe={self.probe}, degraded={self.degraded}, fast={self.fast})"
 
 
 class ClientPolicy:
@@ -52,7 +61,7 @@ class ClientPolicy:
 
     def __init__(self, socket_path: Optional[str], timeout: float, on_unavailable: str, pool_size: int,
                  reconnect_interval: float, classifiers: Sequence[Classifier],
-                 chains: Optional[Dict[str, List[str]]]) -> None:
+                 chains: Optional[Dict[str, List[str]]], fast_path: bool = True) -> None:
         if on_unavailable not in UNAVAILABLE_POLICIES:
             raise ValueError(f"on_unavailable must be one of {UNAVAILABLE_POLICIES}, got {on_unavailable!r}")
         self.socket_path = socket_path or os.environ.get("FUSEBOX_SOCKET", "./fusebox.sock")
@@ -68,7 +77,9 @@ class ClientPolicy:
         self._next_attempt = 0.0
         # What stats() reports; fail-opens not yet told to the sidecar go in the next hello.
         self._counts_lock = threading.Lock()
-        self._counts = {"fail_open": 0, "timeouts": 0, "unreachable": 0}
+        self._counts = {"fail_open": 0, "timeouts": 0, "unreachable": 0, "fast_path": 0}
+        # The sidecar's posted states (docs/protocol.md, "The fast path"): a closed breaker without budgets is called without asking.
+        self._board = StateBoard(self.socket_path) if fast_path else None
         self._unreported_fail_open = 0
         self._fail_open_logged_at = 0.0
         self._fail_open_since_log = 0
@@ -77,7 +88,8 @@ class ClientPolicy:
         """Counters since this client was made: ``fail_open`` (calls let through
         without a breaker because the sidecar was late or unreachable), ``timeouts``
         (requests the sidecar did not answer in ``timeout``), ``unreachable``
-        (requests that found no sidecar)."""
+        (requests that found no sidecar), ``fast_path`` (calls let through on
+        the sidecar's posted state, without asking)."""
         with self._counts_lock:
             return dict(self._counts)
 
@@ -127,15 +139,35 @@ class ClientPolicy:
             message["requires"] = list(requires)
         return message
 
+    def _fast_permit(self, breaker: str) -> Optional[Permit]:
+        """A permit without asking, when the state file says the breaker admits every call; else None."""
+        board = self._board
+        if board is None:
+            return None
+        seen = board.read(breaker)
+        if seen is None or not seen[2]:
+            return None
+        self._count("fast_path")
+        return Permit(None, breaker, generation=seen[1])
+
     @staticmethod
     def _report_message(permit: Permit, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:
-        """The report request, or None for a degraded permit (nothing to report)."""
-        if permit.degraded or permit.id is None:
+        """The report request, or None for a degraded permit (nothing to report).
+        A fast permit's is a ``record``; one that cannot have failed goes with
+        ``"reply": false`` and is not waited for. A failure waits for its answer,
+        so the breaker has counted it before this worker's next call looks."""
+        message: Dict[str, Any]
+        if permit.generation is not None:
+            message = {"op": "record", "breaker": permit.breaker, "generation": permit.generation}
+        elif permit.degraded or permit.id is None:
             return None
-        message: Dict[str, Any] = {"op": "report", "permit": permit.id}
+        else:
+            message = {"op": "report", "permit": permit.id}
         message.update({key: value for key, value in fields.items() if value is not None})
         if not {"outcome", "status", "error_kind"} & message.keys():
             message["outcome"] = "success"
+        if permit.generation is not None and _cannot_have_failed(message):
+            message["reply"] = False
         return message
 
     def _retrying(self) -> bool:
@@ -184,3 +216,13 @@ class ClientPolicy:
             self._failed_open(left[0])
             return Permit(None, left[0], degraded=True)
         return self._unavailable(chain)
+
+
+def _cannot_have_failed(message: Dict[str, Any]) -> bool:
+    """Success or a non-call by what the client sent: no breaker counts it toward a trip."""
+    if "error_kind" in message:
+        return False
+    status = message.get("status")
+    if status is not None:
+        return isinstance(status, int) and status < 400
+    return message.get("outcome") in ("success", "cancelled", "ignored")

@@ -96,7 +96,7 @@ def test_an_async_pooled_connection_closed_for_idleness_is_replaced(stopped_side
     stopped_sidecar.start()
 
     async def scenario():
-        fb = AsyncFusebox(stopped_sidecar.socket, pool_size=1)
+        fb = AsyncFusebox(stopped_sidecar.socket, pool_size=1, fast_path=False)  # the socket's pool is tested
         first = await fb.acquire("openai")
         await fb.report(first, status=200)
         await asyncio.sleep(1.6)

@@ -1,0 +1,111 @@
+// The fast path's reader: the sidecar's state file (`<socket>.state`), read with
+// positioned reads (Node cannot map a file). Layout version 1 is described in
+// docs/protocol.md ("The fast path"). Anything unexpected (no file, another
+// version, a heartbeat older than the sidecar's stale-after, a slot rewritten
+// during every try) answers null, and the caller asks the socket.
+import fs from 'node:fs';
+
+const MAGIC = 'FBXSTATE';
+const VERSION = 1;
+const NAME_AT = 64;
+const ADMITS_LOCALLY = 1;
+const RETRIES = 16;
+const REOPEN_INTERVAL_MS = 500;
+export const STATES = { 1: 'closed', 2: 'open', 3: 'half_open', 4: 'forced_open', 5: 'disabled', 6: 'metrics_only' };
+
+export class StateBoard {
+  constructor(socketPath) {
+    this.path = `${socketPath}.state`;
+    this.fd = null;
+    this.header = { size: 0, slotSize: 0, slots: 0, staleAfterMs: 0 };
+    this.bootId = 0n;
+    /** Times a new sidecar (another boot id) was found behind the path. */
+    this.restarts = 0;
+    this.slots = new Map();
+    this.nextOpen = 0;
+    this.word = Buffer.alloc(8);
+    this.slot = Buffer.alloc(128);
+  }
+
+  /** `{ state, generation, admitsLocally }` for `breaker`, or null: ask the socket. */
+  read(breaker) {
+    if (this.fd === null || !this.#fresh()) {
+      if (!this.#reopen()) return null;
+    }
+    let index = this.slots.get(breaker);
+    if (index === undefined) return null;
+    for (let attempt = 0; attempt < RETRIES; attempt += 1) {
+      const offset = this.header.size + index * this.header.slotSize;
+      // The seqlock's read side: the sequence, the fields, the sequence again; equal and even means whole.
+      const before = this.#u32(offset);
+      fs.readSync(this.fd, this.slot, 0, 128, offset);
+      if (before & 1 || this.#u32(offset) !== before) continue;
+      const length = this.slot[6];
+      if (this.slot.toString('utf8', NAME_AT, NAME_AT + length) !== breaker) {
+        this.#index();  // a reload moved the breakers
+        index = this.slots.get(breaker);
+        if (index === undefined) return null;
+        continue;
+      }
+      const state = STATES[this.slot[4]];
+      if (state === undefined) return null;
+      return { state, generation: Number(this.slot.readBigUInt64LE(8)), admitsLocally: (this.slot[5] & ADMITS_LOCALLY) !== 0 };
+    }
+    return null;
+  }
+
+  close() {
+    if (this.fd !== null) fs.closeSync(this.fd);
+    this.fd = null;
+  }
+
+  #u32(position) {
+    fs.readSync(this.fd, this.word, 0, 4, position);
+    return this.word.readUInt32LE(0);
+  }
+
+  #fresh() {
+    fs.readSync(this.fd, this.word, 0, 8, 32);
+    return Date.now() - Number(this.word.readBigUInt64LE(0)) <= this.header.staleAfterMs;
+  }
+
+  #reopen() {
+    const now = Date.now();
+    if (now < this.nextOpen) return false;
+    this.nextOpen = now + REOPEN_INTERVAL_MS;
+    this.close();
+    let fd;
+    try { fd = fs.openSync(this.path, 'r'); } catch { return false; }
+    const head = Buffer.alloc(48);
+    if (fs.readSync(fd, head, 0, 48, 0) < 48 || head.toString('latin1', 0, 8) !== MAGIC || head.readUInt32LE(8) !== VERSION) {
+      fs.closeSync(fd);
+      return false;
+    }
+    const header = { size: head.readUInt32LE(12), slotSize: head.readUInt32LE(16), slots: head.readUInt32LE(20), staleAfterMs: head.readUInt32LE(44) };
+    if (header.slotSize < 128 || header.size + header.slots * header.slotSize > fs.fstatSync(fd).size) {
+      fs.closeSync(fd);
+      return false;
+    }
+    this.fd = fd;
+    this.header = header;
+    if (!this.#fresh()) { this.close(); return false; }
+    const boot = head.readBigUInt64LE(24);
+    if (this.bootId !== 0n && boot !== this.bootId) this.restarts += 1;
+    this.bootId = boot;
+    this.#index();
+    return true;
+  }
+
+  #index() {
+    const { size, slotSize, slots } = this.header;
+    const all = Buffer.alloc(slots * slotSize);
+    fs.readSync(this.fd, all, 0, all.length, size);
+    this.slots = new Map();
+    for (let index = 0; index < slots; index += 1) {
+      const at = index * slotSize;
+      const length = all[at + 6];
+      if (all[at + 4] === 0 || length === 0) continue;
+      this.slots.set(all.toString('utf8', at + NAME_AT, at + NAME_AT + length), index);
+    }
+  }
+}

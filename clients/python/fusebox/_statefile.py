@@ -1,0 +1,124 @@
+"""The fast path's reader: the sidecar's state file (``<socket>.state``),
+mapped read-only. Layout version 1 is described in docs/protocol.md ("The
+fast path"); anything unexpected (no file, another version, a heartbeat older
+than the sidecar's stale-after, a slot being rewritten too often) answers
+None, and the caller asks the socket as it would without a fast path."""
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+import time
+from typing import Dict, Optional, Tuple
+
+MAGIC = b"FBXSTATE"
+VERSION = 1
+_HEADER = struct.Struct("<8sIIIIQQII")  # magic, version, header, slot size, slots, boot, heartbeat, pid, stale-after
+_SEQUENCE = struct.Struct("<I")
+_FIELDS = struct.Struct("<BBBxQ")  # after the sequence: state, flags, name length, generation
+_HEARTBEAT = struct.Struct("<Q")
+_HEARTBEAT_AT = 32
+_NAME_AT = 64
+_ADMITS_LOCALLY = 1
+#: After this many rewrites seen during one read, give up and ask the socket.
+_RETRIES = 16
+#: A missing or stale file is looked for again at most this often.
+_REOPEN_INTERVAL = 0.5
+
+STATES = {1: "closed", 2: "open", 3: "half_open", 4: "forced_open", 5: "disabled", 6: "metrics_only"}
+
+
+class StateBoard:
+    """Breaker states as the sidecar posted them; one per client, shared by its threads."""
+
+    def __init__(self, socket_path: str) -> None:
+        self.path = socket_path + ".state"
+        self._map: Optional[mmap.mmap] = None
+        self._header: Tuple[int, int, int, int] = (0, 0, 0, 0)  # header size, slot size, slots, stale-after ms
+        self.boot_id = 0
+        self._slots: Dict[str, int] = {}
+        self._next_open = 0.0
+        #: Times a new sidecar (another boot id) was found behind the path.
+        self.restarts = 0
+
+    def read(self, breaker: str) -> Optional[Tuple[str, int, bool]]:
+        """``(state, generation, admits_locally)`` for ``breaker``, or None
+        when the file cannot be trusted now (the caller asks the socket)."""
+        mapped = self._map
+        if mapped is None or not self._fresh(mapped):
+            mapped = self._reopen()
+            if mapped is None:
+                return None
+        slot = self._slots.get(breaker)
+        if slot is None:
+            return None
+        header, size = self._header[0], self._header[1]
+        offset = header + slot * size
+        encoded = breaker.encode()
+        for _ in range(_RETRIES):
+            # The seqlock's read side: the sequence, the fields, the sequence again; equal and even means whole.
+            before = _SEQUENCE.unpack_from(mapped, offset)[0]
+            state, flags, length, generation = _FIELDS.unpack_from(mapped, offset + 4)
+            name = mapped[offset + _NAME_AT: offset + _NAME_AT + length]
+            if before & 1 or _SEQUENCE.unpack_from(mapped, offset)[0] != before:
+                continue  # being rewritten: read again
+            if name != encoded:
+                self._index(mapped)  # a reload moved the breakers
+                slot = self._slots.get(breaker)
+                if slot is None:
+                    return None
+                offset = header + slot * size
+                continue
+            label = STATES.get(state)
+            return None if label is None else (label, generation, bool(flags & _ADMITS_LOCALLY))
+        return None
+
+    def _fresh(self, mapped: mmap.mmap) -> bool:
+        heartbeat = _HEARTBEAT.unpack_from(mapped, _HEARTBEAT_AT)[0]
+        return bool(time.time() * 1000 - heartbeat <= self._header[3])
+
+    def _reopen(self) -> Optional[mmap.mmap]:
+        now = time.monotonic()
+        if now < self._next_open:
+            return None
+        self._next_open = now + _REOPEN_INTERVAL
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        try:
+            size = os.fstat(fd).st_size
+            if size < _HEADER.size:
+                return None
+            mapped = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
+        except (OSError, ValueError):
+            return None
+        finally:
+            os.close(fd)
+        magic, version, header, slot_size, slots, boot, _, _, stale_after = _HEADER.unpack_from(mapped, 0)
+        if magic != MAGIC or version != VERSION or slot_size < _NAME_AT + 64 or header + slots * slot_size > size:
+            mapped.close()
+            return None
+        self._header = (header, slot_size, slots, stale_after)
+        if not self._fresh(mapped):
+            mapped.close()
+            return None
+        if self.boot_id and boot != self.boot_id:
+            self.restarts += 1
+        self.boot_id = boot
+        # The old map is not closed: another thread may be reading it; it goes with its last reference.
+        self._index(mapped)
+        self._map = mapped
+        return mapped
+
+    def _index(self, mapped: mmap.mmap) -> None:
+        header, size, slots, _ = self._header
+        found: Dict[str, int] = {}
+        for slot in range(slots):
+            offset = header + slot * size
+            length = mapped[offset + 6]
+            if mapped[offset + 4] == 0 or length == 0:
+                continue
+            name = mapped[offset + _NAME_AT: offset + _NAME_AT + length]
+            found[name.decode("utf-8", "replace")] = slot
+        self._slots = found
