@@ -12,7 +12,8 @@
 2. Every request in docs/protocol.md's ```json blocks is sent to a sidecar on
    the embedded default. Its answer must have the `ok` (and error `code`) of
    one of the example answers that follow it, and no field that no example
-   answer to that op shows.
+   answer to that op shows. A request with `"reply": false` must have no
+   answer: a ping sent right behind it on the same connection is answered first.
 Usage: scripts/doc_examples.py BINARY
 """
 import json
@@ -189,6 +190,15 @@ def run_protocol_examples(binary, work):
                         examples.append(answer)
                 if request.get("permit") and permit:
                     request = dict(request, permit=permit)  # the docs' permit ids are examples
+                if request.get("reply") is False:
+                    where = f"docs/protocol.md:{line}: {json.dumps(request)}"
+                    sidecar.main.write(json.dumps(request) + "\n")
+                    behind = sidecar.ask({"op": "ping", "id": "behind"})
+                    if behind != {"ok": True, "id": "behind"}:
+                        fail(f"{where}: the next line read was {behind}, not the ping's answer: it was answered")
+                    else:
+                        passed += 1
+                    continue
                 answer = sidecar.ask(request, admin=request["op"] in ("force", "reset"))
                 if answer.get("permit"):
                     permit = answer["permit"]

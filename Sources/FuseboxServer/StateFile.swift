@@ -32,6 +32,9 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     private let linked: Bool
     /// The mapped file's device and inode, so `remove` unlinks only this file.
     private let identity: [UInt64]
+    private let removed = Atomic<Bool>(false)
+    /// The name the file was written under before it was put in place.
+    private let staged: String
 
     /// Creates the file and puts it in place of any older one (a new boot id
     /// tells clients the sidecar restarted). Capacity: `slots` breakers;
@@ -45,9 +48,8 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         if linked, !isMemoryFilesystem("/dev/shm") {
             throw Problem(description: "\(directory) is not a memory filesystem and /dev/shm is missing; put the socket on tmpfs (such as /run/fusebox) to have a fast path")
         }
-        let dataPath = linked
-            ? "/dev/shm/fusebox-\(getuid())-\(String(boot, radix: 16)).state"
-            : "\(path).\(getpid()).tmp"
+        // Beside the socket, written under a temporary name and renamed into place.
+        let dataPath = linked ? "/dev/shm/fusebox-\(getuid())-\(String(boot, radix: 16)).state" : "\(path).\(getpid()).tmp"
         let size = StateFileLayout.bytes(slots: slots)
         let fd = open(dataPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(readableMode(socketMode)))
         guard fd >= 0 else { throw failure("cannot create \(dataPath)") }
@@ -67,7 +69,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         // Every page is written now, so no post ever takes a page fault that allocates.
         memset(mapped, 0, size)
         let file = StateFile(
-            path: path, dataPath: dataPath, bootID: boot, slots: slots, base: mapped, size: size, linked: linked,
+            path: path, dataPath: linked ? dataPath : path, staged: dataPath, bootID: boot, slots: slots, base: mapped, size: size, linked: linked,
             identity: [UInt64(info.st_dev), UInt64(info.st_ino)]
         )
         file.writeHeader(staleAfter: staleAfter)
@@ -82,10 +84,11 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     }
 
     private init(
-        path: String, dataPath: String, bootID: UInt64, slots: Int, base: UnsafeMutableRawPointer, size: Int, linked: Bool,
+        path: String, dataPath: String, staged: String, bootID: UInt64, slots: Int, base: UnsafeMutableRawPointer, size: Int, linked: Bool,
         identity: [UInt64]
     ) {
         self.identity = identity
+        self.staged = staged
         self.path = path
         self.dataPath = dataPath
         self.bootID = bootID
@@ -161,7 +164,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     /// killed predecessor left pointing into /dev/shm takes its target along.
     private func putInPlace() throws(Problem) {
         let leftover = Self.linkTarget(path).flatMap { $0.hasPrefix("/dev/shm/fusebox-") ? $0 : nil }
-        let staged = linked ? "\(path).\(getpid()).link" : dataPath
+        let staged = linked ? "\(path).\(getpid()).link" : self.staged
         if linked {
             unlink(staged)
             guard symlink(dataPath, staged) == 0 else { throw Self.failure("cannot link \(staged) to \(dataPath)") }
@@ -176,8 +179,9 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
 
     /// Unmaps and removes the file, and the link to it if `path` still is
     /// ours (a newer sidecar's file is left alone). Call once nothing posts
-    /// or beats any more.
+    /// or beats any more. Only the first call does anything.
     public func remove() {
+        guard !removed.exchange(true, ordering: .acquiringAndReleasing) else { return }  // the mapping is gone after the first
         // A heartbeat of 0 is stale at once: a client that still has the file open asks the socket from its next call.
         (base + StateFileLayout.heartbeatOffset).assumingMemoryBound(to: Atomic<UInt64>.self).pointee.store(0, ordering: .releasing)
         if linked {
@@ -197,7 +201,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         0o600 | (socketMode & 0o070 != 0 ? 0o040 : 0) | (socketMode & 0o007 != 0 ? 0o004 : 0)
     }
 
-    static func isMemoryFilesystem(_ directory: String) -> Bool {
+    public static func isMemoryFilesystem(_ directory: String) -> Bool {
         let tmpfs = 0x0102_1994, ramfs = 0x8584_58F6
         let type = fusebox_filesystem_type(directory)
         return type == tmpfs || type == ramfs

@@ -47,6 +47,30 @@ struct ProtocolHandlerTests {
         }
     }
 
+    @Test func aRecordSentWithoutReplyIsCountedAndNeverAnsweredEvenWhenItIsWrong() throws {
+        let f = try Fixture()
+        try f.send(#"{"op":"record","breaker":"a","status":503,"generation":0,"reply":false}"# + "\n")
+        try f.send(#"{"op":"record","breaker":"nope","outcome":"success","reply":false}"# + "\n")
+        try f.send(#"{"op":"record","breaker":"a","outcome":"sideways","reply":false}"# + "\n")
+        try f.send(#"{"op":"status","breaker":"a","id":1}"# + "\n")
+        try f.send(#"{"op":"ping","reply":false,"id":2}"# + "\n")
+        let answers = try f.responses()
+        #expect(answers.count == 2, "only the status and the refused ping are answered: \(answers)")
+        #expect(answers[0]["id"] == .number("1"))
+        guard case .array(let breakers)? = answers[0]["breakers"] else { Issue.record("no breakers in \(answers[0])"); return }
+        #expect(breakers.first?["consecutive_failures"] == .number("1"))
+        #expect(answers[1]["error"]?["code"] == .string("bad_request"))
+    }
+
+    @Test func aRecordFromAnOlderGenerationCannotCloseOrTripTheBreaker() throws {
+        let f = try Fixture()
+        for _ in 0..<5 { try f.send(#"{"op":"record","breaker":"a","status":503,"generation":0}"# + "\n") }
+        try f.send(#"{"op":"record","breaker":"a","outcome":"success","generation":0,"id":"late"}"# + "\n")
+        let answers = try f.responses()
+        #expect(answers[4]["state"] == .string("open"))
+        #expect(answers[5]["state"] == .string("open"), "a success the client saw in generation 0 does not touch generation 1")
+    }
+
     @Test func pipelinedRequestsSplitAcrossReadsAreAnsweredInOrder() throws {
         let f = try Fixture()
         try f.send(#"{"op":"ping","id":1}"#)

@@ -84,10 +84,22 @@ struct RequestDecoderTests {
         #expect(error.message.contains("UTF-8"))
     }
 
+    @Test func aRecordMayCarryTheGenerationItSawAndAskForNoReply() throws {
+        let envelope = try decode(#"{"op":"record","breaker":"b","outcome":"success","generation":12,"reply":false}"#).get()
+        #expect(envelope.request == .record(breaker: "b", CallReport(outcome: .success), generation: 12))
+        #expect(envelope.reply == false)
+        #expect(try decode(#"{"op":"record","breaker":"b","status":200}"#).get().reply == true)
+        #expect(error(#"{"op":"acquire","breaker":"b","reply":false}"#)?.message == #""reply": false is allowed only on "record" (every other op answers)"#)
+        #expect(error(#"{"op":"record","breaker":"b","status":200,"generation":-1}"#)?.message.hasPrefix(#""generation" must be a whole number"#) == true)
+        let wrong = error(#"{"op":"record","breaker":"b","outcome":"sideways","reply":false}"#)
+        #expect(wrong?.unanswered == true, "a record that asked for no reply gets none, even to say it was wrong")
+        #expect(error(#"{"op":"record","breaker":"b","outcome":"sideways"}"#)?.unanswered == false)
+    }
+
     @Test func longErrorTextsAreCutOnACharacterBoundary() throws {
         let long = String(repeating: "é", count: 5_000)
         let request = try decode(#"{"op":"record","breaker":"b","status":500,"error":"\#(long)"}"#).get().request
-        guard case .record(_, let report) = request, let text = report.error else { Issue.record("no error text"); return }
+        guard case .record(_, let report, _) = request, let text = report.error else { Issue.record("no error text"); return }
         #expect(text.utf8.count <= WireLimits.maxErrorBytes)
         #expect(text.hasSuffix("…"))
     }

@@ -28,6 +28,17 @@ _REOPEN_INTERVAL = 0.5
 STATES = {1: "closed", 2: "open", 3: "half_open", 4: "forced_open", 5: "disabled", 6: "metrics_only"}
 
 
+def read_slot(mapped: mmap.mmap, offset: int) -> Optional[Tuple[int, int, int, bytes]]:
+    """One slot's ``(state, flags, generation, name)`` if it was not being rewritten meanwhile, else None.
+    The seqlock's read side: the sequence, the fields, the sequence again; equal and even means whole."""
+    before = _SEQUENCE.unpack_from(mapped, offset)[0]
+    state, flags, length, generation = _FIELDS.unpack_from(mapped, offset + 4)
+    name = mapped[offset + _NAME_AT: offset + _NAME_AT + min(length, 64)]
+    if before & 1 or _SEQUENCE.unpack_from(mapped, offset)[0] != before:
+        return None
+    return state, flags, generation, name
+
+
 class StateBoard:
     """Breaker states as the sidecar posted them; one per client, shared by its threads."""
 
@@ -56,12 +67,10 @@ class StateBoard:
         offset = header + slot * size
         encoded = breaker.encode()
         for _ in range(_RETRIES):
-            # The seqlock's read side: the sequence, the fields, the sequence again; equal and even means whole.
-            before = _SEQUENCE.unpack_from(mapped, offset)[0]
-            state, flags, length, generation = _FIELDS.unpack_from(mapped, offset + 4)
-            name = mapped[offset + _NAME_AT: offset + _NAME_AT + length]
-            if before & 1 or _SEQUENCE.unpack_from(mapped, offset)[0] != before:
+            whole = read_slot(mapped, offset)
+            if whole is None:
                 continue  # being rewritten: read again
+            state, flags, generation, name = whole
             if name != encoded:
                 self._index(mapped)  # a reload moved the breakers
                 slot = self._slots.get(breaker)

@@ -3,7 +3,8 @@
 sidecar for a permit (acquire BREAKER, or route CHAIN), calls the provider
 stub the permit names, reports the result, and prints what it saw as JSON.
 
-Usage: budget_worker.py SOCKET acquire|route NAME DURATION INTERVAL PROVIDERS_JSON
+Usage: budget_worker.py SOCKET acquire|acquire-socket|route NAME DURATION INTERVAL PROVIDERS_JSON
+(acquire-socket: acquire with the client's fast path off, every call asked)
 """
 import json
 import sys
@@ -39,11 +40,11 @@ def main() -> None:
     seen = {"calls": {}, "statuses": {}, "refused": {}}
     deadline = time.monotonic() + float(duration)
     next_at = time.monotonic()
-    with Fusebox(socket, timeout=10, on_unavailable="raise") as fusebox:
+    with Fusebox(socket, timeout=10, on_unavailable="raise", fast_path=mode != "acquire-socket") as fusebox:
         while time.monotonic() < deadline:
             next_at += float(interval)
             try:
-                permit = fusebox.acquire(name) if mode == "acquire" else fusebox.route(name)
+                permit = fusebox.route(name) if mode == "route" else fusebox.acquire(name)
             except BreakerOpen as refused:
                 reason = refused.reason or "exhausted"
                 seen["refused"][reason] = seen["refused"].get(reason, 0) + 1
@@ -55,6 +56,7 @@ def main() -> None:
                 fusebox.report(permit, status=status, latency_ms=(time.monotonic() - started) * 1000,
                                retry_after_ms=retry_after_ms)
             time.sleep(max(0.0, next_at - time.monotonic()))
+        seen["fast_path"] = {"calls": fusebox.stats()["fast_path"]}
     print(json.dumps(seen))
 
 

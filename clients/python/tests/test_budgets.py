@@ -24,13 +24,13 @@ WORKERS = 8
 
 
 class ProviderStubs:
-    """`dead` answers 503 after 300 ms; `limited` is a bucket of `per_minute`
+    """`dead` answers 503 after 300 ms, `down` at once; `limited` is a bucket of `per_minute`
     requests refilled continuously and answers 429 with Retry-After above it
     (as LLM APIs describe their limits); `spare` always answers 200."""
 
     def __init__(self, per_minute: int = 120) -> None:
         self.per_minute = per_minute
-        self.calls = {"dead": 0, "limited": 0, "spare": 0}
+        self.calls = {"dead": 0, "down": 0, "limited": 0, "spare": 0}
         self.too_many = 0
         self.lock = threading.Lock()
         self.level = float(per_minute)
@@ -70,6 +70,8 @@ class ProviderStubs:
                 self.level -= 1
         if name == "dead":
             time.sleep(0.3)
+            return 503, {}
+        if name == "down":
             return 503, {}
         return 200, {}
 
