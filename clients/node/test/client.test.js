@@ -2,15 +2,13 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { mkdtempSync, writeFileSync, existsSync, rmSync, readdirSync, readFileSync } from 'node:fs';
+import { rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve, dirname } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import net from 'node:net';
 import { Fusebox, BreakerOpen, ChainExhausted, SidecarUnavailable, classifyError } from '../index.js';
+import { binary, startSidecar as startSidecarWith } from './sidecar.js';
 
-const here = dirname(fileURLToPath(import.meta.url));
-const binary = process.env.FUSEBOX_BINARY ?? resolve(here, '../../../.build/debug/fusebox');
 const config = `
 socket: ./fusebox.sock
 admin_socket: ./fusebox-admin.sock
@@ -23,20 +21,7 @@ breakers: { openai: {}, anthropic: { capabilities: [vision] }, ollama: {}, meter
 chains: { llm: [openai, anthropic, ollama] }
 `;
 
-async function startSidecar() {
-  const folder = mkdtempSync(join(tmpdir(), 'fusebox-node-'));
-  writeFileSync(join(folder, 'fusebox.yaml'), config);
-  const child = spawn(binary, ['serve', '--config', 'fusebox.yaml'], { cwd: folder, stdio: 'ignore' });
-  const socket = join(folder, 'fusebox.sock');
-  const adminSocket = join(folder, 'fusebox-admin.sock');
-  // Both sockets: the admin one is bound just after the main one.
-  for (let i = 0; i < 500 && !(existsSync(socket) && existsSync(adminSocket)); i++) await new Promise((r) => setTimeout(r, 20));
-  assert.ok(existsSync(socket), 'the sidecar did not start');
-  return {
-    folder, socket, adminSocket: join(folder, 'fusebox-admin.sock'), pid: child.pid,
-    stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }),
-  };
-}
+const startSidecar = () => startSidecarWith(config);
 
 function admin(sidecar, line) {
   return new Promise((resolveLine, reject) => {

@@ -155,3 +155,24 @@ def test_with_the_fast_path_a_down_provider_sees_no_more_calls_than_the_trip_all
     assert fast == reached["acquire"], "every call before the trip went on the fast path"
     for calls in reached.values():
         assert threshold <= calls <= threshold + WORKERS - 1
+
+
+def test_the_asyncio_client_takes_the_same_fast_path(sidecar):
+    import asyncio
+
+    from fusebox import AsyncFusebox
+
+    wait_for_state_file(sidecar)
+
+    async def scenario():
+        fb = AsyncFusebox(sidecar.socket)
+        async with fb.guard("openai"):
+            pass
+        permit = await fb.acquire("openai")
+        assert permit.fast and permit.generation == 0
+        assert await fb.report(permit, status=503) == "closed", "a failure waits for its answer"
+        assert (await fb.status("openai"))[0]["consecutive_failures"] == 1
+        assert fb.stats()["fast_path"] == 2
+        await fb.close()
+
+    asyncio.run(scenario())

@@ -1,0 +1,121 @@
+// The Node client's fast path against the real sidecar: a closed breaker is
+// called on the state file's word, and anything untrustworthy means asking the socket.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync, writeFileSync, unlinkSync, rmSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Fusebox, BreakerOpen } from '../index.js';
+import { startSidecar } from './sidecar.js';
+
+const config = `
+socket: ./fusebox.sock
+admin_socket: ./fusebox-admin.sock
+http: off
+store: off
+defaults:
+  trip: { consecutive_failures: 3, window: off }
+  open: { duration: 60s, jitter: 0, backoff: off }
+breakers: { openai: {}, capped: { max_in_flight: 2 } }
+`;
+const clientDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+async function stateFile(sidecar) {
+  const path = `${sidecar.socket}.state`;
+  for (let i = 0; i < 500; i++) {
+    try { readFileSync(path); return path; } catch { await new Promise((r) => setTimeout(r, 20)); }
+  }
+  assert.fail('the sidecar never posted its state file');
+}
+
+/** Runs `body` (with `fb` a client of `socket`) in another Node process; resolves with what it printed. */
+function otherProcess(socket, body) {
+  const program = `import { Fusebox } from ${JSON.stringify(join(clientDirectory, 'index.js'))};
+    const fb = new Fusebox({ socketPath: ${JSON.stringify(socket)} });
+    ${body}
+    fb.close();`;
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--input-type=module', '-e', program], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout.on('data', (d) => { out += d; });
+    child.once('exit', (code) => (code === 0 ? resolve(out.trim()) : reject(new Error(`exited ${code}`))));
+  });
+}
+
+test('a closed breaker is called without asking; a breaker opened by another process is refused by the socket', async () => {
+  const sidecar = await startSidecar(config);
+  try {
+    await stateFile(sidecar);
+    const fb = new Fusebox({ socketPath: sidecar.socket });
+    const permit = await fb.acquire('openai');
+    assert.equal(permit.id, null);
+    assert.equal(permit.generation, 0);
+    await fb.report(permit, { outcome: 'success' });
+    assert.equal((await fb.acquire('capped')).generation, undefined, 'a budget is asked about');
+    const printed = await otherProcess(sidecar.socket, `
+      for (let i = 0; i < 3; i++) {
+        await fb.guard('openai', async () => { throw Object.assign(new Error('down'), { code: 'ECONNREFUSED' }); }).catch(() => {});
+      }
+      console.log(fb.stats().fastPath, (await fb.status('openai'))[0].state);`);
+    assert.equal(printed, '3 open', 'the other process took the fast path and tripped the breaker');
+    await assert.rejects(fb.guard('openai', () => 1), (error) => error instanceof BreakerOpen && error.state === 'open');
+    assert.equal(fb.stats().fastPath, 1);
+    fb.close();
+  } finally {
+    await sidecar.stop();
+    rmSync(sidecar.folder, { recursive: true, force: true });
+  }
+});
+
+test('a stale or corrupt state file, or a restarted sidecar, is noticed', async () => {
+  const sidecar = await startSidecar(config);
+  try {
+    const path = await stateFile(sidecar);
+    const real = readFileSync(path);
+    unlinkSync(path);
+    const stale = Buffer.from(real);
+    stale.writeBigUInt64LE(BigInt(Date.now() - 60_000), 32);
+    const future = Buffer.from(real);
+    future.writeUInt32LE(2, 8);  // a version this client does not know
+    future.writeBigUInt64LE(BigInt(Date.now() + 60_000), 32);
+    for (const [what, bytes] of [['stale heartbeat', stale], ['unknown version', future], ['truncated', real.subarray(0, 40)]]) {
+      writeFileSync(path, bytes);
+      const fb = new Fusebox({ socketPath: sidecar.socket });
+      const permit = await fb.acquire('openai');
+      assert.ok(permit.id !== null && permit.generation === undefined, `${what}: asked the socket`);
+      await fb.report(permit, { outcome: 'success' });
+      assert.equal(fb.stats().fastPath, 0, what);
+      fb.close();
+      unlinkSync(path);
+    }
+    // A restart: the first sidecar stops, a second starts in the same folder with a new boot id.
+    const fb = new Fusebox({ socketPath: sidecar.socket, reconnectIntervalMs: 50 });
+    await sidecar.stop();
+    const second = await startSidecar(config, sidecar.folder);
+    try {
+      await stateFile(second);
+      const permit = await fb.acquire('openai');
+      assert.equal(permit.generation, 0, 'the new file is used');
+      assert.equal(await fb.report(permit, { status: 503 }), 'closed');
+      assert.equal((await fb.status('openai'))[0].consecutive_failures, 1, 'the record reached the new sidecar');
+      const again = await fb.acquire('openai');
+      const first = fb.board.bootId;
+      await second.stop();
+      const third = await startSidecar(config, sidecar.folder);
+      try {
+        await stateFile(third);
+        await new Promise((r) => setTimeout(r, 600));  // past the client's pause between looks for the file
+        await fb.report(again, { outcome: 'success' });
+        assert.ok((await fb.acquire('openai')).generation === 0);
+        assert.notEqual(fb.board.bootId, first);
+        assert.equal(fb.board.restarts, 1);
+      } finally { await third.stop(); }
+    } finally {
+      fb.close();
+      await second.stop();
+    }
+  } finally {
+    rmSync(sidecar.folder, { recursive: true, force: true });
+  }
+});
