@@ -79,33 +79,3 @@ func readText(_ path: String) -> String? {
     }
     return String(decoding: bytes, as: UTF8.self)
 }
-
-/// A minimal echo of lines on a Unix socket: the floor any server on this
-/// machine can reach with the same client.
-final class EchoServer: @unchecked Sendable {
-    private let listener: Int32
-    private var thread: BenchThread?
-
-    init(path: String) throws {
-        listener = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard UnixAddress.bind(listener, to: path) == 0, listen(listener, 16) == 0 else { throw BenchError("echo bind failed") }
-        let socketFD = self.listener
-        thread = BenchThread {
-            let fd = accept(socketFD, nil, nil)
-            guard fd >= 0 else { return }
-            var buffer = [UInt8](repeating: 0, count: 65_536)
-            while true {
-                let count = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
-                if count <= 0 { break }
-                _ = buffer.withUnsafeBytes { send(fd, $0.baseAddress, count, Int32(MSG_NOSIGNAL)) }
-            }
-            close(fd)
-        }
-    }
-
-    func stop() {
-        shutdown(listener, Int32(SHUT_RDWR))
-        close(listener)
-        thread?.join()
-    }
-}

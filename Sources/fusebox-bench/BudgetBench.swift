@@ -40,7 +40,7 @@ enum BudgetBench {
         let folder = try BenchFolder()
         let sidecar = try SidecarChild(folder: folder, breakers: 3, extraConfig: extraConfig)
         defer { sidecar.stop() }
-        let latency = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips, echo: false)
+        let latency = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips)
         let (decisions, elapsed) = try SocketBench.pipelined(path: sidecar.socket, connections: 8, seconds: seconds)
         return (latency, Double(decisions) / elapsed)
     }
@@ -54,7 +54,7 @@ enum BudgetBench {
             folder: folder, breakers: 3, extraConfig: "defaults: { max_in_flight: 1, queue: { max: 1000, timeout: 1h } }"
         )
         defer { sidecar.stop() }
-        let before = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips, echo: false, breakers: ["anthropic"])
+        let before = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips, breakers: ["anthropic"])
         let holder = try LineClient(path: sidecar.socket)
         _ = try holder.request(#"{"op":"acquire","breaker":"openai"}"#)
         var waiting: [LineClient] = []
@@ -68,7 +68,7 @@ enum BudgetBench {
         guard case .array(let snapshots)? = status["breakers"], snapshots.first?["queued"] == .number("500") else {
             throw BenchError("openai's queue did not fill: \(status)")
         }
-        let during = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips, echo: false, breakers: ["anthropic"])
+        let during = try SocketBench.latencies(path: sidecar.socket, pairs: roundTrips, breakers: ["anthropic"])
         print("queue isolation: openai has 500 acquires queued behind one held permit")
         print("anthropic round trip (µs)   p50      p99")
         print("openai queue empty        \(SocketBench.fmt(before.p50))  \(SocketBench.fmt(before.p99))")

@@ -20,13 +20,16 @@ enum FleetBench {
         }
         let fleetYAML = { (name: String) in "fleet: { postgres: \"\(url)\", name: \(name) }\ninstance: \(name)-host\n" }
 
-        // 1. The decision path: acquire+report pairs, fleet off then on (a shared breaker, never tripping).
+        // 1. The decision path: acquire+report pairs from the C client, fleet off then on (a shared breaker,
+        // never tripping), over the C line echo in its own process as the floor (as `fusebox-bench socket`).
         let pairs = 20_000
         let folder = try BenchFolder()
-        let echo = try EchoServer(path: folder.path + "/echo.sock")
-        let floor = try SocketBench.latencies(path: folder.path + "/echo.sock", pairs: pairs, echo: true)
+        let tools = try SocketFloor.build(in: folder)
+        let echoSocket = folder.path + "/c-echo.sock"
+        let echo = try ServerProcess([tools.echo, echoSocket], waitingFor: echoSocket)
+        let floor = try SocketFloor.pairs(tools, socket: echoSocket, pairs: pairs)
         echo.stop()
-        var rows: [(String, SocketBench.Percentiles)] = [("echo baseline", floor)]
+        var rows: [(String, SocketBench.Percentiles)] = [("C line echo (floor)", floor)]
         for (label, extra) in [("fleet off", ""), ("fleet on", fleetYAML("benchsocket")), ("fleet off (again)", ""),
                                ("fleet on (again)", fleetYAML("benchsocket"))] {
             let childFolder = try BenchFolder()
@@ -34,10 +37,10 @@ enum FleetBench {
                 let child = try SidecarChild(folder: childFolder, breakers: 3, store: true, extraConfig: extra)
                 defer { child.stop() }
                 usleep(500_000)
-                rows.append((label, try SocketBench.latencies(path: child.socket, pairs: pairs, echo: false)))
+                rows.append((label, try SocketFloor.pairs(tools, socket: child.socket, pairs: pairs)))
             }
         }
-        say("socket path, \(pairs) sequential acquire+report pairs (µs)   p50      p99   p50/echo")
+        say("socket path, \(pairs) sequential acquire+report pairs from a C client (µs)   p50      p99   ×C echo")
         for (label, value) in rows {
             say("  \(label.padding(toLength: 44, withPad: " ", startingAt: 0)) \(SocketBench.fmt(value.p50))  \(SocketBench.fmt(value.p99))   \(SocketBench.fmt(value.p50 / floor.p50))")
         }

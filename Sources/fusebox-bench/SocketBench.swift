@@ -92,7 +92,7 @@ enum SocketBench {
 
     /// Each sample is one acquire round trip plus one report round trip, in µs per round trip.
     static func latencies(
-        path: String, pairs: Int, echo: Bool, breakers: [String] = ["openai", "anthropic", "ollama"]
+        path: String, pairs: Int, breakers: [String] = ["openai", "anthropic", "ollama"]
     ) throws -> Percentiles {
         let client = try LineClient(path: path)
         var samples: [Double] = []
@@ -105,7 +105,7 @@ enum SocketBench {
             guard let answer = try client.readLine() else { throw BenchError("closed") }
             var elapsed = ContinuousClock.now - start
             if i >= 1_000 { samples.append(Double(elapsed.nanosecondsClamped) / 1_000) }
-            let permit = echo ? "1000000" : permitText(answer)
+            let permit = permitText(answer)
             let report = #"{"op":"report","permit":"\#(permit)","outcome":"success","latency_ms":120}"#
             start = ContinuousClock.now
             try client.write(report)
