@@ -145,10 +145,17 @@ public struct JSONParser {
         position += 1
         let start = position
         // Fast path: no escapes.
-        while let byte = peek, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\"), byte >= 0x20 { position += 1 }
+        var ascii = true
+        while let byte = peek, byte != UInt8(ascii: "\""), byte != UInt8(ascii: "\\"), byte >= 0x20 {
+            ascii = ascii && byte < 0x80
+            position += 1
+        }
         if peek == UInt8(ascii: "\"") {
             let raw = UnsafeRawBufferPointer(rebasing: bytes[start..<position])
             position += 1
+            // ASCII (names, ops, permits: nearly every string here) needs no validation, and skipping
+            // the generic validating initializer saves a metadata lookup per string on the decision path.
+            if ascii { return String(decoding: raw, as: UTF8.self) }
             guard let text = String(validating: raw, as: UTF8.self) else { throw fail("a string is not valid UTF-8") }
             return text
         }

@@ -84,6 +84,16 @@ struct RequestDecoderTests {
         #expect(error.message.contains("UTF-8"))
     }
 
+    @Test func asciiAndMultiByteNamesReadBackExactly() throws {
+        // ASCII takes the parser's unvalidated path; anything else is validated.
+        for name in ["openai", "ollama-eu_2", "café", "模型", "🔥x"] {
+            let request = try decode(#"{"op":"acquire","breaker":"\#(name)"}"#).get().request
+            #expect(request == .acquire(breaker: name))
+        }
+        let overlong: [UInt8] = Array(#"{"op":"acquire","breaker":"a"#.utf8) + [0xC0, 0xAF] + Array(#""}"#.utf8)
+        #expect(overlong.withUnsafeBytes { RequestDecoder.decode($0) }.failureCode == .badJSON)
+    }
+
     @Test func aRecordMayCarryTheGenerationItSawAndAskForNoReply() throws {
         let envelope = try decode(#"{"op":"record","breaker":"b","outcome":"success","generation":12,"reply":false}"#).get()
         #expect(envelope.request == .record(breaker: "b", CallReport(outcome: .success), generation: 12))
@@ -158,5 +168,12 @@ struct TimestampTests {
         for text in ["2024-02-29", "2000-02-29", "2026-01-31", "2026-12-31T23:59:59Z"] {
             #expect(Timestamp(rfc3339: text) != nil, "\(text)")
         }
+    }
+}
+
+extension Result where Failure == WireError {
+    var failureCode: ErrorCode? {
+        if case .failure(let error) = self { return error.code }
+        return nil
     }
 }
