@@ -56,10 +56,16 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         defer { close(fd) }
         var info = stat()
         fstat(fd, &info)
-        guard fchmod(fd, mode_t(readableMode(socketMode))) == 0, ftruncate(fd, off_t(size)) == 0 else {
-            let problem = failure("cannot size \(dataPath)")
+        guard fchmod(fd, mode_t(readableMode(socketMode))) == 0 else {
+            let problem = failure("cannot set the mode of \(dataPath)")
             unlink(dataPath)
             throw problem
+        }
+        // Allocated, not just sized: a full tmpfs refuses here rather than with SIGBUS at the first write.
+        let allocated = posix_fallocate(fd, 0, off_t(size))
+        guard allocated == 0 else {
+            unlink(dataPath)
+            throw Problem(description: "cannot allocate \(size) bytes for \(dataPath): \(String(cString: strerror(allocated)))")
         }
         guard let mapped = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0), mapped != MAP_FAILED else {
             let problem = failure("cannot map \(dataPath)")

@@ -256,7 +256,7 @@ export class Fusebox extends EventEmitter {
       return (await this.request(message)).state ?? null;
     } catch (error) {
       if (error instanceof SidecarUnavailable) return null;
-      if (error instanceof ProtocolError && error.code === 'unknown_permit') return null;
+      if (error instanceof ProtocolError && ['unknown_permit', 'unknown_breaker'].includes(error.code)) return null;
       throw error;
     }
   }

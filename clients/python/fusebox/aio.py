@@ -120,7 +120,7 @@ class AsyncFusebox(ClientPolicy):
         except SidecarUnavailable:
             return None
         except ProtocolError as problem:
-            if problem.code == "unknown_permit":
+            if problem.code in ("unknown_permit", "unknown_breaker"):  # as Fusebox.report
                 return None
             raise
 

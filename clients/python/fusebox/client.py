@@ -154,8 +154,9 @@ class Fusebox(ClientPolicy):
         except SidecarUnavailable:
             return None  # the sidecar went away: it released the permit itself
         except ProtocolError as problem:
-            if problem.code == "unknown_permit":
-                log.debug("fusebox: %s", problem)  # expired, or released by a reconnect
+            if problem.code in ("unknown_permit", "unknown_breaker"):
+                # Expired, or released by a reconnect; or a fast permit's breaker removed by a reload.
+                log.debug("fusebox: %s", problem)
                 return None
             raise
 
