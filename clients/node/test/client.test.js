@@ -7,19 +7,13 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
 import { Fusebox, BreakerOpen, ChainExhausted, SidecarUnavailable, classifyError } from '../index.js';
-import { binary, startSidecar as startSidecarWith } from './sidecar.js';
+import { binary, sidecarConfig, startSidecar as startSidecarWith } from './sidecar.js';
 
-const config = `
-socket: ./fusebox.sock
-admin_socket: ./fusebox-admin.sock
-http: off
-store: off
-defaults:
-  trip: { consecutive_failures: 3, window: off }
-  open: { duration: 500ms, jitter: 0, backoff: off }
-breakers: { openai: {}, anthropic: { capabilities: [vision] }, ollama: {}, metered: { tokens: { budget: 1000, per: 1m } } }
-chains: { llm: [openai, anthropic, ollama] }
-`;
+const config = sidecarConfig({
+  open: '500ms',
+  breakers: '{ openai: {}, anthropic: { capabilities: [vision] }, ollama: {}, metered: { tokens: { budget: 1000, per: 1m } } }',
+  chains: '{ llm: [openai, anthropic, ollama] }',
+});
 
 const startSidecar = () => startSidecarWith(config);
 

@@ -7,18 +7,9 @@ import { readFileSync, writeFileSync, unlinkSync, rmSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fusebox, BreakerOpen } from '../index.js';
-import { startSidecar } from './sidecar.js';
+import { sidecarConfig, startSidecar } from './sidecar.js';
 
-const config = `
-socket: ./fusebox.sock
-admin_socket: ./fusebox-admin.sock
-http: off
-store: off
-defaults:
-  trip: { consecutive_failures: 3, window: off }
-  open: { duration: 60s, jitter: 0, backoff: off }
-breakers: { openai: {}, capped: { max_in_flight: 2 } }
-`;
+const config = sidecarConfig({ open: '60s', breakers: '{ openai: {}, capped: { max_in_flight: 2 } }' });
 const clientDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
 
 async function stateFile(sidecar) {

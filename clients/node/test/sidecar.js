@@ -9,6 +9,21 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const binary = process.env.FUSEBOX_BINARY ?? resolve(here, '../../../.build/debug/fusebox');
 
+/** A test configuration: no HTTP, no store, trips at 3 failures in a row, opens for `open` without backoff. */
+export function sidecarConfig({ open, breakers, chains = '{}' }) {
+  return `
+socket: ./fusebox.sock
+admin_socket: ./fusebox-admin.sock
+http: off
+store: off
+defaults:
+  trip: { consecutive_failures: 3, window: off }
+  open: { duration: ${open}, jitter: 0, backoff: off }
+breakers: ${breakers}
+chains: ${chains}
+`;
+}
+
 export async function startSidecar(config, folder = mkdtempSync(join(tmpdir(), 'fusebox-node-'))) {
   writeFileSync(join(folder, 'fusebox.yaml'), config);
   const child = spawn(binary, ['serve', '--config', 'fusebox.yaml'], { cwd: folder, stdio: 'ignore' });
