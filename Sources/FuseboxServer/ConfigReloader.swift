@@ -133,7 +133,7 @@ public struct ConfigReloader: Service {
             RestartOnly("max_connections", \.maxConnections), RestartOnly("max_admin_connections", \.maxAdminConnections),
             RestartOnly("max_permits_per_connection", \.maxPermitsPerConnection), RestartOnly("idle_timeout", \.idleTimeout),
             RestartOnly("redact_errors", \.redactErrors), RestartOnly("shutdown_timeout", \.shutdownTimeout),
-            RestartOnly("watch_config", \.watchConfig),
+            RestartOnly("watch_config", \.watchConfig), RestartOnly("fast_path", \.fastPath),
             RestartOnly("http", \.http), RestartOnly("http_max_connections", \.httpMaxConnections),
             RestartOnly("http_header_timeout", \.httpHeaderTimeout), RestartOnly("http_idle_timeout", \.httpIdleTimeout),
             RestartOnly("http_json", \.httpJSON), RestartOnly("store", \.store), RestartOnly("log", \.log),
