@@ -71,6 +71,13 @@ struct ConfigLoaderTests {
         #expect(try load("store: \"off.db\"").store == "off.db")
     }
 
+    @Test func theFastPathIsOnUnlessSwitchedOff() throws {
+        #expect(try load("").fastPath)
+        #expect(try load("fast_path: false\n").fastPath == false)
+        let error = try #require(failure("fast_path: sometimes\n"))
+        #expect(error.key == "fast_path" && error.line == 1)
+    }
+
     @Test func rulesCanBeSwitchedOff() throws {
         let config = try load("""
         defaults:
