@@ -221,6 +221,15 @@ public final class Engine: Sendable {
         registry.withLock { registry in registry.chains[name].map { $0.members.map { registry.breakers[$0].name } } }
     }
 
+    /// Every chain's members and strategy, in configured order (for `hello`).
+    public var chainDescriptions: [(name: String, members: [String], strategy: String)] {
+        registry.withLock { registry in
+            registry.chainNames.compactMap { name in
+                registry.chains[name].map { (name, $0.members.map { registry.breakers[$0].name }, $0.strategy.name) }
+            }
+        }
+    }
+
     public var permitsInFlight: Int { registry.withLock { $0.permits.inFlight } }
 
     /// Permits `owner` holds now (0 once it is closed).

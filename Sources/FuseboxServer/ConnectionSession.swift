@@ -88,8 +88,9 @@ public final class ConnectionSession {
             if let version, version != WireLimits.protocolVersion {
                 throw WireError(.unsupportedProtocol, "this server speaks protocol \(WireLimits.protocolVersion); the client asked for \(version)")
             }
-            let chains = engine.chainNames.map { ($0, engine.chain($0) ?? []) }
-            var reply = Reply(bytes: ResponseEncoder.hello(id, server: serverName, breakers: engine.breakerNames, chains: chains))
+            var reply = Reply(bytes: ResponseEncoder.hello(
+                id, server: serverName, breakers: engine.breakerNames, chains: engine.chainDescriptions
+            ))
             reply.clientFailOpen = failOpen
             return reply
         case .acquire(let breaker, let cost, let timeoutMs):

@@ -29,13 +29,19 @@ public enum ResponseEncoder {
         return writer.finish()
     }
 
-    public static func hello(_ id: RequestID?, server: String, breakers: [String], chains: [(String, [String])]) -> [UInt8] {
+    public static func hello(
+        _ id: RequestID?, server: String, breakers: [String], chains: [(name: String, members: [String], strategy: String)]
+    ) -> [UInt8] {
         var writer = start(id, ok: true)
         writer.string("server", server)
         writer.int("protocol", WireLimits.protocolVersion)
         writer.stringArray("breakers", breakers)
         writer.object("chains") { inner in
-            for (name, members) in chains { inner.value(name, .array(members.map { .string($0) })) }
+            for chain in chains { inner.value(chain.name, .array(chain.members.map { .string($0) })) }
+        }
+        // Clients take the fast path for a route only along an ordered chain: they need to know which are.
+        writer.object("strategies") { inner in
+            for chain in chains { inner.value(chain.name, .string(chain.strategy)) }
         }
         return writer.finish()
     }

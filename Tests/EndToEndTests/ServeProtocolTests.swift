@@ -13,6 +13,7 @@ struct ServeProtocolTests {
         #expect(hello["protocol"] == .number("1"))
         #expect(hello["breakers"] == .array(["openai", "anthropic", "ollama", "shortlease"].map { .string($0) }))
         #expect(hello["chains"]?["llm"] == .array([.string("openai"), .string("anthropic"), .string("ollama")]))
+        #expect(hello["strategies"]?["llm"] == .string("ordered"))
         guard case .string(let server)? = hello["server"] else { Issue.record("no server"); return }
         #expect(server.hasPrefix("fusebox "))
         let wrong = try client.request(#"{"op":"hello","protocol":2}"#)

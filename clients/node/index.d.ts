@@ -151,6 +151,8 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
   readonly socketPath: string;
   timeoutMs: number;
   chains: Record<string, string[]>;
+  /** Each chain's strategy, as the sidecar's hello said (`ordered` chains may take the fast path). */
+  strategies: Record<string, 'ordered' | 'fastest' | 'cheapest' | 'weighted'>;
   /** Counters since the client was made. */
   stats(): { failOpen: number; timeouts: number; unreachable: number; fastPath: number };
   request(message: Record<string, unknown>, options?: CallOptions & { timeoutMs?: number }): Promise<Record<string, any>>;

@@ -134,6 +134,8 @@ export class Fusebox extends EventEmitter {
     this.nextAttempt = 0;
     /** Chains as the sidecar last described them (hello), for fail-open routing. */
     this.chains = options.chains ?? {};
+    /** Each chain's strategy (hello): only an ordered chain's route may take the fast path. */
+    this.strategies = {};
     this.counts = { failOpen: 0, timeouts: 0, unreachable: 0, fastPath: 0 };
     this.board = options.fastPath === false ? null : new StateBoard(this.socketPath);
     this.unreportedFailOpen = 0;
@@ -192,12 +194,8 @@ export class Fusebox extends EventEmitter {
    * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
    */
   async acquire(breaker, { cost, timeoutMs = this.timeoutMs, signal } = {}) {
-    const seen = this.board?.read(breaker);
-    if (seen?.admitsLocally) {
-      checkAborted(signal);
-      this.counts.fastPath += 1;
-      return { id: null, breaker, probe: false, degraded: false, generation: seen.generation };
-    }
+    const fast = this.#fastPermit(breaker, signal);
+    if (fast) return fast;
     let answer;
     // timeout_ms: the sidecar refuses a queued acquire before this client would give up on it.
     const message = { op: 'acquire', breaker, timeout_ms: Math.floor(timeoutMs) };
@@ -219,6 +217,12 @@ export class Fusebox extends EventEmitter {
    * @param {string} chain @param {string[]} [exclude] @param {{cost?: number, requires?: string[], signal?: AbortSignal}} [options]
    */
   async route(chain, exclude = [], { cost, requires, signal } = {}) {
+    // The fast path: an ordered chain whose first member admits locally, nothing excluded or required.
+    const first = this.chains[chain]?.[0];
+    if (!exclude.length && !requires?.length && this.strategies[chain] === 'ordered' && first !== undefined) {
+      const fast = this.#fastPermit(first, signal);
+      if (fast) return { ...fast, strategy: 'ordered', why: 'order', figure: null };
+    }
     const message = { op: 'route', chain, exclude };
     if (cost != null) message.cost = cost;
     if (requires?.length) message.requires = requires;
@@ -462,6 +466,7 @@ export class Fusebox extends EventEmitter {
         this.request(hello)
           .then((answer) => {
             this.chains = answer.chains ?? this.chains;
+            this.strategies = answer.strategies ?? this.strategies;
             this.unreportedFailOpen -= hello.fail_open ?? 0;
           })
           .catch(() => {});
@@ -480,6 +485,15 @@ export class Fusebox extends EventEmitter {
       });
     }).finally(() => { this.connecting = null; });
     return this.connecting;
+  }
+
+  /** A permit without asking when the state file says `breaker` admits every call, else null. */
+  #fastPermit(breaker, signal) {
+    const seen = this.board?.read(breaker);
+    if (!seen?.admitsLocally) return null;
+    checkAborted(signal);
+    this.counts.fastPath += 1;
+    return { id: null, breaker, probe: false, degraded: false, generation: seen.generation };
   }
 
   /** Writes a request that is never answered (`"reply": false`); lost if the sidecar is gone. */

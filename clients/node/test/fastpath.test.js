@@ -110,3 +110,28 @@ test('a stale or corrupt state file, or a restarted sidecar, is noticed', async 
     rmSync(sidecar.folder, { recursive: true, force: true });
   }
 });
+
+test('an ordered chain routes to its first member without asking, until a route would skip it', async () => {
+  const sidecar = await startSidecar(sidecarConfig({
+    open: '60s', breakers: '{ openai: {}, anthropic: {} }',
+    chains: '{ llm: [openai, anthropic], quick: { breakers: [openai, anthropic], strategy: fastest } }',
+  }));
+  try {
+    await stateFile(sidecar);
+    const fb = new Fusebox({ socketPath: sidecar.socket });
+    await fb.status();  // the hello tells the client each chain's members and strategy
+    const permit = await fb.route('llm');
+    assert.deepEqual([permit.id, permit.breaker, permit.strategy, permit.why], [null, 'openai', 'ordered', 'order']);
+    await fb.report(permit, { outcome: 'success' });
+    assert.notEqual((await fb.route('quick')).id, null, 'a fastest chain asks');
+    assert.notEqual((await fb.route('llm', ['openai'])).id, null, 'a route that skips a member asks');
+    for (let i = 0; i < 3; i++) await fb.report(await fb.acquire('openai'), { status: 503 });
+    const routed = await fb.route('llm');
+    assert.deepEqual([routed.id !== null, routed.breaker], [true, 'anthropic']);
+    assert.equal(fb.stats().fastPath, 4);
+    fb.close();
+  } finally {
+    await sidecar.stop();
+    rmSync(sidecar.folder, { recursive: true, force: true });
+  }
+});

@@ -93,6 +93,9 @@ class AsyncFusebox(ClientPolicy):
 
     async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
                         requires: Sequence[str] = ()) -> Permit:
+        fast = self._fast_route(chain, exclude, cost, requires)
+        if fast is not None:
+            return fast
         try:
             answer = await self.request(self._route_message(chain, exclude, cost, requires))
         except SidecarUnavailable:
@@ -221,8 +224,7 @@ class AsyncFusebox(ClientPolicy):
                 self._note_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         self._hello_sent(greeting)
-        if isinstance(hello.get("chains"), dict):
-            self.chains = hello["chains"]
+        self._learn(hello)
         return connection
 
 

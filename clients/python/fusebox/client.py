@@ -127,6 +127,9 @@ class Fusebox(ClientPolicy):
     def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
               requires: Sequence[str] = ()) -> Permit:
         """A permit from the first breaker of ``chain`` that grants one."""
+        fast = self._fast_route(chain, exclude, cost, requires)
+        if fast is not None:
+            return fast
         try:
             answer = self.request(self._route_message(chain, exclude, cost, requires))
         except SidecarUnavailable:
@@ -268,8 +271,7 @@ class Fusebox(ClientPolicy):
                 self._mark_down(error)
             raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
         self._hello_sent(greeting)
-        if isinstance(hello.get("chains"), dict):
-            self.chains = hello["chains"]
+        self._learn(hello)
         return connection
 
     def _give(self, connection: _Connection) -> None:

@@ -73,6 +73,8 @@ class ClientPolicy:
         # Chains as the sidecar last described them (hello), so that while it
         # is unreachable a chain is still walked in its order.
         self.chains: Dict[str, List[str]] = dict(chains or {})
+        # Each chain's strategy, from the same hello: only an ordered chain's route may take the fast path.
+        self.strategies: Dict[str, str] = {}
         self._down_since: Optional[float] = None
         self._next_attempt = 0.0
         # What stats() reports; fail-opens not yet told to the sidecar go in the next hello.
@@ -149,6 +151,24 @@ class ClientPolicy:
             return None
         self._count("fast_path")
         return Permit(None, breaker, generation=seen[1])
+
+    def _fast_route(self, chain: str, exclude: Sequence[str], cost: Optional[int],
+                    requires: Sequence[str]) -> Optional[Permit]:
+        """A route without asking: only along an ``ordered`` chain whose first member admits locally,
+        with nothing excluded or required (a route that would skip a member asks the sidecar)."""
+        if exclude or requires or self.strategies.get(chain) != "ordered" or not self.chains.get(chain):
+            return None
+        permit = self._fast_permit(self.chains[chain][0])
+        if permit is not None:
+            permit.strategy, permit.why = "ordered", "order"
+        return permit
+
+    def _learn(self, hello: Dict[str, Any]) -> None:
+        """What a hello answer says about chains: their members and strategies."""
+        if isinstance(hello.get("chains"), dict):
+            self.chains = hello["chains"]
+        if isinstance(hello.get("strategies"), dict):
+            self.strategies = hello["strategies"]
 
     @staticmethod
     def _report_message(permit: Permit, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:

@@ -176,3 +176,28 @@ def test_the_asyncio_client_takes_the_same_fast_path(sidecar):
         await fb.close()
 
     asyncio.run(scenario())
+
+
+def test_an_ordered_chain_routes_to_its_first_member_without_asking_until_it_would_skip(stopped_sidecar):
+    from conftest import CONFIG
+    (stopped_sidecar.folder / "fusebox.yaml").write_text(
+        CONFIG.replace("chains: { llm: [openai, anthropic, ollama] }",
+                       "chains: { llm: [openai, anthropic, ollama], quick: { breakers: [openai, anthropic], strategy: fastest } }"))
+    sidecar = stopped_sidecar.start()
+    wait_for_state_file(sidecar)
+    try:
+        with Fusebox(sidecar.socket) as fb:
+            fb.status()  # the first connection's hello tells the client each chain's members and strategy
+            permit = fb.route("llm")
+            assert permit.fast and permit.breaker == "openai" and (permit.strategy, permit.why) == ("ordered", "order")
+            fb.report(permit, outcome="success")
+            assert not fb.route("quick").fast, "a fastest chain's choice is the sidecar's to make"
+            assert not fb.route("llm", exclude=["openai"]).fast, "a route that skips a member asks"
+            for _ in range(3):
+                fb.report(fb.acquire("openai"), status=503)
+            routed = fb.route("llm")
+            assert not routed.fast and routed.breaker == "anthropic", "openai is open: the sidecar skips it"
+            fb.report(routed, outcome="success")
+            assert fb.stats()["fast_path"] == 1 + 3
+    finally:
+        sidecar.stop()
