@@ -181,6 +181,37 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
             throw problem
         }
         if let leftover, leftover != dataPath { unlink(leftover) }
+        if linked { Self.sweepAbandoned(except: dataPath) }
+    }
+
+    /// Removes files in /dev/shm that sidecars of this user left when they
+    /// were killed and never restarted on the same socket: the writer's pid
+    /// is gone and the heartbeat is over a minute old. Both, because in a pod
+    /// /dev/shm may be shared with sidecars whose pids this one cannot see;
+    /// those keep their heartbeat fresh.
+    static func sweepAbandoned(except ours: String, folder: String = "/dev/shm", now: UInt64 = unixMilliseconds()) {
+        guard let directory = opendir(folder) else { return }
+        defer { closedir(directory) }
+        let prefix = "fusebox-\(getuid())-"
+        while let entry = readdir(directory) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            let path = folder + "/" + name
+            guard name.hasPrefix(prefix), name.hasSuffix(".state"), path != ours, let header = readHeader(path) else { continue }
+            let (heartbeat, pid) = header
+            let writerGone = pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)
+            if writerGone, heartbeat + 60_000 < now { unlink(path) }
+        }
+    }
+
+    /// The heartbeat and pid of a state file, if it is one.
+    private static func readHeader(_ path: String) -> (heartbeat: UInt64, pid: pid_t)? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+        guard fd >= 0 else { return nil }
+        defer { close(fd) }
+        var header = [UInt8](repeating: 0, count: StateFileLayout.headerBytes)
+        guard read(fd, &header, header.count) == header.count, Array(header[0..<8]) == StateFileLayout.magic else { return nil }
+        let field = { (offset: Int, size: Int) in header[offset..<(offset + size)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
+        return (field(StateFileLayout.heartbeatOffset, 8), pid_t(truncatingIfNeeded: field(StateFileLayout.pidOffset, 4)))
     }
 
     /// Unmaps and removes the file, and the link to it if `path` still is

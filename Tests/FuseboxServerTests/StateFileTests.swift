@@ -1,6 +1,6 @@
 import Foundation
 import FuseboxCore
-import FuseboxServer
+@testable import FuseboxServer
 import Synchronization
 import Testing
 
@@ -54,6 +54,32 @@ import Testing
         #expect(second.bootID != first.bootID)
         second.remove()
         #expect(!FileManager.default.fileExists(atPath: second.dataPath) && !FileManager.default.fileExists(atPath: socket + ".state"))
+    }
+
+    @Test func abandonedFilesAreSweptOnlyWhenTheirWriterIsGoneAndSilentForAMinute() throws {
+        let folder = try TemporaryFolder(in: "/dev/shm/")
+        let now = StateFile.unixMilliseconds()
+        let gone: Int32 = 0x7FFF_FFF0  // above any pid_max: no such process
+        func fake(_ name: String, pid: Int32, heartbeat: UInt64, magic: String = "FBXSTATE") throws -> String {
+            var bytes = [UInt8](repeating: 0, count: 64)
+            bytes.replaceSubrange(0..<8, with: Array(magic.utf8))
+            withUnsafeBytes(of: heartbeat.littleEndian) { bytes.replaceSubrange(32..<40, with: $0) }
+            withUnsafeBytes(of: pid.littleEndian) { bytes.replaceSubrange(40..<44, with: $0) }
+            let path = folder.path + "/" + name
+            try Data(bytes).write(to: URL(fileURLWithPath: path))
+            return path
+        }
+        let uid = getuid()
+        let abandoned = try fake("fusebox-\(uid)-1.state", pid: gone, heartbeat: now - 120_000)
+        let justDied = try fake("fusebox-\(uid)-2.state", pid: gone, heartbeat: now - 1_000)
+        let stalledButAlive = try fake("fusebox-\(uid)-3.state", pid: getpid(), heartbeat: now - 120_000)
+        let anotherUsers = try fake("fusebox-\(uid + 1)-4.state", pid: gone, heartbeat: 0)
+        let notOurs = try fake("fusebox-\(uid)-5.state", pid: gone, heartbeat: 0, magic: "SOMEFILE")
+        StateFile.sweepAbandoned(except: "", folder: folder.path, now: now)
+        #expect(!FileManager.default.fileExists(atPath: abandoned))
+        for kept in [justDied, stalledButAlive, anotherUsers, notOurs] {
+            #expect(FileManager.default.fileExists(atPath: kept), "\(kept) was kept")
+        }
     }
 
     @Test func theEnginePostsEveryTransitionAsItHappens() throws {
