@@ -65,6 +65,7 @@ public struct JSONParser {
     private mutating func object(depth: Int) throws(Failure) -> JSONValue {
         position += 1
         var members: [(String, JSONValue)] = []
+        members.reserveCapacity(8)  // a request's fields fit: no regrowth while decoding one
         // Duplicate keys are found by scanning while the object is small, by a
         // set past that: linear whatever the line's shape.
         var keys: Set<String>?

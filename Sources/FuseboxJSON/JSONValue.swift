@@ -24,7 +24,8 @@ public enum JSONValue: Equatable, Sendable {
 
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        return members.first { $0.0 == key }?.1
+        for (name, value) in members where name == key { return value }
+        return nil
     }
 
     /// The JSON type's name, for error messages.

@@ -138,24 +138,50 @@ public struct JSONWriter: Sendable {
 
     static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
+    /// Escapes `"`, `\`, control characters, DEL, U+2028 and U+2029; copies
+    /// every other byte as it is, in runs (this is on the decision path: a
+    /// String per character cost most of an answer's encoding).
     public static func appendString(_ value: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
-        for scalar in value.unicodeScalars {
-            switch scalar.value {
-            case 0x22: out.append(contentsOf: [0x5C, 0x22])
-            case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
-            case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
-            case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
-            case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
-            case 0..<0x20, 0x7F, 0x2028, 0x2029:
-                let v = scalar.value
-                out.append(contentsOf: [0x5C, UInt8(ascii: "u"), hex[Int(v >> 12 & 0xF)], hex[Int(v >> 8 & 0xF)],
-                                        hex[Int(v >> 4 & 0xF)], hex[Int(v & 0xF)]])
-            default:
-                out.append(contentsOf: String(scalar).utf8)
+        var value = value
+        value.withUTF8 { bytes in
+            var copied = 0
+            var index = 0
+            while index < bytes.count {
+                let byte = bytes[index]
+                var width = 1
+                let escaped: UInt32
+                switch byte {
+                case 0x22, 0x5C, 0..<0x20, 0x7F:
+                    escaped = UInt32(byte)
+                case 0xE2 where index + 2 < bytes.count && bytes[index + 1] == 0x80 && (bytes[index + 2] == 0xA8 || bytes[index + 2] == 0xA9):
+                    escaped = bytes[index + 2] == 0xA8 ? 0x2028 : 0x2029  // line and paragraph separators break JavaScript
+                    width = 3
+                default:
+                    index += 1
+                    continue
+                }
+                out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<index]))
+                appendEscape(escaped, to: &out)
+                index += width
+                copied = index
             }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: bytes[copied..<bytes.count]))
         }
         out.append(UInt8(ascii: "\""))
+    }
+
+    private static func appendEscape(_ scalar: UInt32, to out: inout [UInt8]) {
+        switch scalar {
+        case 0x22: out.append(contentsOf: [0x5C, 0x22])
+        case 0x5C: out.append(contentsOf: [0x5C, 0x5C])
+        case 0x0A: out.append(contentsOf: [0x5C, UInt8(ascii: "n")])
+        case 0x0D: out.append(contentsOf: [0x5C, UInt8(ascii: "r")])
+        case 0x09: out.append(contentsOf: [0x5C, UInt8(ascii: "t")])
+        default:
+            out.append(contentsOf: [0x5C, UInt8(ascii: "u"), hex[Int(scalar >> 12 & 0xF)], hex[Int(scalar >> 8 & 0xF)],
+                                    hex[Int(scalar >> 4 & 0xF)], hex[Int(scalar & 0xF)]])
+        }
     }
 
     /// `0.5`, `1`, `0.333333`: short and stable.

@@ -41,8 +41,10 @@ enum BenchMain {
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             let fastest = arguments.dropFirst(2).first == "fastest"
             try EngineBench.routes(try EngineBench.makeEngine(strategy: fastest ? .fastest(FastestPolicy()) : .ordered), count)
+        case "protocol-pairs":
+            try ProtocolBench.pairs(arguments.dropFirst().first.flatMap(Int.init) ?? 10_000)
         default:
-            print("usage: fusebox-bench [engine | socket | nio-echo PATH | budgets | store | memory | analyze-store FILE | engine-pairs N | engine-routes N ordered|fastest | fleet [N]]")
+            print("usage: fusebox-bench [engine | socket | nio-echo PATH | budgets | store | memory | analyze-store FILE | engine-pairs N | engine-routes N ordered|fastest | protocol-pairs N | fleet [N]]")
         }
     }
 }

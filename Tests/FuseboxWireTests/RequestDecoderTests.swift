@@ -128,6 +128,18 @@ struct JSONTests {
         #expect(throws: JSONParser.Failure.self) { try JSONParser.parse(text) }
     }
 
+    @Test func writerEscapesExactlyTheseAndCopiesEverythingElse() {
+        var out: [UInt8] = []
+        JSONWriter.appendString("a\"b\\c\n\r\t\u{1}\u{1F}\u{7F}\u{2028}\u{2029}\u{2027}é😀 end", to: &out)
+        #expect(String(decoding: out, as: UTF8.self) == #""a\"b\\c\n\r\t\u0001\u001f\u007f\u2028\u2029\#u{2027}é😀 end""#)
+        out = []
+        JSONWriter.appendString("\u{2000}€\u{E2}", to: &out)  // E2 80 80 and E2 82 AC start like the separators, and are not
+        #expect(String(decoding: out, as: UTF8.self) == "\"\u{2000}€\u{E2}\"")
+        out = []
+        JSONWriter.appendString("", to: &out)
+        #expect(out == [0x22, 0x22])
+    }
+
     @Test func writerEscapesEverythingThatCouldBreakALine() throws {
         var writer = JSONWriter()
         let hostile = "quote\" back\\ nl\n cr\r nul\u{0} del\u{7F} ls\u{2028} emoji😀"
