@@ -152,8 +152,7 @@ class ClientPolicy:
         self._count("fast_path")
         return Permit(None, breaker, generation=seen[1])
 
-    def _fast_route(self, chain: str, exclude: Sequence[str], cost: Optional[int],
-                    requires: Sequence[str]) -> Optional[Permit]:
+    def _fast_route(self, chain: str, exclude: Sequence[str], requires: Sequence[str]) -> Optional[Permit]:
         """A route without asking: only along an ``ordered`` chain whose first member admits locally,
         with nothing excluded or required (a route that would skip a member asks the sidecar)."""
         if exclude or requires or self.strategies.get(chain) != "ordered" or not self.chains.get(chain):
