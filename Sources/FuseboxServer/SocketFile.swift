@@ -45,13 +45,20 @@ public enum SocketFile {
     }
 
     /// A listening Unix socket at `path`, created with `mode` rather than the
-    /// umask's, so there is no moment in which it is open to others.
+    /// umask's, so there is no moment in which it is open to others. It is
+    /// bound under a staging name and hard-linked to `path` once it listens:
+    /// whoever sees the file can connect (a script waiting for `-S` is never
+    /// refused), and the link fails if `path` was taken meanwhile, as a bind
+    /// there would. A path too long for a staging name is bound directly.
     static func listen(_ path: String, mode: UInt32, backlog: Int32) throws(Problem) -> Int32 {
         func fail(_ what: String) -> Problem { Problem(description: "cannot listen on \(path): \(what): \(String(cString: strerror(errno)))") }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue) | Int32(SOCK_NONBLOCK.rawValue), 0)
         guard fd >= 0 else { throw fail("socket") }
+        let staged = "\(path).\(getpid()).bind"
+        let target = staged.utf8.count <= maxPathBytes ? staged : path
+        unlink(staged)  // a leftover of a process that had this pid
         let previous = umask(mode_t(0o777 & ~mode))
-        let bound = UnixAddress.bind(fd, to: path)
+        let bound = UnixAddress.bind(fd, to: target)
         umask(previous)
         guard bound == 0 else {
             let problem = fail("bind")
@@ -59,11 +66,15 @@ public enum SocketFile {
             throw problem
         }
         do throws(Problem) {
-            try setMode(path, mode)
+            try setMode(target, mode)
             guard Glibc.listen(fd, backlog) == 0 else { throw fail("listen") }
+            if target == staged {
+                guard link(staged, path) == 0 else { throw fail("link") }
+                unlink(staged)
+            }
         } catch {
             close(fd)
-            unlink(path)
+            unlink(target)
             throw error
         }
         return fd
