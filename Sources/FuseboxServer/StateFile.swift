@@ -48,7 +48,8 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         if linked, !isMemoryFilesystem("/dev/shm") {
             throw Problem(description: "\(directory) is not a memory filesystem and /dev/shm is missing; put the socket on tmpfs (such as /run/fusebox) to have a fast path")
         }
-        // Beside the socket, written under a temporary name and renamed into place.
+        // In /dev/shm under its final name (a link is renamed into place), or beside the socket under a
+        // temporary name that is itself renamed into place: either way clients never see a part-written file.
         let dataPath = linked ? "/dev/shm/fusebox-\(getuid())-\(String(boot, radix: 16)).state" : "\(path).\(getpid()).tmp"
         let size = StateFileLayout.bytes(slots: slots)
         let fd = open(dataPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(readableMode(socketMode)))
@@ -129,7 +130,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     /// The seqlock's write side: odd, the fields, even.
     private func write(slot: Int, _ body: (UnsafeMutableRawPointer) -> Void) {
         let fields = slotPointer(slot)
-        let sequence = fields.assumingMemoryBound(to: Atomic<UInt32>.self)
+        let sequence = (fields + StateFileLayout.sequenceOffset).assumingMemoryBound(to: Atomic<UInt32>.self)
         let before = sequence.pointee.load(ordering: .relaxed)
         sequence.pointee.store(before &+ 1, ordering: .relaxed)
         atomicMemoryFence(ordering: .sequentiallyConsistent)  // the odd sequence is seen before any field changes

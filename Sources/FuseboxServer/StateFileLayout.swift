@@ -52,9 +52,5 @@ public enum StateFileLayout {
         }
     }
 
-    public static func state(code: UInt8) -> BreakerState? {
-        BreakerState.allCases.first { Self.code(of: $0) == code }
-    }
-
     public static func bytes(slots: Int) -> Int { headerBytes + slots * slotBytes }
 }
