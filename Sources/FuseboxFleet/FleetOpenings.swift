@@ -28,6 +28,8 @@ final class FleetOpenings: Sendable {
     private let epochs = Mutex<[String: Int64]>([:])
     /// Claims lost, per breaker: the epoch and until when not to ask again.
     private let lost = Mutex<[String: (epoch: Int64, until: Timestamp)]>([:])
+    /// Probe leases held here, per breaker.
+    private let held = Mutex<[String: HeldLease]>([:])
     /// Wakes the publisher of the current connection (a stream ends with the task that reads it, so one per connection).
     private let wake = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
@@ -217,30 +219,77 @@ final class FleetOpenings: Sendable {
 
     // MARK: The fleet's one probe
 
+    /// How long a probe lease lasts unless its holder renews it. The holder
+    /// renews while its probe is out, so a holder that died, lost its link or
+    /// had no call to let through frees the fleet within about this long.
+    static let leaseTerm = Duration.seconds(3)
+
     /// For each shared breaker whose open period ran out here: claims the probe
     /// lease for its epoch. The winner goes half-open; the others wait for its result.
+    /// A lease is free once lapsed, or for a newer epoch, or to its own holder
+    /// (due again here, so its last probe is over: a result peers never saw
+    /// must not hold the fleet open).
     func claimProbes(_ connection: PostgresConnection) async throws {
+        try await renewLeases(connection)
         let now = clock.now()
         for breaker in engine.probeCandidates() {
             let epoch = epochs.withLock { $0[breaker] ?? 0 }
             if let lastLost = lost.withLock({ $0[breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
-            let maxWait = (try? engine.snapshot(breaker).first?.policy.halfOpen.maxWait) ?? .seconds(30)
-            let expires = (now + maxWait + .seconds(5)).milliseconds
+            let expires = now + Self.leaseTerm
             let rows = try await connection.query("""
-                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(breaker), \(epoch), \(member), \(expires))
+                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(breaker), \(epoch), \(member), \(expires.milliseconds))
                 ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
                 WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(now.milliseconds)
+                   OR fleet_probes.holder = EXCLUDED.holder
                 RETURNING holder
                 """, logger: logger)
             var won = false
             for try await holder in rows.decode(String.self) where holder == member { won = true }
-            if won {
-                engine.beginFleetProbe(breaker)
-            } else {
+            if !won {
                 lost.withLock { $0[breaker] = (epoch, now + .seconds(1)) }
+            } else if engine.beginFleetProbe(breaker) {
+                held.withLock { $0[breaker] = HeldLease(epoch: epoch, expires: expires, busy: now) }
+            } else {
+                // No longer due (a peer's result came meanwhile): handed back at once.
+                try await connection.query("""
+                    DELETE FROM fleet_probes WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(epoch)
+                    """, logger: logger)
             }
         }
     }
+
+    /// Renews the leases whose probe is still out here (half-open, a probe in
+    /// flight within the last term), once half their term is gone; forgets
+    /// the others: a finished probe's result is published, and a newer epoch
+    /// frees the lease anyway. An idle holder's lease lapses, so a peer with
+    /// calls to make probes instead.
+    private func renewLeases(_ connection: PostgresConnection) async throws {
+        let now = clock.now()
+        let leases = held.withLock { $0 }
+        for (breaker, lease) in leases.sorted(by: { $0.key < $1.key }) {
+            guard let breakerNow = try? engine.snapshot(breaker).first, breakerNow.state == .halfOpen else {
+                held.withLock { _ = $0.removeValue(forKey: breaker) }
+                continue
+            }
+            let busy = breakerNow.probesInFlight > 0 ? now : lease.busy
+            held.withLock { $0[breaker]?.busy = busy }
+            guard lease.expires - now < Self.leaseTerm / 2, now - busy < Self.leaseTerm else { continue }
+            let expires = now + Self.leaseTerm
+            try await connection.query("""
+                UPDATE fleet_probes SET expires_ms = \(expires.milliseconds)
+                WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(lease.epoch)
+                """, logger: logger)
+            held.withLock { $0[breaker]?.expires = expires }
+        }
+    }
+}
+
+/// A probe lease this sidecar holds: its epoch, when it lapses unless
+/// renewed, and when a probe was last seen in flight under it.
+struct HeldLease {
+    var epoch: Int64
+    var expires: Timestamp
+    var busy: Timestamp
 }
 
 /// Failures in a row seen here and not yet told; `resets` when a success came before them.

@@ -3,9 +3,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import socket
 import time
 
-from conftest import Fleet, Stub, Subscription, collect, percentile, start_workers
+from conftest import Fleet, Stub, Subscription, collect, percentile, psql, start_workers
 
 
 def millis(timestamp: str) -> float:
@@ -103,6 +104,20 @@ breakers: { flaky: {} }
 """
 
 
+def fleet_story(fleet: Fleet) -> str:
+    """Each sidecar's transitions and fleet link lines, and the fleet's rows: what a failure message shows."""
+    lines = []
+    for sidecar in fleet.sidecars:
+        lines.append(f"{sidecar.name}:")
+        for entry in sidecar.log_lines():
+            if "new_state" in entry or any(str(v).startswith("fleet_") for v in entry.values()):
+                lines.append("  " + json.dumps(entry)[:400])
+    for table in ("fleet_breakers", "fleet_probes"):
+        rows = psql(f"SELECT * FROM {table} WHERE fleet = '{fleet.name}'")
+        lines.append(f"{table}: {rows}")
+    return "\n".join(lines)
+
+
 def test_one_probe_per_open_period_across_the_fleet_and_its_success_closes_all():
     stub = Stub("dead", delay=0.05)
     try:
@@ -116,6 +131,7 @@ def test_one_probe_per_open_period_across_the_fleet_and_its_success_closes_all()
                 stub.mode = "ok"
             collect(workers, timeout=60)
             states = [s.state("flaky") for s in fleet.sidecars]
+            story = fleet_story(fleet)
     finally:
         stub.stop()
     # The trip: the first burst. After it, one probe per open period (1 s): never two close together.
@@ -124,6 +140,53 @@ def test_one_probe_per_open_period_across_the_fleet_and_its_success_closes_all()
     gaps = [b - a for a, b in zip(probes, probes[1:])]
     print(f"\n{len(times)} calls before the provider recovered; {len(probes)} probes, gaps {[round(g, 2) for g in gaps]}; "
           f"states after recovery {states}")
-    assert len(probes) >= 3, "the fleet kept probing"
-    assert all(gap >= 0.9 for gap in gaps), "two probes in one open period"
-    assert states == ["closed"] * 5
+    assert len(probes) >= 3, f"the fleet kept probing; what each sidecar did:\n{story}"
+    assert all(gap >= 0.9 for gap in gaps), f"two probes in one open period; what each sidecar did:\n{story}"
+    assert states == ["closed"] * 5, f"what each sidecar did:\n{story}"
+
+
+HOLDER = """
+defaults:
+  trip: { consecutive_failures: 2, window: off }
+  open: { duration: 1s, jitter: 0, backoff: off }
+  half_open: { probes: 1, successes_to_close: 1, max_wait: 60s }
+  max_transitions_per_minute: off
+breakers: { flaky: {} }
+"""
+
+
+def test_the_probe_lease_lasts_while_its_probe_is_out_and_a_dead_holder_frees_it_within_its_term():
+    with Fleet(3, HOLDER) as fleet:
+        subscriptions = [Subscription(s) for s in fleet.sidecars]
+        for _ in range(2):
+            fleet.sidecars[0].ask('{"op":"record","breaker":"flaky","outcome":"failure","status":503}')
+        half_open = lambda e: e.get("new_state") == "half_open"  # noqa: E731
+        deadline = time.time() + 10
+        holder = None
+        while holder is None and time.time() < deadline:
+            holder = next((i for i, s in enumerate(subscriptions) if any(half_open(e) for e in s.events)), None)
+            time.sleep(0.01)
+        assert holder is not None, "no sidecar won the probe lease"
+        # The holder lets its probe through and the call runs long: longer than a lease term.
+        probe = socket.socket(socket.AF_UNIX)
+        probe.connect(fleet.sidecars[holder].socket)
+        probe.sendall(b'{"op":"acquire","breaker":"flaky"}\n')
+        answer = json.loads(probe.makefile().readline())
+        assert answer["allowed"] and answer["probe"], answer
+        time.sleep(5)
+        others = [i for i in range(3) if i != holder]
+        assert not any(half_open(e) for i in others for e in subscriptions[i].events), "a second probe while the first was out"
+        # The holder dies mid-probe: a peer claims the lapsed lease (not after max_wait's 60 s).
+        killed = time.time()
+        fleet.sidecars[holder].process.kill()
+        fleet.sidecars[holder].process.wait()
+        taken = None
+        while taken is None and time.time() < killed + 20:
+            taken = next((i for i in others if any(half_open(e) for e in subscriptions[i].events)), None)
+            time.sleep(0.01)
+        delay = time.time() - killed
+        probe.close()
+        for subscription in subscriptions:
+            subscription.close()
+        print(f"\na peer went half-open {delay:.2f} s after the probe's holder was killed")
+        assert taken is not None, f"no peer took the probe within 20 s of the holder's death:\n{fleet_story(fleet)}"
