@@ -97,9 +97,13 @@ final class FleetOpenings: Sendable {
     // MARK: To PostgreSQL
 
     /// Tells peers the failures (and resets) seen here since the last call: a NOTIFY only, nothing stored.
+    /// Not for a breaker no longer closed here: its opening is what peers need,
+    /// and the failures that caused it, told as well, could trip a peer on
+    /// the same incident, whose late publication would reopen a sidecar reset meanwhile.
     func publishStreaks(_ connection: PostgresConnection, shared: Set<String>) async throws {
         let batch = streaks.withLock { s -> [String: CallStreak] in
             defer { s.pending.removeAll(keepingCapacity: true) }
+            s.pending = s.pending.filter { breaker, _ in countsCalls(breaker) }
             for (breaker, streak) in s.pending where streak.failures > 0 { s.told.insert(breaker) }
             return s.pending
         }
@@ -114,6 +118,14 @@ final class FleetOpenings: Sendable {
             let payload = String(decoding: writer.finish(), as: UTF8.self)
             try await connection.query("SELECT pg_notify('\(unescaped: Self.channel)', \(payload))", logger: logger)
         }
+    }
+
+    /// Whether `breaker` still counts calls here (closed, or metrics only):
+    /// read after the decision that queued them, so a batch holding the
+    /// failure that opened it already sees it open.
+    private func countsCalls(_ breaker: String) -> Bool {
+        guard let state = try? engine.snapshot(breaker).first?.state else { return false }
+        return state == .closed || state == .metricsOnly
     }
 
     /// Publishes what the engine decided since the last call.

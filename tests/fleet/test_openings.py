@@ -36,6 +36,8 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
             for peer in subscriptions[1:]:
                 seen = peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")
                 delays.append(millis(seen["timestamp"]) - millis(opened["timestamp"]))
+                # The peer follows the opening: it does not trip again on the failures behind it.
+                assert seen["reason"] == "fleet", seen
             assert all(s.state("openai") == "open" for s in fleet.sidecars)
             # ctl reset without --local applies on every peer.
             origin.ask('{"op":"reset","breaker":"openai"}', admin=True)
@@ -50,7 +52,8 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
         # --local resets this sidecar only.
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"openai","outcome":"failure"}')
-        subscriptions[1].wait_for(lambda e: e.get("new_state") == "open")
+        for peer in subscriptions[1:]:
+            assert peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")["reason"] == "fleet"
         origin.ask('{"op":"reset","breaker":"openai","local":true}', admin=True)
         time.sleep(1)
         assert origin.state("openai") == "closed"
