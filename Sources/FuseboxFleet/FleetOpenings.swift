@@ -103,6 +103,7 @@ final class FleetOpenings: Sendable {
     func publishStreaks(_ connection: PostgresConnection, shared: Set<String>) async throws {
         let batch = streaks.withLock { s -> [String: CallStreak] in
             defer { s.pending.removeAll(keepingCapacity: true) }
+            // The engine's lock under this one is safe: the engine feeds `note` only after releasing its own.
             s.pending = s.pending.filter { breaker, _ in countsCalls(breaker) }
             for (breaker, streak) in s.pending where streak.failures > 0 { s.told.insert(breaker) }
             return s.pending
