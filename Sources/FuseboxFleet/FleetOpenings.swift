@@ -102,11 +102,11 @@ final class FleetOpenings: Sendable {
     /// the same incident, whose late publication would reopen a sidecar reset meanwhile.
     func publishStreaks(_ connection: PostgresConnection, shared: Set<String>) async throws {
         let batch = streaks.withLock { s -> [String: CallStreak] in
-            defer { s.pending.removeAll(keepingCapacity: true) }
             // The engine's lock under this one is safe: the engine feeds `note` only after releasing its own.
-            s.pending = s.pending.filter { breaker, _ in countsCalls(breaker) }
-            for (breaker, streak) in s.pending where streak.failures > 0 { s.told.insert(breaker) }
-            return s.pending
+            let told = s.pending.filter { breaker, _ in countsCalls(breaker) }
+            s.pending.removeAll(keepingCapacity: true)
+            for (breaker, streak) in told where streak.failures > 0 { s.told.insert(breaker) }
+            return told
         }
         for (breaker, streak) in batch.sorted(by: { $0.key < $1.key }) where shared.contains(breaker) {
             var writer = JSONWriter()
@@ -284,15 +284,16 @@ final class FleetOpenings: Sendable {
                 held.withLock { _ = $0.removeValue(forKey: breaker) }
                 continue
             }
-            let busy = breakerNow.probesInFlight > 0 ? now : lease.busy
-            held.withLock { $0[breaker]?.busy = busy }
-            guard lease.expires - now < Self.leaseTerm / 2, now - busy < Self.leaseTerm else { continue }
-            let expires = now + Self.leaseTerm
-            try await connection.query("""
-                UPDATE fleet_probes SET expires_ms = \(expires.milliseconds)
-                WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(lease.epoch)
-                """, logger: logger)
-            held.withLock { $0[breaker]?.expires = expires }
+            var renewed = lease
+            if breakerNow.probesInFlight > 0 { renewed.busy = now }
+            if lease.expires - now < Self.leaseTerm / 2, now - renewed.busy < Self.leaseTerm {
+                renewed.expires = now + Self.leaseTerm
+                try await connection.query("""
+                    UPDATE fleet_probes SET expires_ms = \(renewed.expires.milliseconds)
+                    WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(lease.epoch)
+                    """, logger: logger)
+            }
+            held.withLock { $0[breaker] = renewed }
         }
     }
 }

@@ -166,6 +166,10 @@ class Subscription:
             time.sleep(0.005)
         raise AssertionError(f"no matching event in {timeout} s; saw {self.events[-5:]}")
 
+    def has(self, predicate) -> bool:
+        with self.lock:
+            return any(predicate(event) for event in self.events)
+
     def clear(self) -> None:
         with self.lock:
             self.events.clear()
