@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "FuseboxCore"),
         // YAML configuration: parsing, validation with file/line/key, the embedded default.
         .target(name: "FuseboxConfig", dependencies: [
-            "FuseboxCore",
+            "FuseboxCore", "FuseboxText",
             .product(name: "Yams", package: "Yams"),
         ]),
         // JSON read and written by hand, so every malformed line gets a precise
@@ -129,7 +129,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // libFuzzer targets (scripts/fuzz); built normally it replays a corpus.
-        .executableTarget(name: "fusebox-fuzz", dependencies: ["FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxServer"]),
+        .executableTarget(name: "fusebox-fuzz", dependencies: [
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxServer",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
             "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxTelemetry",
@@ -150,6 +153,7 @@ let package = Package(
         // Runs the real binaries; depending on them makes `swift test` build them first.
         .testTarget(name: "EndToEndTests", dependencies: [
             "fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket",
+            "FuseboxServer",  // to read the state file back as clients do
             .product(name: "Yams", package: "Yams"),  // to read the Kubernetes manifests
         ]),
     ],

@@ -7,7 +7,8 @@ closes (so it never outlives the test that started it).
 
   POST /_control  {"status": 200, "delay_ms": 50, "hang": false}  changes the behaviour
   GET  /_stats    {"requests": N, "authorization": [...]}          what it has seen
-Every other path answers `status` after `delay_ms` (or never, with `hang`).
+Every other path answers `status` after `delay_ms` (or never, with `hang`);
+a path under /hang/ never answers, whatever the state says.
 """
 import json
 import sys
@@ -54,7 +55,7 @@ class Handler(BaseHTTPRequestHandler):
             if auth is not None:
                 seen["authorization"].append(auth)
             status, delay, hang = state["status"], state["delay_ms"], state["hang"]
-        if hang:
+        if hang or self.path.startswith("/hang/"):
             time.sleep(3600)
             return None
         if delay:

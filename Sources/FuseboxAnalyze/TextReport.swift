@@ -15,7 +15,7 @@ public enum TextReport {
         let paint = Paint(on: colour)
         var out = [
             paint("Fusebox incident report", "1"),
-            "stores:    \(a.sources.joined(separator: ", "))",
+            "stores:    \(a.sources.joined(separator: ", ").escapingControlCharacters)",
             "period:    \(TimeText.full(a.from)) → \(TimeText.full(a.to)) (\(DurationFormat.text(a.to - a.from)))",
             "incidents: \(a.incidents.count)",
         ]
@@ -39,7 +39,8 @@ public enum TextReport {
     }
 
     /// One incident's lines: its facts, then its timeline. Everything that
-    /// came from a store is escaped for the terminal.
+    /// came from a store (names of breakers, instances and chains included:
+    /// a fleet's history holds whatever its members wrote) is escaped for the terminal.
     static func section(_ incident: Incident, paint: Paint) -> [String] {
         var out = [paint("incident \(incident.id)", "1;31") + "  \(TimeText.full(incident.start)) → "
             + (incident.end.map(TimeText.full) ?? "ongoing") + "  (\(incident.durationText))"]
@@ -48,9 +49,11 @@ public enum TextReport {
         let recover = incident.timeToRecover.map { DurationFormat.text($0) } ?? "not yet"
         out.append("  detect:    \(detect) (first failure → first trip)   recover: \(recover) (first trip → all closed)")
         out.append("  traffic:   \(incident.callsLine)")
-        for f in incident.fallbacks { out.append("  fallback:  \(f.chain): \(f.from) → \(f.to) served \(f.count)") }
+        for f in incident.fallbacks {
+            out.append("  fallback:  \(f.chain): \(f.from) → \(f.to)".escapingControlCharacters + " served \(f.count)")
+        }
         for (chain, count) in incident.unserved.sorted(by: { $0.key < $1.key }) {
-            out.append("  unserved:  \(chain): \(count) routes found no breaker")
+            out.append("  unserved:  \(chain.escapingControlCharacters): \(count) routes found no breaker")
         }
         if !incident.errorMix.isEmpty {
             out.append("  errors:    " + incident.errorMix.map { "\($0.label.escapingControlCharacters) ×\($0.count)" }.joined(separator: ", ") + " (sampled)")
@@ -80,7 +83,7 @@ public enum TextReport {
         var rows = [["breaker", "incidents", "open time", "availability", "mean detect", "mean recover", "longest", "calls", "failed", "rejected"]]
         for s in a.summary {
             rows.append([
-                s.lane.label, String(s.incidents), DurationFormat.text(s.openMs), TimeText.percent(s.availability),
+                s.lane.label.escapingControlCharacters, String(s.incidents), DurationFormat.text(s.openMs), TimeText.percent(s.availability),
                 s.meanTimeToDetectMs.map { DurationFormat.text($0) } ?? "-", s.meanTimeToRecoverMs.map { DurationFormat.text($0) } ?? "-",
                 s.longestIncidentMs.map { DurationFormat.text($0) } ?? "-", String(s.traffic.calls), String(s.traffic.failed),
                 s.traffic.rejectedCell,

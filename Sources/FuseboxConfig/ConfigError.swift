@@ -1,3 +1,5 @@
+import FuseboxText
+
 /// A configuration problem, located: which file, which line and column, which
 /// key (as a dotted path), and what was wrong and what is allowed.
 public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
@@ -15,10 +17,14 @@ public struct ConfigError: Error, Equatable, Sendable, CustomStringConvertible {
         self.message = message
     }
 
+    /// One line, whatever the file held: a key or value quoted in the message
+    /// may carry control characters (a terminal escape, a newline that forges
+    /// a second line), so they are shown escaped (`\x1b`, `\n`).
     public var description: String {
         var location = file
         if let line { location += ":\(line)" }
         if let column { location += ":\(column)" }
-        return key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
+        let text = key.isEmpty ? "\(location): \(message)" : "\(location): \(key): \(message)"
+        return text.escapingControlCharacters
     }
 }

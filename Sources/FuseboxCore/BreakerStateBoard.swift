@@ -5,8 +5,11 @@
 public protocol BreakerStateBoard: AnyObject, Sendable {
     /// Slot `slot` now holds `state`. Slots follow the configured order.
     func post(_ state: PostedState, slot: Int)
-    /// The breakers are now `count`: slots from `count` on are emptied.
-    func truncate(to count: Int)
+    /// The breakers are now `count` (a new board, or a reload): slots from
+    /// `count` on are emptied, and the board makes room for `count` slots if
+    /// it has fewer. Called before the breakers are posted again; the one
+    /// call that may do more than store into memory, and only at a reload.
+    func resize(to count: Int)
 }
 
 /// One breaker as the board shows it.
@@ -47,8 +50,8 @@ extension Registry {
     /// Posts every breaker (a new board, or a reload that moved them).
     func postAll() {
         guard let board else { return }
+        board.resize(to: breakers.count)
         for index in breakers.indices { board.post(breakers[index].posted, slot: index) }
-        board.truncate(to: breakers.count)
     }
 }
 

@@ -65,14 +65,16 @@ extension Engine {
         }
     }
 
-    /// Applies a peer's decision with reason `fleet`. Returns the transition
-    /// made, if any (an open breaker only takes a later `open_until`).
+    /// Applies a peer's decision with reason `fleet`; `origin` names the peer
+    /// in the transition. Returns the transition made, if any (an open breaker
+    /// only takes a later `open_until`).
     @discardableResult
-    public func applyFleet(_ breaker: String, _ state: FleetState) -> Transition? {
+    public func applyFleet(_ breaker: String, _ state: FleetState, origin: String? = nil) -> Transition? {
         decide { (registry: inout Registry) -> Transition? in
             guard let index = try? registry.index(of: breaker) else { return nil }
             let now = clock.now()
-            let change = registry.breakers[index].applyFleet(state, at: now, random: &registry.random)
+            var change = registry.breakers[index].applyFleet(state, at: now, random: &registry.random)
+            change?.origin = origin
             if let change { registry.transitioned(change, index) }
             if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
             return change

@@ -21,6 +21,8 @@ public struct Transition: Sendable, Equatable {
     public var openUntil: Timestamp?
     /// The sidecar's own probe that decided it (active probes), if one did.
     public var probe: ProbeResult?
+    /// The fleet member that sent the decision applied here (reason `fleet`), as it named itself.
+    public var origin: String?
 
     public init(
         breaker: String, from: BreakerState, to: BreakerState, at: Timestamp, reason: TransitionReason,

@@ -21,6 +21,8 @@ public enum TransitionField: String, CaseIterable, Sendable {
     case probeOutcome = "probe_outcome"
     case probeLatencyMs = "probe_latency_ms"
     case probeStatus = "probe_status"
+    /// The fleet member whose decision this sidecar applied (reason `fleet`); empty otherwise.
+    case origin
 
     /// The store's column: as the field, but for `breaker` (named so before this schema).
     public var storeColumn: String { self == .breakerName ? "breaker" : rawValue }
@@ -53,6 +55,7 @@ extension Transition {
         case .probeOutcome: return .text(probe?.outcome.rawValue)
         case .probeLatencyMs: return .integer(probe?.latency.millisecondsClamped)
         case .probeStatus: return .integer(probe?.status.map(Int64.init))
+        case .origin: return .text(origin)
         }
     }
 }

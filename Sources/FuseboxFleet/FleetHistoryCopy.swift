@@ -15,7 +15,13 @@ public enum FleetHistoryCopy {
     }
 
     /// Copies the rows in [since − 1 day, until] (all when nil) into a new store at `path`.
-    public static func copy(from url: PostgresURL, fleet: String?, since: Int64?, until: Int64?, into path: String) async throws {
+    /// A row holding a number no sidecar writes (NaN or an infinity: PostgreSQL
+    /// takes them, SQLite would store NULL and the whole copy would then be
+    /// refused as damaged) is skipped; the skipped rows are returned per table.
+    @discardableResult
+    public static func copy(
+        from url: PostgresURL, fleet: String?, since: Int64?, until: Int64?, into path: String
+    ) async throws -> [(table: String, rows: Int)] {
         let logger = Logger(label: "fusebox.analyze")
         let connection: PostgresConnection
         do {
@@ -40,6 +46,7 @@ public enum FleetHistoryCopy {
         let low = since.map { $0 - 86_400_000 } ?? .min
         let high = until ?? .max
         let fleetFilter = fleet ?? ""
+        var skipped: [(table: String, rows: Int)] = []
 
         for table in HistoryTables.all {
             let columns = table.columns
@@ -81,18 +88,25 @@ public enum FleetHistoryCopy {
                     for values in pending { try statement.execute(arguments: StatementArguments(values)) }
                 }
             }
+            var skippedHere = 0
             for try await row in rows {
                 var values: [DatabaseValue] = []
                 for cell in row { values.append(databaseValue(cell)) }
+                guard values.allSatisfy(\.isFiniteOrNotReal) else {
+                    skippedHere += 1
+                    continue
+                }
                 batch.append(values)
                 if batch.count >= 2_000 { try flush() }
             }
             try flush()
+            if skippedHere > 0 { skipped.append((table.remote, skippedHere)) }
         }
         try await queue.write { db in
             try db.execute(sql: StoreSchema.rollup(into: "traffic_minutely", width: 60_000))
             try db.execute(sql: StoreSchema.rollup(into: "traffic_hourly", width: 3_600_000))
         }
+        return skipped
     }
 
     /// One PostgreSQL cell as SQLite takes it.
@@ -103,5 +117,13 @@ public enum FleetHistoryCopy {
         case .float4, .float8, .numeric: return (try? cell.decode(Double.self)).map { $0.databaseValue } ?? .null
         default: return (try? cell.decode(String.self)).map { $0.databaseValue } ?? .null
         }
+    }
+}
+
+extension DatabaseValue {
+    /// False for NaN and the infinities, which no sidecar writes.
+    fileprivate var isFiniteOrNotReal: Bool {
+        if case .double(let value) = storage { return value.isFinite }
+        return true
     }
 }

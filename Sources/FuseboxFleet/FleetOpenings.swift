@@ -225,7 +225,8 @@ final class FleetOpenings: Sendable {
             case .closed, .reset: return
             }
         }
-        engine.applyFleet(row.breaker, state)
+        // The peer's name as it wrote it, bounded: it goes into every output of the transition.
+        engine.applyFleet(row.breaker, state, origin: String(decoding: row.origin.utf8.prefix(255), as: UTF8.self))
         series.appliedState()
         if !catchingUp { series.propagated(clock.now() - Timestamp.milliseconds(row.publishedAt)) }
     }

@@ -28,7 +28,7 @@ public final class ProbeRunner: Service, Sendable {
             while !Task.isCancelled && !Task.isShuttingDownGracefully {
                 for ticket in engine.startDueProbes() {
                     group.addTask { [engine, sender] in
-                        let result = await sender.send(ticket.policy)
+                        let result = await sender.send(ticket)
                         engine.finishProbe(ticket, result)
                     }
                 }

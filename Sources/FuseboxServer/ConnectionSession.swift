@@ -37,14 +37,17 @@ public final class ConnectionSession {
     private let isAdmin: Bool
     private let serverName: String
     private let redactErrors: Bool
+    /// The fast path's file this sidecar made, named in `hello` so clients trust no other.
+    private let stateFile: StateFileBoard.Identity?
     private let logger: Logger
     /// This connection in the engine's permit table.
     let owner: PermitOwner
 
     public init(
         engine: Engine, isAdmin: Bool, serverName: String, maxPermits: Int = 1_024, redactErrors: Bool = true,
-        logger: Logger = Logger(label: "fusebox")
+        stateFile: StateFileBoard.Identity? = nil, logger: Logger = Logger(label: "fusebox")
     ) {
+        self.stateFile = stateFile
         self.engine = engine
         self.isAdmin = isAdmin
         self.serverName = serverName
@@ -89,7 +92,8 @@ public final class ConnectionSession {
                 throw WireError(.unsupportedProtocol, "this server speaks protocol \(WireLimits.protocolVersion); the client asked for \(version)")
             }
             var reply = Reply(bytes: ResponseEncoder.hello(
-                id, server: serverName, breakers: engine.breakerNames, chains: engine.chainDescriptions
+                id, server: serverName, breakers: engine.breakerNames, chains: engine.chainDescriptions,
+                stateFile: stateFile.map { ($0.bootID, $0.pid) }
             ))
             reply.clientFailOpen = failOpen
             return reply

@@ -93,6 +93,8 @@ public final class SocketServer: Service, Sendable {
     public func run() async throws {
         let quiescing = ServerQuiescingHelper(group: group)
         var created: [SocketFile.Created] = []
+        var listening: [(fd: Int32, path: String, admin: Bool)] = []
+        let stateFile: StateFileBoard?
         do {
             for path in [settings.socket] + (settings.adminSocket.map { [$0] } ?? []) {
                 if let warning = try SocketFile.checkDirectory(of: path) {
@@ -100,19 +102,25 @@ public final class SocketServer: Service, Sendable {
                 }
                 try SocketFile.prepare(path)
             }
-            _ = try await bind(settings.socket, admin: false, quiescing: quiescing)
-            created.append(try SocketFile.Created(settings.socket))
-            if let admin = settings.adminSocket {
-                _ = try await bind(admin, admin: true, quiescing: quiescing)
-                created.append(try SocketFile.Created(admin))
+            // Both sockets listen before any connection is accepted, and the state file is made in
+            // between: only once the socket is ours (a second sidecar refused here never replaces the
+            // running one's file), and before the first `hello`, which names the file's boot id.
+            for (path, admin) in [(settings.socket, false)] + (settings.adminSocket.map { [($0, true)] } ?? []) {
+                listening.append((try SocketFile.listen(path, mode: settings.mode, backlog: 1_024), path, admin))
+                created.append(try SocketFile.Created(path))
+            }
+            stateFile = settings.fastPath ? openStateFile() : nil
+            let identity = stateFile?.identity
+            while !listening.isEmpty {
+                let next = listening.removeFirst()
+                _ = try await serve(next.fd, path: next.path, admin: next.admin, stateFile: identity, quiescing: quiescing)
             }
         } catch {
+            for socket in listening { close(socket.fd) }
             bound.fail(error)
             for file in created { file.remove() }
             throw error
         }
-        // Only once the socket is ours: a second sidecar refused above never replaces the running one's file.
-        let stateFile = settings.fastPath ? openStateFile() : nil
         bound.succeed()
         let engine = self.engine
         let ticker = group.next().scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
@@ -145,22 +153,25 @@ public final class SocketServer: Service, Sendable {
 
     /// The fast path's file, posted to from now on; nil (and a warning) when
     /// it cannot be made: clients then ask the socket, as without it.
-    private func openStateFile() -> StateFile? {
+    private func openStateFile() -> StateFileBoard? {
         do {
-            let file = try StateFile.create(
-                beside: settings.socket, slots: max(256, 2 * engine.breakerNames.count), socketMode: settings.mode,
-                staleAfter: .nanoseconds(settings.tickInterval.nanoseconds * 10)
+            let board = try StateFileBoard(
+                socket: settings.socket, breakers: engine.breakerNames.count, socketMode: settings.mode,
+                staleAfter: .nanoseconds(settings.tickInterval.nanoseconds * 10), logger: logger
             )
-            engine.postStates(to: file)
-            logger.info("fast_path_state_file", metadata: ["path": .string(file.path), "file": .string(file.dataPath)])
-            return file
+            engine.postStates(to: board)
+            logger.info("fast_path_state_file", metadata: ["path": .string(board.path), "file": .string(board.dataPath)])
+            return board
         } catch {
             logger.warning("fast_path_off", metadata: ["reason": .string(error.description)])
             return nil
         }
     }
 
-    private func bind(_ path: String, admin: Bool, quiescing: ServerQuiescingHelper) async throws -> Channel {
+    /// Serves the listening socket `fd` (bound at `path`) with NIO; the descriptor is NIO's from here on.
+    private func serve(
+        _ fd: Int32, path: String, admin: Bool, stateFile: StateFileBoard.Identity?, quiescing: ServerQuiescingHelper
+    ) async throws -> Channel {
         let engine = self.engine
         let hub = self.hub
         let limiter = admin ? adminLimiter : self.limiter
@@ -183,7 +194,8 @@ public final class SocketServer: Service, Sendable {
                 channel.eventLoop.makeCompletedFuture {
                     let session = ConnectionSession(
                         engine: engine, isAdmin: admin, serverName: serverName,
-                        maxPermits: settings.maxPermitsPerConnection, redactErrors: settings.redactErrors, logger: logger
+                        maxPermits: settings.maxPermitsPerConnection, redactErrors: settings.redactErrors, stateFile: stateFile,
+                        logger: logger
                     )
                     if let idle = settings.idleTimeout {
                         try channel.pipeline.syncOperations.addHandler(
@@ -199,9 +211,8 @@ public final class SocketServer: Service, Sendable {
                     )
                 }
             }
-        // Bound here rather than by NIO, which unlinks the path at close whoever
+        // Bound by `run` rather than by NIO, which unlinks the path at close whoever
         // holds it by then; `SocketFile.Created` removes only our own socket.
-        let fd = try SocketFile.listen(path, mode: settings.mode, backlog: 1_024)
         do {
             return try await bootstrap.withBoundSocket(fd).get()
         } catch {

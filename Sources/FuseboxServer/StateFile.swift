@@ -16,7 +16,7 @@ import Synchronization
 /// Each slot is a seqlock: the sequence goes odd, the fields change, the
 /// sequence goes even again. Posts come only from under the engine's lock,
 /// so there is one writer at a time.
-public final class StateFile: BreakerStateBoard, @unchecked Sendable {
+public final class StateFile: @unchecked Sendable {
     public struct Problem: Error, CustomStringConvertible {
         public var description: String
     }
@@ -39,9 +39,13 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     /// Creates the file and puts it in place of any older one (a new boot id
     /// tells clients the sidecar restarted). Capacity: `slots` breakers;
     /// breakers past it are not posted and their clients ask the socket.
-    public static func create(beside socket: String, slots: Int, socketMode: UInt32, staleAfter: Duration) throws(Problem) -> StateFile {
+    /// `bootID` 0 draws a new one; a file that replaces this sidecar's own
+    /// (grown for more breakers) keeps its boot id, since the sidecar did not restart.
+    public static func create(
+        beside socket: String, slots: Int, socketMode: UInt32, staleAfter: Duration, bootID: UInt64 = 0
+    ) throws(Problem) -> StateFile {
         let path = socket + ".state"
-        var boot: UInt64 = 0
+        var boot = bootID
         while boot == 0 { boot = UInt64.random(in: .min ... .max) }
         let directory = path.contains("/") ? String(path[..<path.lastIndex(of: "/")!]) : "."
         let linked = !isMemoryFilesystem(directory.isEmpty ? "/" : directory)
@@ -50,7 +54,9 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         }
         // In /dev/shm under its final name (a link is renamed into place), or beside the socket under a
         // temporary name that is itself renamed into place: either way clients never see a part-written file.
-        let dataPath = linked ? "/dev/shm/fusebox-\(getuid())-\(String(boot, radix: 16)).state" : "\(path).\(getpid()).tmp"
+        // A grown file has its own name: the file it replaces stays whole until clients have left it.
+        let dataPath = linked
+            ? "/dev/shm/fusebox-\(getuid())-\(String(boot, radix: 16))-\(String(slots, radix: 16)).state" : "\(path).\(getpid()).tmp"
         let size = StateFileLayout.bytes(slots: slots)
         let fd = open(dataPath, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode_t(readableMode(socketMode)))
         guard fd >= 0 else { throw failure("cannot create \(dataPath)") }
@@ -105,7 +111,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         self.linked = linked
     }
 
-    // MARK: Posting (under the engine's lock)
+    // MARK: Posting (under the engine's lock, through `StateFileBoard`)
 
     public func post(_ state: PostedState, slot: Int) {
         guard slot >= 0, slot < slots else { return }
@@ -119,8 +125,10 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         }
     }
 
+    /// Empties the slots from `count` on (a reload removed their breakers);
+    /// a count past the slots there are empties none.
     public func truncate(to count: Int) {
-        for slot in max(0, count)..<slots where slotPointer(slot).load(fromByteOffset: StateFileLayout.stateOffset, as: UInt8.self) != 0 {
+        for slot in min(max(0, count), slots)..<slots where slotPointer(slot).load(fromByteOffset: StateFileLayout.stateOffset, as: UInt8.self) != 0 {
             write(slot: slot) { fields in
                 (fields + StateFileLayout.stateOffset).initializeMemory(as: UInt8.self, repeating: 0, count: StateFileLayout.slotBytes - StateFileLayout.stateOffset)
             }
@@ -170,7 +178,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     /// opening `path` finds a whole file, old or new, never a part. A link a
     /// killed predecessor left pointing into /dev/shm takes its target along.
     private func putInPlace() throws(Problem) {
-        let leftover = Self.linkTarget(path).flatMap { $0.hasPrefix("/dev/shm/fusebox-") ? $0 : nil }
+        let leftover = Self.linkTarget(path)
         let staged = linked ? "\(path).\(getpid()).link" : self.staged
         if linked {
             unlink(staged)
@@ -181,7 +189,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
             if linked { unlink(staged) }
             throw problem
         }
-        if let leftover, leftover != dataPath { unlink(leftover) }
+        if let leftover, leftover != dataPath { Self.removeOwnFile(leftover) }
         if linked { Self.sweepAbandoned(except: dataPath) }
     }
 
@@ -189,30 +197,52 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
     /// were killed and never restarted on the same socket: the writer's pid
     /// is gone and the heartbeat is over a minute old. Both, because in a pod
     /// /dev/shm may be shared with sidecars whose pids this one cannot see;
-    /// those keep their heartbeat fresh.
-    static func sweepAbandoned(except ours: String, folder: String = "/dev/shm", now: UInt64 = unixMilliseconds()) {
+    /// those keep their heartbeat fresh. Only this user's regular files are
+    /// read: anything else under such a name (a FIFO, a link, another user's
+    /// file) is left alone, since any local user can make one.
+    public static func sweepAbandoned(except ours: String, folder: String = "/dev/shm", now: UInt64 = unixMilliseconds()) {
         guard let directory = opendir(folder) else { return }
         defer { closedir(directory) }
         let prefix = "fusebox-\(getuid())-"
         while let entry = readdir(directory) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             let path = folder + "/" + name
-            guard name.hasPrefix(prefix), name.hasSuffix(".state"), path != ours, let header = readHeader(path) else { continue }
-            let (heartbeat, pid) = header
+            guard name.hasPrefix(prefix), name.hasSuffix(".state"), path != ours, let header = readOwnHeader(path) else { continue }
+            let pid = pid_t(truncatingIfNeeded: header.pid)
             let writerGone = pid <= 0 || (kill(pid, 0) != 0 && errno == ESRCH)
-            if writerGone, heartbeat + 60_000 < now { unlink(path) }
+            if writerGone, header.heartbeat < now, now - header.heartbeat > 60_000 { unlink(path) }
         }
     }
 
-    /// The heartbeat and pid of a state file, if it is one.
-    private static func readHeader(_ path: String) -> (heartbeat: UInt64, pid: pid_t)? {
-        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)
+    /// The header of a state file at `path` if it is a regular file of this
+    /// user's: opened without following a link and without blocking (a FIFO
+    /// would hang an ordinary open), then checked on the descriptor itself.
+    static func readOwnHeader(_ path: String) -> StateFileContents? {
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)
         guard fd >= 0 else { return nil }
         defer { close(fd) }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == getuid() else { return nil }
         var header = [UInt8](repeating: 0, count: StateFileLayout.headerBytes)
-        guard read(fd, &header, header.count) == header.count, Array(header[0..<8]) == StateFileLayout.magic else { return nil }
-        let field = { (offset: Int, size: Int) in header[offset..<(offset + size)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) } }
-        return (field(StateFileLayout.heartbeatOffset, 8), pid_t(truncatingIfNeeded: field(StateFileLayout.pidOffset, 4)))
+        guard read(fd, &header, header.count) == header.count else { return nil }
+        return StateFileContents(header, headerOnly: true)
+    }
+
+    /// Removes what a link beside the socket pointed at, when that is a
+    /// state file of this sidecar's kind: the canonical path is
+    /// `/dev/shm/fusebox-<uid>-….state` and it is this user's regular file.
+    /// The link's text alone proves nothing (`/dev/shm/fusebox-/../../etc/…`).
+    static func removeOwnFile(_ target: String) {
+        guard let resolved = realpath(target, nil) else { return }
+        let canonical = String(cString: resolved)
+        free(resolved)
+        let prefix = "/dev/shm/fusebox-\(getuid())-"
+        guard canonical == target, canonical.hasPrefix(prefix), canonical.hasSuffix(".state"),
+              !canonical.dropFirst("/dev/shm/".count).contains("/")
+        else { return }
+        var info = stat()
+        guard lstat(canonical, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == getuid() else { return }
+        unlink(canonical)
     }
 
     /// Unmaps and removes the file, and the link to it if `path` still is
@@ -258,7 +288,7 @@ public final class StateFile: BreakerStateBoard, @unchecked Sendable {
         return [UInt64(info.st_dev), UInt64(info.st_ino)]
     }
 
-    static func unixMilliseconds() -> UInt64 {
+    public static func unixMilliseconds() -> UInt64 {
         var now = timespec()
         clock_gettime(CLOCK_REALTIME, &now)
         return UInt64(now.tv_sec) * 1_000 + UInt64(now.tv_nsec) / 1_000_000

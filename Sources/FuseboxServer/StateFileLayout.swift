@@ -54,3 +54,63 @@ public enum StateFileLayout {
 
     public static func bytes(slots: Int) -> Int { headerBytes + slots * slotBytes }
 }
+
+/// A state file as read back from its bytes, checked as a client checks it:
+/// the magic, the version, sizes that fit the bytes, and each slot whole (its
+/// sequence even). The sidecar's own sweep, the tests and the fuzzer read
+/// files through it; anything malformed reads as nil, never a trap.
+public struct StateFileContents: Equatable, Sendable {
+    public struct Slot: Equatable, Sendable {
+        public var index: Int
+        public var state: UInt8
+        public var flags: UInt8
+        public var generation: UInt64
+        public var name: String
+    }
+
+    public var slotCount: Int
+    public var bootID: UInt64
+    public var heartbeat: UInt64
+    public var pid: UInt32
+    public var staleAfterMs: UInt32
+    /// Occupied slots (state not 0) that were whole when read.
+    public var slots: [Slot]
+
+    /// Reads a header and as many slots as `bytes` holds; nil when the header is not a state file's.
+    /// `headerOnly` stops after the header (the sweep needs no more).
+    public init?(_ bytes: some Collection<UInt8>, headerOnly: Bool = false) {
+        let bytes = Array(bytes)
+        guard bytes.count >= StateFileLayout.headerBytes, Array(bytes[0..<8]) == StateFileLayout.magic else { return nil }
+        func field(_ offset: Int, _ size: Int) -> UInt64 {
+            bytes[offset..<(offset + size)].reversed().reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        }
+        guard field(StateFileLayout.versionOffset, 4) == UInt64(StateFileLayout.version) else { return nil }
+        let headerSize = Int(field(StateFileLayout.headerSizeOffset, 4))
+        let slotSize = Int(field(StateFileLayout.slotSizeOffset, 4))
+        let count = Int(field(StateFileLayout.slotCountOffset, 4))
+        bootID = field(StateFileLayout.bootOffset, 8)
+        heartbeat = field(StateFileLayout.heartbeatOffset, 8)
+        pid = UInt32(field(StateFileLayout.pidOffset, 4))
+        staleAfterMs = UInt32(field(StateFileLayout.staleAfterOffset, 4))
+        slotCount = count
+        slots = []
+        if headerOnly { return }
+        // Sizes are the file's word: they must describe a file that fits in what was read.
+        let (slotsBytes, overflow) = count.multipliedReportingOverflow(by: slotSize)
+        guard headerSize >= StateFileLayout.headerBytes, slotSize >= StateFileLayout.slotBytes, !overflow,
+              headerSize <= bytes.count, slotsBytes <= bytes.count - headerSize
+        else { return nil }
+        for index in 0..<count {
+            let at = headerSize + index * slotSize
+            let sequence = field(at + StateFileLayout.sequenceOffset, 4)
+            let state = bytes[at + StateFileLayout.stateOffset]
+            guard sequence & 1 == 0, state != 0 else { continue }
+            let length = min(Int(bytes[at + StateFileLayout.nameLengthOffset]), StateFileLayout.nameBytes)
+            let name = String(decoding: bytes[(at + StateFileLayout.nameOffset)..<(at + StateFileLayout.nameOffset + length)], as: UTF8.self)
+            slots.append(Slot(
+                index: index, state: state, flags: bytes[at + StateFileLayout.flagsOffset],
+                generation: field(at + StateFileLayout.generationOffset, 8), name: name
+            ))
+        }
+    }
+}

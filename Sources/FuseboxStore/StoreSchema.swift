@@ -138,6 +138,10 @@ public enum StoreSchema {
         ALTER TABLE transitions ADD COLUMN probe_latency_ms INTEGER;
         ALTER TABLE transitions ADD COLUMN probe_status INTEGER;
         """,
+        // 6: the fleet member behind a transition applied from a peer (reason `fleet`).
+        """
+        ALTER TABLE transitions ADD COLUMN origin TEXT;
+        """,
     ]
 
     /// The store's identity (version 4 on).

@@ -30,7 +30,8 @@ public enum ResponseEncoder {
     }
 
     public static func hello(
-        _ id: RequestID?, server: String, breakers: [String], chains: [(name: String, members: [String], strategy: String)]
+        _ id: RequestID?, server: String, breakers: [String], chains: [(name: String, members: [String], strategy: String)],
+        stateFile: (bootID: UInt64, pid: Int32)? = nil
     ) -> [UInt8] {
         var writer = start(id, ok: true)
         writer.string("server", server)
@@ -42,6 +43,15 @@ public enum ResponseEncoder {
         // Clients take the fast path for a route only along an ordered chain: they need to know which are.
         writer.object("strategies") { inner in
             for chain in chains { inner.value(chain.name, .string(chain.strategy)) }
+        }
+        // The fast path's file as this sidecar made it: a client trusts a state file only when its
+        // header says the same (a file anyone else put at the path, or a predecessor's, says otherwise).
+        if let stateFile {
+            let boot = String(stateFile.bootID, radix: 16)
+            writer.object("state_file") { inner in
+                inner.value("boot_id", .string(String(repeating: "0", count: 16 - boot.count) + boot))
+                inner.value("pid", .number(String(stateFile.pid)))
+            }
         }
         return writer.finish()
     }

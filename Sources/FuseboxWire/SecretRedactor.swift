@@ -2,11 +2,14 @@
 /// the store, subscribers): provider error bodies and exception messages
 /// often echo the request's `Authorization` header or API key. Masked, each
 /// secret reads `[REDACTED]`. The patterns (docs/security.md lists them):
-/// - the word after `Bearer`, `Basic` or `Token`;
+/// - the credential after an auth scheme word (`Bearer`, `Basic`, `Token`,
+///   `Digest`, `Negotiate`), the scheme itself kept;
 /// - a value after a key naming a secret (`api_key=…`, `"password": "…"`,
 ///   `x-api-key: …`): keys ending in api_key, apikey, api-key, secret,
 ///   secret_key, password, passwd, token, authorization, credential(s),
-///   private_key or access_key (so `access_token` is one, `tokens` is not);
+///   private_key or access_key (so `access_token` is one, `tokens` is not).
+///   When that value is a scheme word (`Authorization: Bearer …`,
+///   `authorization=Basic …`), the credential after the scheme is masked;
 /// - a word of 16 or more characters starting as known keys do: `sk-`, `sk_`,
 ///   `rk_`, `pk_`, `ghp_`, `gho_`, `ghs_`, `github_pat_`, `xox`, `AKIA`,
 ///   `ASIA`, `AIza`, `eyJ` (a JWT), `hf_`, `glpat-`.
@@ -18,7 +21,7 @@ public enum SecretRedactor {
         "api_key", "apikey", "api-key", "secret", "secret_key", "password", "passwd", "token", "authorization",
         "credential", "credentials", "private_key", "access_key",
     ].map { Array($0.utf8) }
-    static let schemes: [[UInt8]] = ["bearer", "basic", "token"].map { Array($0.utf8) }
+    static let schemes: [[UInt8]] = ["bearer", "basic", "token", "digest", "negotiate"].map { Array($0.utf8) }
     static let keyPrefixes: [[UInt8]] = [
         "sk-", "sk_", "rk_", "pk_", "ghp_", "gho_", "ghs_", "github_pat_", "xox", "AKIA", "ASIA", "AIza", "eyJ", "hf_", "glpat-",
     ].map { Array($0.utf8) }
@@ -54,9 +57,14 @@ public enum SecretRedactor {
             } else if secretKeys.contains(where: { lower.ends(with: $0) }),
                       let (from, to) = valueAfter(bytes, end, separators: [0x3D, 0x3A])  // = :
             {
-                out += bytes[end..<from] + mask.utf8
-                changed = true
-                i = to
+                out += bytes[end..<from]
+                if schemes.contains(where: { $0 == bytes[from..<to].map(lowercased) }) {
+                    i = from  // `Authorization: Bearer <token>`: the scheme word is next, and masks what follows it
+                } else {
+                    out += mask.utf8
+                    changed = true
+                    i = to
+                }
             }
         }
         return changed ? String(decoding: out, as: UTF8.self) : text

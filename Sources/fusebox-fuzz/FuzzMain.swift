@@ -34,8 +34,8 @@ enum FuzzDriver {
 enum ReplayMain {
     static func main() {
         let arguments = Array(CommandLine.arguments.dropFirst())
-        guard let target = arguments.first, ["protocol", "config"].contains(target) else {
-            print("usage: fusebox-fuzz protocol|config FILE…   (replays inputs through a fuzz target)")
+        guard let target = arguments.first, ["protocol", "config", "statefile"].contains(target) else {
+            print("usage: fusebox-fuzz protocol|config|statefile FILE…   (replays inputs through a fuzz target)")
             exit(2)
         }
         var count = 0

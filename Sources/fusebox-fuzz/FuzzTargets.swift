@@ -4,7 +4,7 @@ import FuseboxServer
 import FuseboxWire
 import FuseboxJSON
 
-/// The two fuzz targets. Each must never trap on any input; where an answer
+/// The fuzz targets (`StateFileFuzzTarget` has its own file). Each must never trap on any input; where an answer
 /// can be checked against a property, a violation traps on purpose so the
 /// fuzzer reports it.
 enum FuzzTargets {
@@ -134,6 +134,7 @@ enum FuzzTargets {
     static func run(_ target: String, _ data: UnsafeRawBufferPointer) {
         switch target {
         case "config": configuration(data)
+        case "statefile": StateFileFuzzTarget.run(data)
         default: protocolStream(data)
         }
     }

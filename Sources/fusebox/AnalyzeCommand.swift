@@ -112,10 +112,15 @@ struct AnalyzeCommand: ParsableCommand {
             copies.append(path)
             let (since, until, fleet) = (options.since, options.until, self.fleet)
             let outcome = BlockingTask.run { try await FleetHistoryCopy.copy(from: url, fleet: fleet, since: since, until: until, into: path) }
-            if case .failure(let error) = outcome {
+            switch outcome {
+            case .failure(let error):
                 for path in copies { for suffix in ["", "-wal", "-shm"] { unlink(path + suffix) } }
                 printError("fusebox analyze: \(error)")
                 throw ExitCode(ExitStatus.storeFailed)
+            case .success(let skipped):
+                for (table, rows) in skipped {
+                    printError("fusebox analyze: warning: skipped \(rows) row(s) of \(table) in \(url) holding NaN or an infinity (no sidecar writes those)")
+                }
             }
             options.databases[index] = path
         }

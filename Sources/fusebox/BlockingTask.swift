@@ -4,14 +4,16 @@ import Synchronization
 /// Runs async work to completion from a synchronous command (the CLI's
 /// main thread, never an event loop).
 enum BlockingTask {
-    static func run(_ body: @escaping @Sendable () async throws -> Void) -> Result<Void, any Error> {
-        let outcome = Mutex<Result<Void, any Error>>(.success(()))
+    static func run<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) -> Result<T, any Error> {
+        let outcome = Mutex<Result<T, any Error>?>(nil)
         let done = DispatchSemaphore(value: 0)
         Task {
-            do { try await body() } catch { outcome.withLock { $0 = .failure(error) } }
+            let result: Result<T, any Error>
+            do { result = .success(try await body()) } catch { result = .failure(error) }
+            outcome.withLock { $0 = result }
             done.signal()
         }
         done.wait()
-        return outcome.withLock { $0 }
+        return outcome.withLock { $0! }
     }
 }

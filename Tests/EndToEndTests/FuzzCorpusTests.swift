@@ -15,7 +15,7 @@ struct FuzzCorpusTests {
         }
     }
 
-    @Test(arguments: ["protocol", "config"])
+    @Test(arguments: ["protocol", "config", "statefile"])
     func everyInputRunsWithoutACrash(target: String) throws {
         let inputs = Self.files(target)
         #expect(inputs.count >= 4)

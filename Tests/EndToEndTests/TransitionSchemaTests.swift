@@ -11,7 +11,7 @@ struct TransitionSchemaTests {
     static let fields = [
         "timestamp", "breaker_name", "old_state", "new_state", "reason", "failure_count", "last_error", "last_status",
         "failure_rate", "slow_call_rate", "calls_in_window", "failures_in_window", "open_until", "generation",
-        "probe_outcome", "probe_latency_ms", "probe_status",
+        "probe_outcome", "probe_latency_ms", "probe_status", "origin",
     ]
 
     static func keys(_ line: JSONValue) -> Set<String> {

@@ -211,7 +211,7 @@ final class RecordingBoard: BreakerStateBoard, @unchecked Sendable {
     private var posted: [Int: PostedState] = [:]
     var slots: [Int: PostedState] { lock.withLock { posted } }
     func post(_ state: PostedState, slot: Int) { lock.withLock { posted[slot] = state } }
-    func truncate(to count: Int) { lock.withLock { posted = posted.filter { $0.key < count } } }
+    func resize(to count: Int) { lock.withLock { posted = posted.filter { $0.key < count } } }
 }
 
 struct TemporaryFolder: ~Copyable {

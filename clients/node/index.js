@@ -194,7 +194,7 @@ export class Fusebox extends EventEmitter {
    * @returns {Promise<{id: string|null, breaker: string, probe: boolean, degraded: boolean}>}
    */
   async acquire(breaker, { cost, timeoutMs = this.timeoutMs, signal } = {}) {
-    const fast = this.#fastPermit(breaker, signal);
+    const fast = this.#fastPermit(breaker, signal) ?? (await this.#confirmStateFile() ? this.#fastPermit(breaker, signal) : null);
     if (fast) return fast;
     let answer;
     // timeout_ms: the sidecar refuses a queued acquire before this client would give up on it.
@@ -220,7 +220,7 @@ export class Fusebox extends EventEmitter {
     // The fast path: an ordered chain whose first member admits locally, nothing excluded or required.
     const first = this.chains[chain]?.[0];
     if (!exclude.length && !requires?.length && this.strategies[chain] === 'ordered' && first !== undefined) {
-      const fast = this.#fastPermit(first, signal);
+      const fast = this.#fastPermit(first, signal) ?? (await this.#confirmStateFile() ? this.#fastPermit(first, signal) : null);
       if (fast) return { ...fast, strategy: 'ordered', why: 'order', figure: null };
     }
     const message = { op: 'route', chain, exclude };
@@ -467,6 +467,7 @@ export class Fusebox extends EventEmitter {
           .then((answer) => {
             this.chains = answer.chains ?? this.chains;
             this.strategies = answer.strategies ?? this.strategies;
+            this.board?.trust(answer.state_file);
             this.unreportedFailOpen -= hello.fail_open ?? 0;
           })
           .catch(() => {});
@@ -485,6 +486,22 @@ export class Fusebox extends EventEmitter {
       });
     }).finally(() => { this.connecting = null; });
     return this.connecting;
+  }
+
+  /**
+   * The state file names a sidecar no hello has named (a first look, or a restart): one hello says
+   * whether it is this one. True if it asked.
+   */
+  async #confirmStateFile() {
+    if (!this.board?.unconfirmed || (this.downSince != null && Date.now() < this.nextAttempt)) return false;
+    this.board.unconfirmed = null;
+    try {
+      const answer = await this.request({ op: 'hello', protocol: 1, client: `fusebox-node/${VERSION}` });
+      this.board.trust(answer.state_file);
+    } catch {
+      // Unreachable or refused: the socket path below says what to do.
+    }
+    return true;
   }
 
   /** A permit without asking when the state file says `breaker` admits every call, else null. */

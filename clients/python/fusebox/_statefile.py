@@ -1,12 +1,15 @@
 """The fast path's reader: the sidecar's state file (``<socket>.state``),
 mapped read-only. Layout version 1 is described in docs/protocol.md ("The
-fast path"); anything unexpected (no file, another version, a heartbeat older
-than the sidecar's stale-after, a slot being rewritten too often) answers
-None, and the caller asks the socket as it would without a fast path."""
+fast path"); anything unexpected (no file, not a regular file, not owned by
+the socket's owner, another version, a heartbeat older than the sidecar's
+stale-after or in the future, a boot id or pid other than the sidecar's
+``hello`` named, a slot being rewritten too often) answers None, and the
+caller asks the socket as it would without a fast path."""
 from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 import time
 from typing import Dict, Optional, Tuple
@@ -24,6 +27,10 @@ _ADMITS_LOCALLY = 1
 _RETRIES = 16
 #: A missing or stale file is looked for again at most this often.
 _REOPEN_INTERVAL = 0.5
+#: A file that says its sidecar may be silent longer than this is not believed (the sidecar says 1 s).
+MAX_STALE_AFTER_MS = 10_000
+#: A heartbeat later than now by more than this is not believed (one host, one clock).
+_FUTURE_SLACK_MS = 100
 
 STATES = {1: "closed", 2: "open", 3: "half_open", 4: "forced_open", 5: "disabled", 6: "metrics_only"}
 
@@ -40,9 +47,15 @@ def read_slot(mapped: mmap.mmap, offset: int) -> Optional[Tuple[int, int, int, b
 
 
 class StateBoard:
-    """Breaker states as the sidecar posted them; one per client, shared by its threads."""
+    """Breaker states as the sidecar posted them; one per client, shared by its threads.
+
+    A file is believed only once the sidecar has said, in ``hello``, which
+    file it made (``trust``): its boot id and pid. Until then, or when the
+    file says otherwise, ``read`` answers None and ``unconfirmed`` holds what
+    the file claims, so the client can ask ``hello`` again."""
 
     def __init__(self, socket_path: str) -> None:
+        self.socket_path = socket_path
         self.path = socket_path + ".state"
         self._map: Optional[mmap.mmap] = None
         self._header: Tuple[int, int, int, int] = (0, 0, 0, 0)  # header size, slot size, slots, stale-after ms
@@ -51,6 +64,26 @@ class StateBoard:
         self._next_open = 0.0
         #: Times a new sidecar (another boot id) was found behind the path.
         self.restarts = 0
+        #: ``(boot id, pid)`` of the file the sidecar's last hello named; None: no file is trusted.
+        self._trusted: Optional[Tuple[int, int]] = None
+        #: ``(boot id, pid)`` of a well-formed, fresh file that hello has not named (yet).
+        self.unconfirmed: Optional[Tuple[int, int]] = None
+
+    def trust(self, named: object) -> None:
+        """What a ``hello`` answer's ``state_file`` says: the file to believe, or (absent) none."""
+        identity: Optional[Tuple[int, int]] = None
+        if isinstance(named, dict):
+            boot, pid = named.get("boot_id"), named.get("pid")
+            if isinstance(boot, str) and isinstance(pid, int):
+                try:
+                    identity = (int(boot, 16), pid)
+                except ValueError:
+                    identity = None
+        if identity != self._trusted:
+            self._trusted = identity
+            self._map = None
+            self._next_open = 0.0  # look at once: the file may be the one just named
+        self.unconfirmed = None
 
     def read(self, breaker: str) -> Optional[Tuple[str, int, bool]]:
         """``(state, generation, admits_locally)`` for ``breaker``, or None
@@ -84,19 +117,26 @@ class StateBoard:
 
     def _fresh(self, mapped: mmap.mmap) -> bool:
         heartbeat = _HEARTBEAT.unpack_from(mapped, _HEARTBEAT_AT)[0]
-        return bool(time.time() * 1000 - heartbeat <= self._header[3])
+        age = time.time() * 1000 - heartbeat
+        return bool(-_FUTURE_SLACK_MS <= age <= self._header[3])
 
     def _reopen(self) -> Optional[mmap.mmap]:
         now = time.monotonic()
         if now < self._next_open:
             return None
         self._next_open = now + _REOPEN_INTERVAL
+        self._map = None
         try:
-            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
+            # Without blocking: a FIFO at the path would hang an ordinary open.
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
         except OSError:
             return None
         try:
-            size = os.fstat(fd).st_size
+            info = os.fstat(fd)
+            # A regular file of the socket's owner: anyone else's file at the path proves nothing.
+            if not stat.S_ISREG(info.st_mode) or info.st_uid != os.stat(self.socket_path).st_uid:
+                return None
+            size = info.st_size
             if size < _HEADER.size:
                 return None
             mapped = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ)
@@ -104,12 +144,17 @@ class StateBoard:
             return None
         finally:
             os.close(fd)
-        magic, version, header, slot_size, slots, boot, _, _, stale_after = _HEADER.unpack_from(mapped, 0)
-        if magic != MAGIC or version != VERSION or slot_size < _NAME_AT + 64 or header + slots * slot_size > size:
+        magic, version, header, slot_size, slots, boot, _, pid, stale_after = _HEADER.unpack_from(mapped, 0)
+        if (magic != MAGIC or version != VERSION or header < _HEADER.size or slot_size < _NAME_AT + 64
+                or header + slots * slot_size > size or not 0 < stale_after <= MAX_STALE_AFTER_MS):
             mapped.close()
             return None
         self._header = (header, slot_size, slots, stale_after)
         if not self._fresh(mapped):
+            mapped.close()
+            return None
+        if (boot, pid) != self._trusted:
+            self.unconfirmed = (boot, pid)  # perhaps a restarted sidecar: its hello will say
             mapped.close()
             return None
         if self.boot_id and boot != self.boot_id:

@@ -81,6 +81,8 @@ class AsyncFusebox(ClientPolicy):
 
     async def acquire(self, breaker: str, cost: Optional[int] = None) -> Permit:
         fast = self._fast_permit(breaker)
+        if fast is None and await self._confirm_state_file():
+            fast = self._fast_permit(breaker)
         if fast is not None:
             return fast
         try:
@@ -94,6 +96,8 @@ class AsyncFusebox(ClientPolicy):
     async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
                         requires: Sequence[str] = ()) -> Permit:
         fast = self._fast_route(chain, exclude, requires)  # a member that admits locally has no budget: cost is moot
+        if fast is None and await self._confirm_state_file():
+            fast = self._fast_route(chain, exclude, requires)
         if fast is not None:
             return fast
         try:
@@ -103,6 +107,16 @@ class AsyncFusebox(ClientPolicy):
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
         return Permit.routed(answer)
+
+    async def _confirm_state_file(self) -> bool:
+        """Asks hello which state file the sidecar made, when the file names one not yet heard of; True if asked."""
+        if not self._unconfirmed_state_file():
+            return False
+        try:
+            self._learn(await self.request(self._confirming_hello()))
+        except (SidecarUnavailable, ProtocolError):
+            pass
+        return True
 
     async def report(self, permit: Permit, *, outcome: Optional[str] = None, status: Optional[int] = None,
                      latency_ms: Optional[float] = None, error: Optional[str] = None,

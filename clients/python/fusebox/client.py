@@ -114,6 +114,8 @@ class Fusebox(ClientPolicy):
         ``timeout`` above it. A closed breaker without budgets is not asked:
         its state file says so (the fast path)."""
         fast = self._fast_permit(breaker)
+        if fast is None and self._confirm_state_file():
+            fast = self._fast_permit(breaker)
         if fast is not None:
             return fast
         try:
@@ -128,6 +130,8 @@ class Fusebox(ClientPolicy):
               requires: Sequence[str] = ()) -> Permit:
         """A permit from the first breaker of ``chain`` that grants one."""
         fast = self._fast_route(chain, exclude, requires)  # a member that admits locally has no budget: cost is moot
+        if fast is None and self._confirm_state_file():
+            fast = self._fast_route(chain, exclude, requires)
         if fast is not None:
             return fast
         try:
@@ -162,6 +166,16 @@ class Fusebox(ClientPolicy):
                 log.debug("fusebox: %s", problem)
                 return None
             raise
+
+    def _confirm_state_file(self) -> bool:
+        """Asks hello which state file the sidecar made, when the file names one not yet heard of; True if asked."""
+        if not self._unconfirmed_state_file():
+            return False
+        try:
+            self._learn(self.request(self._confirming_hello()))
+        except (SidecarUnavailable, ProtocolError):
+            pass
+        return True
 
     def _send(self, message: Dict[str, Any]) -> None:
         """Sends a request that is not answered; lost if the sidecar is gone (a success, not worth failing the app for)."""

@@ -162,8 +162,24 @@ class ClientPolicy:
             permit.strategy, permit.why = "ordered", "order"
         return permit
 
+    def _unconfirmed_state_file(self) -> bool:
+        """The state file names a sidecar no hello has named (a first look, or a restart): one hello will say."""
+        board = self._board
+        if board is None or board.unconfirmed is None or self._retrying():
+            return False
+        board.unconfirmed = None
+        return True
+
+    def _confirming_hello(self) -> Dict[str, Any]:
+        """A hello sent only to learn which state file the sidecar made (fail-opens go with connections' own)."""
+        message = self._hello_message()
+        message.pop("fail_open", None)
+        return message
+
     def _learn(self, hello: Dict[str, Any]) -> None:
-        """What a hello answer says about chains: their members and strategies."""
+        """What a hello answer says: chains, their members and strategies, and the state file to trust."""
+        if self._board is not None:
+            self._board.trust(hello.get("state_file"))
         if isinstance(hello.get("chains"), dict):
             self.chains = hello["chains"]
         if isinstance(hello.get("strategies"), dict):

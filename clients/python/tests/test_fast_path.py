@@ -11,7 +11,10 @@ import struct
 import subprocess
 import sys
 import textwrap
+import threading
 import time
+from contextlib import contextmanager, nullcontext
+from typing import Iterator
 
 import pytest
 
@@ -30,6 +33,42 @@ def wait_for_state_file(sidecar: Sidecar) -> pathlib.Path:
         assert time.time() < deadline, "the sidecar never posted its state file"
         time.sleep(0.02)
     return path
+
+
+@contextmanager
+def kept_fresh(path: pathlib.Path) -> Iterator[None]:
+    """Rewrites the heartbeat of the file at ``path`` every 50 ms, as a live sidecar would."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            with open(path, "r+b") as file:
+                file.seek(32)
+                file.write(struct.pack("<Q", int(time.time() * 1000)))
+            stop.wait(0.05)
+
+    beater = threading.Thread(target=beat, daemon=True)
+    beater.start()
+    try:
+        time.sleep(0.1)
+        yield
+    finally:
+        stop.set()
+        beater.join()
+
+
+def forged_copy(real: pathlib.Path, states: dict) -> bytearray:
+    """The sidecar's own file, with breaker states (and the admits-locally flag) rewritten as ``states`` says."""
+    contents = bytearray(real.read_bytes())
+    header, size, slots = struct.unpack_from("<III", contents, 12)
+    codes = {"closed": 1, "open": 2}
+    for slot in range(slots):
+        at = header + slot * size
+        name = bytes(contents[at + 64: at + 64 + contents[at + 6]]).decode()
+        if name in states:
+            contents[at + 4] = codes[states[name]]
+            contents[at + 5] = 1 if states[name] == "closed" else 0
+    return contents
 
 
 def other_process(socket: str, script: str) -> str:
@@ -94,13 +133,65 @@ def test_a_stale_or_corrupt_state_file_falls_back_to_the_socket(sidecar, damage)
     elif damage == "truncated":
         contents = contents[:40]
     if damage != "missing":
-        if damage != "stale heartbeat":
-            struct.pack_into("<Q", contents, 32, int(time.time() * 1000) + 60_000)  # fresh: only the damage differs
         real.write_bytes(bytes(contents))
-    with Fusebox(sidecar.socket) as fb:
+    with Fusebox(sidecar.socket) as fb, (kept_fresh(real) if damage not in ("stale heartbeat", "missing", "truncated") else nullcontext()):
+        # Fresh unless the damage is staleness: only the damage differs from the sidecar's own file.
         permit = fb.acquire("openai")
         assert permit.id is not None and not permit.fast and not permit.degraded, "asked the socket"
         fb.report(permit, outcome="success")
+        assert fb.stats()["fast_path"] == 0
+
+
+def test_a_fifo_at_the_state_files_path_never_hangs_a_client(sidecar):
+    real = wait_for_state_file(sidecar)
+    real.unlink()
+    os.mkfifo(real)
+    printed = other_process(sidecar.socket, """
+        with fb.guard("openai"):
+            pass
+        print(fb.stats()["fast_path"])
+    """)
+    assert printed.split() == ["0"], "the client asked the socket instead of waiting on the FIFO"
+
+
+def test_a_forged_state_file_is_not_believed_by_a_client_of_a_sidecar_without_one(stopped_sidecar):
+    from conftest import CONFIG
+    # A sidecar with a file to copy the form from, then one without a fast path at all, on the same socket.
+    sidecar = stopped_sidecar.start()
+    template = bytes(wait_for_state_file(sidecar).read_bytes())
+    sidecar.stop()
+    (stopped_sidecar.folder / "fusebox.yaml").write_text(CONFIG + "fast_path: false\n")
+    sidecar = stopped_sidecar.start()
+    try:
+        forged = pathlib.Path(sidecar.socket + ".state")
+        forged.write_bytes(template)
+        forged.write_bytes(bytes(forged_copy(forged, {"openai": "closed"})))
+        with Fusebox(sidecar.socket) as fb, kept_fresh(forged):
+            for _ in range(3):
+                fb.report(fb.acquire("openai"), status=503)
+            assert fb.status("openai")[0]["state"] == "open"
+            with pytest.raises(BreakerOpen):
+                with fb.guard("openai"):
+                    pass
+            assert fb.stats()["fast_path"] == 0, "the forged file named no sidecar's hello"
+    finally:
+        sidecar.stop()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to give a file to another user")
+def test_a_state_file_owned_by_another_user_is_not_believed(sidecar):
+    real = wait_for_state_file(sidecar)
+    with Fusebox(sidecar.socket) as fb:
+        for _ in range(3):
+            fb.report(fb.acquire("openai"), status=503)
+        forged = forged_copy(real, {"openai": "closed"})  # the real boot id and pid: only the owner differs
+        real.unlink()
+        real.write_bytes(bytes(forged))
+        os.chown(real, 65534, 65534)
+        with kept_fresh(real):
+            with pytest.raises(BreakerOpen):
+                with fb.guard("openai"):
+                    pass
         assert fb.stats()["fast_path"] == 0
 
 
