@@ -63,6 +63,7 @@ import Testing
         func fake(_ name: String, pid: Int32, heartbeat: UInt64, magic: String = "FBXSTATE") throws -> String {
             var bytes = [UInt8](repeating: 0, count: 64)
             bytes.replaceSubrange(0..<8, with: Array(magic.utf8))
+            bytes[8] = 1  // version 1
             withUnsafeBytes(of: heartbeat.littleEndian) { bytes.replaceSubrange(32..<40, with: $0) }
             withUnsafeBytes(of: pid.littleEndian) { bytes.replaceSubrange(40..<44, with: $0) }
             let path = folder.path + "/" + name
@@ -75,9 +76,22 @@ import Testing
         let stalledButAlive = try fake("fusebox-\(uid)-3.state", pid: getpid(), heartbeat: now - 120_000)
         let anotherUsers = try fake("fusebox-\(uid + 1)-4.state", pid: gone, heartbeat: 0)
         let notOurs = try fake("fusebox-\(uid)-5.state", pid: gone, heartbeat: 0, magic: "SOMEFILE")
+        // Any local user can put these under the sidecar's names: a FIFO (an ordinary open would hang),
+        // a link to an abandoned file, and (as root) a file given to another user.
+        let fifo = folder.path + "/fusebox-\(uid)-6.state"
+        #expect(mkfifo(fifo, 0o666) == 0)
+        let linkTarget = try fake("target-7", pid: gone, heartbeat: now - 120_000)
+        let link = folder.path + "/fusebox-\(uid)-7.state"
+        #expect(symlink(linkTarget, link) == 0)
+        var given: [String] = []
+        if getuid() == 0 {
+            let file = try fake("fusebox-\(uid)-8.state", pid: gone, heartbeat: now - 120_000)
+            #expect(chown(file, 65534, 65534) == 0)
+            given.append(file)
+        }
         StateFile.sweepAbandoned(except: "", folder: folder.path, now: now)
         #expect(!FileManager.default.fileExists(atPath: abandoned))
-        for kept in [justDied, stalledButAlive, anotherUsers, notOurs] {
+        for kept in [justDied, stalledButAlive, anotherUsers, notOurs, fifo, link, linkTarget] + given {
             #expect(FileManager.default.fileExists(atPath: kept), "\(kept) was kept")
         }
     }

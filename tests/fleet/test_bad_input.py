@@ -130,3 +130,27 @@ breakers: {{ openai: {{}} }}
         process.terminate()
         process.wait(timeout=20)
     assert left == {"other": 1}
+
+
+def test_a_nan_row_in_the_fleet_history_is_skipped_with_a_warning_and_the_rest_is_analysed():
+    """Anyone who can write the history tables can write NaN into a DOUBLE PRECISION column; one such
+    row must not make the whole fleet's history unreadable (it did: exit 74, "altered or damaged")."""
+    from conftest import Fleet
+    with Fleet(1, "breakers: { openai: {} }") as fleet:  # makes sure the schema exists
+        name = fleet.name
+    now = int(time.time() * 1000)
+
+    def row(local_id: int, at: int, old: str, new: str, reason: str, rate: str) -> str:
+        return (f"('nan-{name}', {local_id}, '{name}', {at}, 'then', 'host-a', 'openai', '{old}', '{new}', '{reason}', "
+                f"{local_id}, 5, 10, 5, {rate}, 0, 'down', 503, NULL, NULL)")
+    psql("INSERT INTO history_transitions VALUES "
+         + row(1, now - 60_000, "closed", "open", "consecutive_failures", "0.5") + ", "
+         + row(2, now - 50_000, "open", "half_open", "open_elapsed", "'NaN'::float8") + ", "
+         + row(3, now - 40_000, "half_open", "closed", "probe_succeeded", "0"))
+    analyzed = subprocess.run([BINARY, "analyze", "--db", POSTGRES, "--fleet", name, "--format", "json"],
+                              capture_output=True, text=True, timeout=60)
+    assert analyzed.returncode == 0, analyzed.stderr
+    assert "skipped 1 row(s) of history_transitions" in analyzed.stderr, analyzed.stderr
+    assert len(analyzed.stderr.strip().splitlines()) == 1, analyzed.stderr
+    report = json.loads(analyzed.stdout)
+    assert len(report["incidents"]) == 1, "the other rows were analysed"

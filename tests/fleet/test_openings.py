@@ -36,8 +36,10 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
             for peer in subscriptions[1:]:
                 seen = peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")
                 delays.append(millis(seen["timestamp"]) - millis(opened["timestamp"]))
-                # The peer follows the opening: it does not trip again on the failures behind it.
+                # The peer follows the opening: it does not trip again on the failures behind it,
+                # and says which member it followed.
                 assert seen["reason"] == "fleet", seen
+                assert seen["origin"].startswith(origin.name + "#"), seen
             assert all(s.state("openai") == "open" for s in fleet.sidecars)
             # ctl reset without --local applies on every peer.
             origin.ask('{"op":"reset","breaker":"openai"}', admin=True)

@@ -2,8 +2,8 @@
 // called on the state file's word, and anything untrustworthy means asking the socket.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync, unlinkSync, rmSync } from 'node:fs';
+import { spawn, execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync, unlinkSync, rmSync, openSync, writeSync, closeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Fusebox, BreakerOpen } from '../index.js';
@@ -107,6 +107,51 @@ test('a stale or corrupt state file, or a restarted sidecar, is noticed', async 
       await second.stop();
     }
   } finally {
+    rmSync(sidecar.folder, { recursive: true, force: true });
+  }
+});
+
+test('a FIFO at the state file\'s path never hangs the client', async () => {
+  const sidecar = await startSidecar(config);
+  try {
+    const path = await stateFile(sidecar);
+    unlinkSync(path);
+    execFileSync('mkfifo', [path]);
+    const printed = await otherProcess(sidecar.socket, `
+      await fb.guard('openai', () => 1);
+      console.log(fb.stats().fastPath);`);
+    assert.equal(printed, '0', 'the client asked the socket instead of waiting on the FIFO');
+  } finally {
+    await sidecar.stop();
+    rmSync(sidecar.folder, { recursive: true, force: true });
+  }
+});
+
+test('a forged state file is not believed when the sidecar\'s hello names none', async () => {
+  // The form comes from a real sidecar's file; then one without a fast path serves the same socket.
+  const first = await startSidecar(config);
+  const template = Buffer.from(readFileSync(await stateFile(first)));
+  await first.stop();
+  const sidecar = await startSidecar(`${config}fast_path: false\n`, first.folder);
+  const path = `${sidecar.socket}.state`;
+  writeFileSync(path, template);  // openai's slot says closed, admits locally
+  const beat = setInterval(() => {
+    const heartbeat = Buffer.alloc(8);
+    heartbeat.writeBigUInt64LE(BigInt(Date.now()), 0);
+    const fd = openSync(path, 'r+');
+    writeSync(fd, heartbeat, 0, 8, 32);
+    closeSync(fd);
+  }, 50);
+  try {
+    const fb = new Fusebox({ socketPath: sidecar.socket });
+    for (let i = 0; i < 3; i++) await fb.report(await fb.acquire('openai'), { status: 503 });
+    assert.equal((await fb.status('openai'))[0].state, 'open');
+    await assert.rejects(fb.guard('openai', () => 1), (error) => error instanceof BreakerOpen);
+    assert.equal(fb.stats().fastPath, 0, 'the forged file named no sidecar\'s hello');
+    fb.close();
+  } finally {
+    clearInterval(beat);
+    await sidecar.stop();
     rmSync(sidecar.folder, { recursive: true, force: true });
   }
 });

@@ -184,14 +184,14 @@ def test_a_state_file_owned_by_another_user_is_not_believed(sidecar):
     with Fusebox(sidecar.socket) as fb:
         for _ in range(3):
             fb.report(fb.acquire("openai"), status=503)
-        forged = forged_copy(real, {"openai": "closed"})  # the real boot id and pid: only the owner differs
-        real.unlink()
-        real.write_bytes(bytes(forged))
-        os.chown(real, 65534, 65534)
-        with kept_fresh(real):
-            with pytest.raises(BreakerOpen):
-                with fb.guard("openai"):
-                    pass
+    forged = forged_copy(real, {"openai": "closed"})  # the real boot id and pid: only the owner differs
+    real.unlink()
+    real.write_bytes(bytes(forged))
+    os.chown(real, 65534, 65534)
+    with kept_fresh(real), Fusebox(sidecar.socket) as fb:  # a new client: it reads the file at the path
+        with pytest.raises(BreakerOpen):
+            with fb.guard("openai"):
+                pass
         assert fb.stats()["fast_path"] == 0
 
 
