@@ -159,7 +159,7 @@ struct Breaker: Sendable {
             guard fresh else { return nil }
             if probe { probesInFlight = max(0, probesInFlight - 1) }
             if outcome.isFailure {
-                failedProbes += 1
+                failedProbes = min(failedProbes + 1, OpenPolicy.maxFailedProbes)
                 let reason: TransitionReason = expired ? .probeTimeout : .probeFailed
                 return transition(to: .open, reason: reason, at: now, random: &random, retryAfter: retryAfter)
             } else {
@@ -195,7 +195,7 @@ struct Breaker: Sendable {
             }
         case .halfOpen:
             if let since = probeSilentSince, now >= since + policy.halfOpen.maxWait {
-                failedProbes += 1
+                failedProbes = min(failedProbes + 1, OpenPolicy.maxFailedProbes)
                 return transition(to: .open, reason: .probeTimeout, at: now, random: &random)
             }
         case .closed, .forcedOpen, .disabled, .metricsOnly:
@@ -303,8 +303,11 @@ struct Breaker: Sendable {
     /// Forced and disabled states here are an operator's and stay.
     mutating func applyFleet(_ state: FleetState, at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
-        case .open(let until, let probesFailed):
-            failedProbes = max(0, probesFailed)
+        case .open(let peerUntil, let probesFailed):
+            // A peer's numbers move this breaker only as far as a local event could: the backoff's
+            // count within its bound, and an opening no longer than Retry-After may hold one from now.
+            failedProbes = min(max(0, probesFailed), OpenPolicy.maxFailedProbes)
+            let until = min(peerUntil, now + policy.open.retryAfterCap)
             switch self.state {
             case .closed, .halfOpen:
                 var change = transition(to: .open, reason: .fleet, at: now, random: &random)
@@ -336,7 +339,8 @@ struct Breaker: Sendable {
     mutating func recordRemote(resets: Bool, failures: Int, at now: Timestamp, random: inout SplitMix64) -> Transition? {
         guard state == .closed || state == .metricsOnly else { return nil }
         if resets { consecutiveFailures = 0 }
-        consecutiveFailures = min(1_000_000_000, consecutiveFailures + max(0, failures))
+        // Both terms are at most 10^9, so the sum cannot overflow whatever a peer sent.
+        consecutiveFailures = min(1_000_000_000, consecutiveFailures + min(max(0, failures), 1_000_000_000))
         guard state == .closed, failures > 0,
               let reason = rules.reason(consecutiveFailures: consecutiveFailures, window: health.read(at: now))
         else { return nil }

@@ -18,6 +18,11 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
 }
 
 extension OpenPolicy {
+    /// Failed probes in a row are counted up to this: past it every backoff
+    /// has long reached its cap, and a count a peer sent (fleet mode) can
+    /// neither overflow nor make `openPeriod` loop for ever.
+    static let maxFailedProbes = 1_000
+
     /// How long to stay open after `failedProbes` probes in a row have failed:
     /// `duration × multiplier^failedProbes`, capped, then spread by ± `jitter`
     /// (never past the cap).
@@ -26,7 +31,8 @@ extension OpenPolicy {
         let cap = Double(backoffMax.nanosecondsClamped)
         var period = base
         var step = 0
-        while step < failedProbes && period < cap {
+        let steps = backoffMultiplier > 1 ? min(failedProbes, Self.maxFailedProbes) : 0
+        while step < steps && period < cap {
             period *= backoffMultiplier
             step += 1
         }

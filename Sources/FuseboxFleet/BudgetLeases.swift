@@ -97,14 +97,20 @@ final class BudgetLeases: Sendable {
         let expires = now + leaseLength
         let lockName = "fusebox/\(fleet)/\(breaker)/\(kind)"
         let nowMs = now.milliseconds, expiresMs = expires.milliseconds
+        // No lease runs longer than its term: a row that says it does was not written by a sidecar.
+        let latestMs = (now + leaseLength * 2).milliseconds
         let logger = logger
         return try await connection.withTransaction(logger: logger) { connection -> Lease in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lockName)))", logger: logger)
             try await connection.query("""
-                DELETE FROM fleet_leases WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind) AND expires_ms < \(nowMs)
+                DELETE FROM fleet_leases WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind)
+                    AND (expires_ms < \(nowMs) OR expires_ms > \(latestMs))
                 """, logger: logger)
+            // A share or demand no sidecar could write (negative, NaN, above the capacity) counts as none.
             let rows = try await connection.query("""
-                SELECT coalesce(sum(demand), 0)::float8, coalesce(sum(share), 0)::float8, count(*)::int FROM fleet_leases
+                SELECT coalesce(sum(CASE WHEN demand >= 0 AND demand <= 1e12 THEN demand ELSE 0 END), 0)::float8,
+                       coalesce(sum(CASE WHEN share >= 0 AND share <= \(capacity) THEN share ELSE 0 END), 0)::float8,
+                       count(*)::int FROM fleet_leases
                 WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind) AND member <> \(member)
                 """, logger: logger)
             var others = (demand: 0.0, share: 0.0, count: 0)

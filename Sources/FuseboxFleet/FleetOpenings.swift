@@ -209,9 +209,17 @@ final class FleetOpenings: Sendable {
         }
     }
 
+    /// How far ahead of the last epoch seen a NOTIFY's epoch may be. NOTIFY
+    /// takes no privilege, so its payload is anyone's word: an epoch far
+    /// ahead would hide every later real one. The table (read at catch-up)
+    /// takes the fleet's privileges, and its epoch is believed as it is.
+    static let epochWindow: Int64 = 1_000
+
     private func apply(_ row: PublishedState, shared: Set<String>, catchingUp: Bool) {
         let fresh = epochs.withLock { all -> Bool in
-            guard row.epoch > (all[row.breaker] ?? 0) else { return false }
+            let last = all[row.breaker] ?? 0
+            let (ahead, overflow) = row.epoch.subtractingReportingOverflow(last)
+            guard row.epoch > last, catchingUp || (!overflow && ahead <= Self.epochWindow) else { return false }
             all[row.breaker] = row.epoch
             return true
         }
@@ -255,6 +263,7 @@ final class FleetOpenings: Sendable {
                 ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
                 WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(now.milliseconds)
                    OR fleet_probes.holder = EXCLUDED.holder
+                   OR fleet_probes.expires_ms > \((now + Self.leaseTerm * 2).milliseconds)
                 RETURNING holder
                 """, logger: logger)
             var won = false

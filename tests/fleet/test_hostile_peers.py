@@ -1,0 +1,81 @@
+"""Hostile messages on the fleet's channel. PostgreSQL checks no privilege on
+NOTIFY: any role that can connect can send `fusebox_fleet` anything. What it
+sends moves a breaker only as far as a local event could (docs/fleet.md,
+"Trust"): every sidecar stays up, no opening lasts past `max_retry_after`,
+and an epoch far ahead is refused, so later real resets still arrive."""
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import subprocess
+import time
+
+from conftest import POSTGRES, Fleet, Subscription, psql
+
+BODY = """
+defaults:
+  trip: { consecutive_failures: 2, window: off }
+  open: { duration: 1s, jitter: 0, backoff: { multiplier: 1, max: 2s }, max_retry_after: 2s }
+  max_transitions_per_minute: off
+breakers: { openai: {} }
+"""
+INT64_MAX = 2**63 - 1
+YEAR_2262_MS = 9_214_646_400_000
+
+
+def as_intruder(payload: dict) -> None:
+    """NOTIFY from a role with no privilege on any fleet table: it can only connect."""
+    url = POSTGRES.replace("fusebox@", "intruder@", 1)
+    text = json.dumps(payload).replace("'", "''")
+    subprocess.run([os.path.join(os.environ["FUSEBOX_TEST_PGBIN"], "psql"), url, "-Xqc", f"SELECT pg_notify('fusebox_fleet', '{text}')"],
+                   check=True, capture_output=True, text=True)
+
+
+def open_until_ms(sidecar) -> float | None:
+    until = sidecar.ask('{"op":"status","breaker":"openai"}')["breakers"][0]["open_until"]
+    return None if until is None else datetime.datetime.fromisoformat(until.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def test_a_connect_only_roles_notifies_leave_every_sidecar_up_bounded_and_still_reset_by_the_fleet():
+    psql("DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'intruder') THEN CREATE ROLE intruder LOGIN; END IF; END $$")
+    with Fleet(3, BODY) as fleet:
+        subscriptions = [Subscription(s) for s in fleet.sidecars]
+        base = {"f": fleet.name, "b": "openai", "o": "intruder#1"}
+        # Failures in a row of 1, then of 2^63-1: the sum overflowed (SIGILL on every peer).
+        as_intruder({**base, "k": "calls", "n": 1})
+        as_intruder({**base, "k": "calls", "n": INT64_MAX})
+        for subscription in subscriptions:
+            subscription.wait_for(lambda e: e.get("new_state") == "open")
+        time.sleep(0.5)
+        assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
+
+        # An opening until 2262 with 2^63-1 failed probes, at the next epoch: believed only up to max_retry_after.
+        epoch = int(psql(f"SELECT epoch FROM fleet_breakers WHERE fleet = '{fleet.name}' AND breaker = 'openai'")[0][0])
+        sent = time.time() * 1000
+        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "p": INT64_MAX, "e": epoch + 1, "t": int(sent)})
+        # And an epoch of 2^63-1: believed, it would hide every later real publication.
+        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "p": 0, "e": INT64_MAX, "t": int(sent)})
+        time.sleep(0.5)
+        for sidecar in fleet.sidecars:
+            until = open_until_ms(sidecar)
+            assert until is None or until <= sent + 2_000 + 500, f"{sidecar.name} open until {until - sent:.0f} ms from the message"
+        # A failed probe on a breaker told of 2^63-1 failed probes: the count overflowed, or looped with multiplier 1.
+        time.sleep(2.5)
+        for sidecar in fleet.sidecars:
+            sidecar.ask('{"op":"record","breaker":"openai","status":503}')
+        time.sleep(0.5)
+        assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
+
+        # A real reset still reaches every peer.
+        for subscription in subscriptions:
+            subscription.clear()
+        origin = fleet.sidecars[0]
+        for _ in range(2):
+            origin.ask('{"op":"record","breaker":"openai","status":503}')
+        origin.ask('{"op":"reset","breaker":"openai"}', admin=True)
+        for peer, subscription in zip(fleet.sidecars[1:], subscriptions[1:]):
+            subscription.wait_for(lambda e: e.get("new_state") == "closed" and e.get("reason") == "fleet")
+            assert peer.state("openai") == "closed"
+        for subscription in subscriptions:
+            subscription.close()
