@@ -36,8 +36,8 @@ public enum FleetHistoryCopy {
         ).collect().first?.decode(Int.self) ?? 0
         guard found == 1 else { throw Failure(description: "\(url) holds no Fusebox fleet history (no fusebox_schema table)") }
         let version = try await connection.query("SELECT max(version) FROM fusebox_schema", logger: logger).collect().first?.decode(Int?.self) ?? nil
-        guard version == FleetSchema.version else {
-            throw Failure(description: "\(url) has fleet schema version \(version.map(String.init) ?? "none"); this build reads version \(FleetSchema.version)")
+        guard let version, (1...FleetSchema.version).contains(version) else {
+            throw Failure(description: "\(url) has fleet schema version \(version.map(String.init) ?? "none"); this build reads versions 1 to \(FleetSchema.version)")
         }
 
         let queue = try StoreDatabase.openForWriting(path)
@@ -61,7 +61,10 @@ public enum FleetHistoryCopy {
             case .id, .latestRun: order = table.local == "runs" ? "started_ms, store_id, local_id" : "at_ms, store_id, local_id"
             case .bucket(let keys, _): order = keys.joined(separator: ", ")
             }
-            let select = "SELECT \(columns.joined(separator: ", ")) FROM \(table.remote) WHERE \(timeColumn) >= $1 AND "
+            // Columns a later version added are NULL in an older database.
+            let missing = Set(FleetSchema.addedColumns.filter { $0.version > version && $0.table == table.remote }.flatMap(\.columns))
+            let selected = columns.map { missing.contains($0) ? "NULL AS \($0)" : $0 }
+            let select = "SELECT \(selected.joined(separator: ", ")) FROM \(table.remote) WHERE \(timeColumn) >= $1 AND "
                 + (table.local == "runs" ? "started_ms <= $2" : "\(timeColumn) <= $2")
                 + " AND ($3 = '' OR fleet = $3) ORDER BY \(order)"
             var binds = PostgresBindings()

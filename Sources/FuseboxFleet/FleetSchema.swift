@@ -2,9 +2,27 @@ import Logging
 import PostgresNIO
 
 /// The fleet's tables in PostgreSQL, versioned in `fusebox_schema`. Created
-/// when missing; a database holding another version is refused, never altered.
+/// when missing, brought forward from an older version by `migrations`; a
+/// database of a newer version is refused, never altered.
 enum FleetSchema {
-    static let version = 1
+    static let version = 2
+
+    /// Columns each version added to a table, so a reader of an older
+    /// database (`analyze`) reads them as NULL.
+    static let addedColumns: [(version: Int, table: String, columns: [String])] = [
+        (2, "history_transitions", ["probe_outcome", "probe_latency_ms", "probe_status", "origin"]),
+    ]
+
+    /// Version N's statements, for N from 2, run in order on an older database (and after `tables` on a new one).
+    static let migrations: [Int: [String]] = [
+        // 2: the transition's active probe and fleet origin, as in the local store (versions 5 and 6).
+        2: [
+            """
+            ALTER TABLE history_transitions ADD COLUMN probe_outcome TEXT, ADD COLUMN probe_latency_ms BIGINT,
+                ADD COLUMN probe_status BIGINT, ADD COLUMN origin TEXT
+            """,
+        ],
+    ]
 
     struct Problem: Error, CustomStringConvertible {
         var description: String
@@ -19,16 +37,25 @@ enum FleetSchema {
                 "SELECT count(*)::int FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = 'fusebox_schema'",
                 logger: logger
             ).collect().first?.decode(Int.self) ?? 0
+            let found: Int
             if exists == 0 {
+                // Version 1's tables, then each migration: one way to every version, whichever the start.
                 for statement in tables { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
-                try await connection.query("INSERT INTO fusebox_schema (version) VALUES (\(version))", logger: logger)
-                return
+                try await connection.query("INSERT INTO fusebox_schema (version) VALUES (1)", logger: logger)
+                found = 1
+            } else {
+                let stored = try await connection.query("SELECT max(version) FROM fusebox_schema", logger: logger)
+                    .collect().first?.decode(Int?.self) ?? nil
+                guard let stored, (1...version).contains(stored) else {
+                    throw Problem(description: "the PostgreSQL database has Fusebox schema version \(stored.map(String.init) ?? "none"); this build uses version \(version) and migrates from 1 (use a database of a version up to \(version), or an empty one)")
+                }
+                found = stored
             }
-            let found = try await connection.query("SELECT max(version) FROM fusebox_schema", logger: logger)
-                .collect().first?.decode(Int?.self) ?? nil
-            guard found == version else {
-                throw Problem(description: "the PostgreSQL database has Fusebox schema version \(found.map(String.init) ?? "none"); this build uses version \(version) (use a database of this version, or an empty one)")
+            guard found < version else { return }
+            for next in (found + 1)...version {
+                for statement in migrations[next] ?? [] { try await connection.query(PostgresQuery(unsafeSQL: statement), logger: logger) }
             }
+            try await connection.query("INSERT INTO fusebox_schema (version) VALUES (\(version))", logger: logger)  // one row per version reached
         }
     }
 
