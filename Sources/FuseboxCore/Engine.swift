@@ -8,6 +8,10 @@ public final class Engine: Sendable {
     let clock: any BreakerClock
     private let sink: any EngineEventSink
     let registry: Mutex<Registry>
+    /// Configurations applied since start: background services that cache
+    /// what the configuration says (fleet mode's shared set) look at it
+    /// without taking the lock.
+    private let reloads = Atomic<Int>(0)
 
     /// - Parameter seed: seeds the jitter generator; fix it for reproducible runs.
     public init(
@@ -202,12 +206,17 @@ public final class Engine: Sendable {
     /// Replaces the configuration (SIGHUP): kept breakers keep their state.
     public func apply(_ configuration: EngineConfiguration) throws(EngineError) -> ReloadSummary {
         try configuration.validate()
-        return decide { registry in
+        let summary = decide { registry in
             let summary = registry.apply(configuration, at: clock.now())
             registry.postAll()
             return summary
         }
+        reloads.add(1, ordering: .releasing)
+        return summary
     }
+
+    /// How many configurations were applied since start (see `apply`).
+    public var reloadCount: Int { reloads.load(ordering: .acquiring) }
 
     // MARK: Reading
 

@@ -85,15 +85,18 @@ public final class FleetService: Service, EngineEventSink {
                 defer { Task { try? await connection.close() } }
                 try await withTimeout(Self.queryTimeout, closing: connection) { try await FleetSchema.prepare(connection, logger: self.logger) }
                 try await connection.listen(on: FleetOpenings.channel) { notifications in
-                    let shared = openings.sharedBreakers
-                    try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.catchUp(connection, shared: shared) }
-                    engine.gateProbes(shared, true)
+                    let reloads = engine.reloadCount
+                    let shared = SharedSet(openings.sharedBreakers, reloads: reloads)
+                    try await withTimeout(Self.queryTimeout, closing: connection) {
+                        try await self.openings.catchUp(connection, shared: shared.breakers)
+                    }
+                    engine.gateProbes(shared.breakers, true)
                     link.up()
                     retry = .milliseconds(250)
                     try await withThrowingTaskGroup(of: Void.self) { group in
                         group.addTask {
                             for try await notification in notifications {
-                                self.openings.received(notification.payload, shared: shared)
+                                self.openings.received(notification.payload, shared: shared.breakers)
                             }
                             throw FleetSchema.Problem(description: "the notification stream ended")
                         }
@@ -118,17 +121,20 @@ public final class FleetService: Service, EngineEventSink {
         // Stopping: the gates stay, so no breaker goes half-open on the way out.
     }
 
-    /// While connected: publishes local decisions at once, claims due probes, renews leases.
-    private func work(_ connection: PostgresConnection, shared: Set<String>) async throws {
+    /// While connected: publishes local decisions at once, claims due probes, renews leases,
+    /// and follows a reload's shared set.
+    private func work(_ connection: PostgresConnection, shared: SharedSet) async throws {
         let wakes = openings.makeWakes()
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Publishing as soon as a local decision wakes it.
             group.addTask {
-                try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.publishPending(connection, shared: shared) }
+                try await withTimeout(Self.queryTimeout, closing: connection) {
+                    try await self.openings.publishPending(connection, shared: shared.breakers)
+                }
                 for await _ in wakes {
                     try await withTimeout(Self.queryTimeout, closing: connection) {
-                        try await self.openings.publishPending(connection, shared: shared)
-                        try await self.openings.publishStreaks(connection, shared: shared)
+                        try await self.openings.publishPending(connection, shared: shared.breakers)
+                        try await self.openings.publishStreaks(connection, shared: shared.breakers)
                     }
                 }
             }
@@ -136,6 +142,7 @@ public final class FleetService: Service, EngineEventSink {
             group.addTask {
                 var nextRefresh = self.clock.now()
                 while !Task.isCancelled {
+                    try await self.followReload(connection, shared: shared)
                     try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.claimProbes(connection) }
                     if self.clock.now() >= nextRefresh {
                         try await withTimeout(Self.queryTimeout, closing: connection) { try await self.budgets.refresh(connection) }
@@ -147,6 +154,23 @@ public final class FleetService: Service, EngineEventSink {
             try await group.next()
             group.cancelAll()
         }
+    }
+
+    /// A reload changed which breakers the fleet shares (one added, `fleet:`
+    /// flipped): newly shared ones are gated and caught up with the table,
+    /// no longer shared ones go back to the local state machine. Checked
+    /// each claim interval by a counter, so an unchanged configuration costs
+    /// no lock. Budgets need nothing here: each lease refresh reads them anew.
+    private func followReload(_ connection: PostgresConnection, shared: SharedSet) async throws {
+        let reloads = engine.reloadCount
+        guard reloads != shared.reloads else { return }
+        let now = openings.sharedBreakers
+        let before = shared.replace(now, reloads: reloads)
+        engine.gateProbes(before.subtracting(now), false)
+        let added = now.subtracting(before)
+        guard !added.isEmpty else { return }
+        engine.gateProbes(added, true)
+        try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.catchUp(connection, shared: added) }
     }
 
     // MARK: History
@@ -241,6 +265,25 @@ private final class AnswerOnce: Sendable {
         waiting.withLock { continuation in
             continuation?.resume(returning: value)
             continuation = nil
+        }
+    }
+}
+
+/// The breakers the fleet shares, as the configuration said at the last
+/// reload this connection saw; read by the notification and publishing tasks.
+final class SharedSet: Sendable {
+    private let state: Mutex<(breakers: Set<String>, reloads: Int)>
+
+    init(_ breakers: Set<String>, reloads: Int) { state = Mutex((breakers, reloads)) }
+
+    var breakers: Set<String> { state.withLock { $0.breakers } }
+    var reloads: Int { state.withLock { $0.reloads } }
+
+    /// The set before.
+    func replace(_ breakers: Set<String>, reloads: Int) -> Set<String> {
+        state.withLock { state in
+            defer { state = (breakers, reloads) }
+            return state.breakers
         }
     }
 }
