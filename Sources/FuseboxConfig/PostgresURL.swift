@@ -10,6 +10,21 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     /// The directory holding `.s.PGSQL.<port>` (libpq's `host=/dir`).
     public var socketDirectory: String?
     public var database: String
+    /// TLS, in libpq's words: `disable` (the default), `require` (encrypted;
+    /// the server's certificate checked against `sslrootcert` only when one
+    /// is given, as libpq does), `verify-ca` (signed by a trusted CA),
+    /// `verify-full` (and issued for `host`). Trusted CAs: `sslrootcert`, else
+    /// the system's. `sslcert` and `sslkey`: a client certificate, both or neither.
+    public var sslMode: TLSMode = .disable
+    public var sslRootCert: String?
+    public var sslCert: String?
+    public var sslKey: String?
+
+    public enum TLSMode: String, Sendable, CaseIterable {
+        case disable, require
+        case verifyCA = "verify-ca"
+        case verifyFull = "verify-full"
+    }
 
     /// The socket file for a `socketDirectory` URL.
     public var socketPath: String? { socketDirectory.map { "\($0)/.s.PGSQL.\(port)" } }
@@ -18,7 +33,12 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
     public var description: String {
         let credentials = percentEncoded(user) + (password == nil ? "" : ":***")
         let location = host.map { ($0.contains(":") ? "[\($0)]" : $0) + ":\(port)" } ?? ""
-        let query = socketDirectory.map { "?host=\(percentEncoded($0))" + (port == 5432 ? "" : "&port=\(port)") } ?? ""
+        var parameters = socketDirectory.map { ["host=\(percentEncoded($0))"] + (port == 5432 ? [] : ["port=\(port)"]) } ?? []
+        if sslMode != .disable { parameters.append("sslmode=\(sslMode.rawValue)") }
+        for (key, value) in [("sslrootcert", sslRootCert), ("sslcert", sslCert), ("sslkey", sslKey)] {
+            if let value { parameters.append("\(key)=\(percentEncoded(value))") }
+        }
+        let query = parameters.isEmpty ? "" : "?" + parameters.joined(separator: "&")
         return "postgresql://\(credentials)@\(location)/\(percentEncoded(database))\(query)"
     }
 
@@ -92,13 +112,25 @@ public struct PostgresURL: Sendable, Equatable, CustomStringConvertible {
                 host = nil
             case "port": port = try Self.port(Substring(value), refuse)
             case "sslmode":
-                guard value == "disable" else {
-                    throw refuse("sslmode=\(value.prefix(20)) is not supported (TLS to PostgreSQL is not built yet); use sslmode=disable on a trusted network or a Unix socket")
+                guard let mode = TLSMode(rawValue: value) else {
+                    let allowed = TLSMode.allCases.map(\.rawValue).joined(separator: ", ")
+                    throw refuse("sslmode=\(value.prefix(20)) is not supported (allowed: \(allowed))")
                 }
-            default: throw refuse("unknown parameter \(key.prefix(30)) (allowed: host, port, sslmode)")
+                sslMode = mode
+            case "sslrootcert", "sslcert", "sslkey":
+                guard value.hasPrefix("/") else { throw refuse("\(key) must be an absolute path to a PEM file") }
+                switch key {
+                case "sslrootcert": sslRootCert = value
+                case "sslcert": sslCert = value
+                default: sslKey = value
+                }
+            default: throw refuse("unknown parameter \(key.prefix(30)) (allowed: host, port, sslmode, sslrootcert, sslcert, sslkey)")
             }
         }
         if host == nil, socketDirectory == nil { throw refuse("no host") }
+        if sslMode != .disable, socketDirectory != nil { throw refuse("sslmode=\(sslMode.rawValue) needs a TCP host: PostgreSQL has no TLS on a Unix socket") }
+        if (sslCert == nil) != (sslKey == nil) { throw refuse("sslcert and sslkey go together (a client certificate and its key)") }
+        if sslMode == .disable, sslRootCert != nil || sslCert != nil { throw refuse("sslrootcert, sslcert and sslkey need sslmode=require, verify-ca or verify-full") }
     }
 
     private static func port(_ text: Substring, _ refuse: (String) -> Problem) throws(Problem) -> Int {

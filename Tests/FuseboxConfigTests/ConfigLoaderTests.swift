@@ -241,11 +241,24 @@ struct FleetConfigTests {
         #expect(socket.socketPath == "/run/postgresql/.s.PGSQL.5432")
     }
 
+    @Test func tlsSettingsAreReadAsLibpqSpellsThemAndShownBack() throws {
+        let url = try PostgresURL(parsing: "postgresql://u:secret@db.example:6432/fleet?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/etc/c.pem&sslkey=/etc/k.pem")
+        #expect(url.sslMode == .verifyFull && url.sslRootCert == "/etc/ca.pem" && url.sslCert == "/etc/c.pem" && url.sslKey == "/etc/k.pem")
+        #expect(url.description == "postgresql://u:***@db.example:6432/fleet?sslmode=verify-full&sslrootcert=/etc/ca.pem&sslcert=/etc/c.pem&sslkey=/etc/k.pem")
+        #expect(try PostgresURL(parsing: url.description.replacingOccurrences(of: ":***", with: ":secret")) == url)
+        #expect(try PostgresURL(parsing: "postgresql://u@h/d").sslMode == .disable)
+    }
+
     @Test func aBadURLSaysWhatIsWrongAndWhatIsAllowed() {
         #expect(message("fleet: { postgres: \"mysql://a@b/c\" }")?.contains("test.yaml:1:20: fleet.postgres: the scheme must be postgresql") == true)
         #expect(message("fleet: { postgres: \"postgresql://a@b\" }")?.contains("no database") == true)
         #expect(message("fleet: { postgres: \"postgresql://a@b:99999/c\" }")?.contains("the port must be 1–65535") == true)
-        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslmode=require\" }")?.contains("not supported") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslmode=prefer\" }")?
+            .contains("sslmode=prefer is not supported (allowed: disable, require, verify-ca, verify-full)") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@/c?host=/run&sslmode=require\" }")?.contains("no TLS on a Unix socket") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslmode=require&sslcert=/c.pem\" }")?.contains("go together") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslrootcert=/ca.pem\" }")?.contains("need sslmode=") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c?sslmode=verify-ca&sslrootcert=ca.pem\" }")?.contains("absolute path") == true)
         #expect(message("fleet: { name: x }")?.contains("needs postgres") == true)
     }
 
