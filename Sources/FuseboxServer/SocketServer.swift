@@ -94,7 +94,7 @@ public final class SocketServer: Service, Sendable {
         let quiescing = ServerQuiescingHelper(group: group)
         var created: [SocketFile.Created] = []
         var listening: [(fd: Int32, path: String, admin: Bool)] = []
-        let stateFile: StateFileBoard?
+        var madeStateFile: StateFileBoard?
         do {
             for path in [settings.socket] + (settings.adminSocket.map { [$0] } ?? []) {
                 if let warning = try SocketFile.checkDirectory(of: path) {
@@ -109,20 +109,25 @@ public final class SocketServer: Service, Sendable {
                 listening.append((try SocketFile.listen(path, mode: settings.mode, backlog: 1_024), path, admin))
                 created.append(try SocketFile.Created(path))
             }
-            stateFile = settings.fastPath ? openStateFile() : nil
-            let identity = stateFile?.identity
+            madeStateFile = settings.fastPath ? openStateFile() : nil
+            let identity = madeStateFile?.identity
             while !listening.isEmpty {
                 let next = listening.removeFirst()
                 _ = try await serve(next.fd, path: next.path, admin: next.admin, stateFile: identity, quiescing: quiescing)
             }
         } catch {
             for socket in listening { close(socket.fd) }
+            if let madeStateFile {
+                engine.postStates(to: nil)
+                madeStateFile.remove()
+            }
             bound.fail(error)
             for file in created { file.remove() }
             throw error
         }
         bound.succeed()
         let engine = self.engine
+        let stateFile = madeStateFile  // fixed from here on: the ticker captures it
         let ticker = group.next().scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
             engine.tick()
             stateFile?.beat()
