@@ -96,15 +96,16 @@ final class BudgetLeases: Sendable {
         let capacity = Double(limit.capacity)
         let expires = now + leaseLength
         let lockName = "fusebox/\(fleet)/\(breaker)/\(kind)"
-        let nowMs = now.milliseconds, expiresMs = expires.milliseconds
-        // No lease runs longer than its term: a row that says it does was not written by a sidecar.
-        let latestMs = (now + leaseLength * 2).milliseconds
+        // Expiries in PostgreSQL's clock, so a skewed host neither drops live leases nor keeps dead ones;
+        // no lease runs longer than its term, so a row that says it does was not written by a sidecar.
+        let term = leaseLength.millisecondsClamped
+        let databaseNow = FleetOpenings.databaseNow
         let logger = logger
         return try await connection.withTransaction(logger: logger) { connection -> Lease in
             try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lockName)))", logger: logger)
             try await connection.query("""
                 DELETE FROM fleet_leases WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind)
-                    AND (expires_ms < \(nowMs) OR expires_ms > \(latestMs))
+                    AND (expires_ms < \(unescaped: databaseNow) OR expires_ms > \(unescaped: databaseNow) + \(term * 2))
                 """, logger: logger)
             // A share or demand no sidecar could write (negative, NaN, above the capacity) counts as none.
             let rows = try await connection.query("""
@@ -118,7 +119,7 @@ final class BudgetLeases: Sendable {
             let share = Self.share(capacity: capacity, demand: demand, others: others, whole: limit.kind == .maxInFlight)
             try await connection.query("""
                 INSERT INTO fleet_leases (fleet, breaker, kind, member, demand, share, capacity, expires_ms)
-                VALUES (\(fleet), \(breaker), \(kind), \(member), \(demand), \(share), \(capacity), \(expiresMs))
+                VALUES (\(fleet), \(breaker), \(kind), \(member), \(demand), \(share), \(capacity), \(unescaped: databaseNow) + \(term))
                 ON CONFLICT (fleet, breaker, kind, member) DO UPDATE SET
                     demand = EXCLUDED.demand, share = EXCLUDED.share, capacity = EXCLUDED.capacity, expires_ms = EXCLUDED.expires_ms
                 """, logger: logger)

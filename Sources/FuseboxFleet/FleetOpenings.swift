@@ -14,6 +14,12 @@ import Synchronization
 /// number of breakers) and wakes the fleet task.
 final class FleetOpenings: Sendable {
     static let channel = "fusebox_fleet"
+    /// PostgreSQL's own clock in Unix ms. Times stored for other hosts to
+    /// compare (an opening's end, a lease's expiry) are in this one clock, and
+    /// each host reads them back as a duration from now: no host's wall clock
+    /// is ever compared with another's, so a skewed host opens, probes and
+    /// leases on time.
+    static let databaseNow = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
     let fleet: String
     let member: String
@@ -160,16 +166,20 @@ final class FleetOpenings: Sendable {
         case .reset: stateText = "reset"
         }
         let now = clock.now().milliseconds
+        // How long it stays open, a duration: stored as an end in PostgreSQL's clock, sent as what remains.
+        let remaining = until.map { max(0, $0 - now) }
         let rows = try await connection.query("""
             WITH up AS (
                 INSERT INTO fleet_breakers (fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
-                VALUES (\(fleet), \(breaker), \(stateText), \(until), \(probesFailed), 1, \(member), \(now))
+                VALUES (\(fleet), \(breaker), \(stateText), (\(remaining))::bigint + \(unescaped: Self.databaseNow), \(probesFailed), 1,
+                        \(member), \(now))
                 ON CONFLICT (fleet, breaker) DO UPDATE SET
                     state = EXCLUDED.state, open_until_ms = EXCLUDED.open_until_ms, probes_failed = EXCLUDED.probes_failed,
                     epoch = fleet_breakers.epoch + 1, origin = EXCLUDED.origin, published_ms = EXCLUDED.published_ms
                 RETURNING fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
             SELECT epoch, pg_notify('\(unescaped: Self.channel)', json_build_object(
-                'f', fleet, 'b', breaker, 's', state, 'u', open_until_ms, 'p', probes_failed, 'e', epoch, 'o', origin, 't', published_ms
+                'f', fleet, 'b', breaker, 's', state, 'u', open_until_ms, 'r', open_until_ms - \(unescaped: Self.databaseNow),
+                'p', probes_failed, 'e', epoch, 'o', origin, 't', published_ms
             )::text) FROM up
             """, logger: logger)
         for try await (epoch, _) in rows.decode((Int64, String).self) { noteEpoch(breaker, epoch) }
@@ -201,10 +211,12 @@ final class FleetOpenings: Sendable {
     /// On (re)connecting: the table's current openings, so a sidecar that was away catches up.
     func catchUp(_ connection: PostgresConnection, shared: Set<String>) async throws {
         let rows = try await connection.query("""
-            SELECT breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms FROM fleet_breakers WHERE fleet = \(fleet)
+            SELECT breaker, state, open_until_ms, open_until_ms - \(unescaped: Self.databaseNow), probes_failed, epoch, origin, published_ms
+            FROM fleet_breakers WHERE fleet = \(fleet)
             """, logger: logger)
-        for try await (breaker, state, until, probes, epoch, origin, published) in rows.decode((String, String, Int64?, Int, Int64, String, Int64).self) {
-            apply(PublishedState(fleet: fleet, breaker: breaker, state: state, openUntil: until, probesFailed: probes,
+        for try await (breaker, state, until, remaining, probes, epoch, origin, published)
+            in rows.decode((String, String, Int64?, Int64?, Int, Int64, String, Int64).self) {
+            apply(PublishedState(fleet: fleet, breaker: breaker, state: state, openUntil: until, remaining: remaining, probesFailed: probes,
                                  epoch: epoch, origin: origin, publishedAt: published), shared: shared, catchingUp: true)
         }
     }
@@ -223,7 +235,7 @@ final class FleetOpenings: Sendable {
             all[row.breaker] = row.epoch
             return true
         }
-        guard fresh, row.origin != member, shared.contains(row.breaker), let state = row.fleetState else { return }
+        guard fresh, row.origin != member, shared.contains(row.breaker), let state = row.fleetState(at: clock.now()) else { return }
         // Catching up, only an opening still running (or a forced state) is news: a closed row
         // older than what this sidecar saw while away must not close a breaker it opened itself.
         if catchingUp {
@@ -258,12 +270,15 @@ final class FleetOpenings: Sendable {
             let epoch = epochs.withLock { $0[breaker] ?? 0 }
             if let lastLost = lost.withLock({ $0[breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
             let expires = now + Self.leaseTerm
+            let term = Self.leaseTerm.millisecondsClamped
+            // Expiries are in PostgreSQL's clock (`databaseNow`): a host ahead never takes a lease early.
             let rows = try await connection.query("""
-                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms) VALUES (\(fleet), \(breaker), \(epoch), \(member), \(expires.milliseconds))
+                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms)
+                VALUES (\(fleet), \(breaker), \(epoch), \(member), \(unescaped: Self.databaseNow) + \(term))
                 ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
-                WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(now.milliseconds)
+                WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(unescaped: Self.databaseNow)
                    OR fleet_probes.holder = EXCLUDED.holder
-                   OR fleet_probes.expires_ms > \((now + Self.leaseTerm * 2).milliseconds)
+                   OR fleet_probes.expires_ms > \(unescaped: Self.databaseNow) + \(term * 2)
                 RETURNING holder
                 """, logger: logger)
             var won = false
@@ -299,7 +314,7 @@ final class FleetOpenings: Sendable {
             if lease.expires - now < Self.leaseTerm / 2, now - renewed.busy < Self.leaseTerm {
                 renewed.expires = now + Self.leaseTerm
                 try await connection.query("""
-                    UPDATE fleet_probes SET expires_ms = \(renewed.expires.milliseconds)
+                    UPDATE fleet_probes SET expires_ms = \(unescaped: Self.databaseNow) + \(Self.leaseTerm.millisecondsClamped)
                     WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(lease.epoch)
                     """, logger: logger)
             }
@@ -327,17 +342,23 @@ struct PublishedState {
     var fleet: String
     var breaker: String
     var state: String
+    /// The end of an opening in PostgreSQL's clock (as stored), and what remained of it when read or sent.
     var openUntil: Int64?
+    var remaining: Int64?
     var probesFailed: Int
     var epoch: Int64
     var origin: String
     var publishedAt: Int64
 
-    init(fleet: String, breaker: String, state: String, openUntil: Int64?, probesFailed: Int, epoch: Int64, origin: String, publishedAt: Int64) {
+    init(
+        fleet: String, breaker: String, state: String, openUntil: Int64?, remaining: Int64?, probesFailed: Int, epoch: Int64, origin: String,
+        publishedAt: Int64
+    ) {
         self.fleet = fleet
         self.breaker = breaker
         self.state = state
         self.openUntil = openUntil
+        self.remaining = remaining
         self.probesFailed = probesFailed
         self.epoch = epoch
         self.origin = origin
@@ -349,13 +370,14 @@ struct PublishedState {
         func number(_ key: String) -> Int64? { if case .number(let n)? = value[key] { return Int64(n) } else { return nil } }
         guard let fleet = text("f"), let breaker = text("b"), let state = text("s"), let epoch = number("e"),
               let origin = text("o"), let published = number("t") else { return nil }
-        self.init(fleet: fleet, breaker: breaker, state: state, openUntil: number("u"), probesFailed: Int(number("p") ?? 0),
-                  epoch: epoch, origin: origin, publishedAt: published)
+        self.init(fleet: fleet, breaker: breaker, state: state, openUntil: number("u"), remaining: number("r"),
+                  probesFailed: Int(number("p") ?? 0), epoch: epoch, origin: origin, publishedAt: published)
     }
 
-    var fleetState: FleetState? {
+    /// The peer's decision in this host's clock: an opening ends `remaining` from `now`.
+    func fleetState(at now: Timestamp) -> FleetState? {
         switch state {
-        case "open": return openUntil.map { .open(until: .milliseconds($0), probesFailed: probesFailed) }
+        case "open": return remaining.map { .open(until: now + .milliseconds($0), probesFailed: probesFailed) }
         case "closed": return .closed
         case "reset": return .reset
         default:

@@ -50,12 +50,13 @@ def test_a_connect_only_roles_notifies_leave_every_sidecar_up_bounded_and_still_
         time.sleep(0.5)
         assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
 
-        # An opening until 2262 with 2^63-1 failed probes, at the next epoch: believed only up to max_retry_after.
+        # An opening until 2262 (2^63-1 ms from now) with 2^63-1 failed probes, at the next epoch: believed only
+        # up to max_retry_after.
         epoch = int(psql(f"SELECT epoch FROM fleet_breakers WHERE fleet = '{fleet.name}' AND breaker = 'openai'")[0][0])
         sent = time.time() * 1000
-        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "p": INT64_MAX, "e": epoch + 1, "t": int(sent)})
+        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "r": INT64_MAX, "p": INT64_MAX, "e": epoch + 1, "t": int(sent)})
         # And an epoch of 2^63-1: believed, it would hide every later real publication.
-        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "p": 0, "e": INT64_MAX, "t": int(sent)})
+        as_intruder({**base, "s": "open", "u": YEAR_2262_MS, "r": INT64_MAX, "p": 0, "e": INT64_MAX, "t": int(sent)})
         time.sleep(0.5)
         for sidecar in fleet.sidecars:
             until = open_until_ms(sidecar)
