@@ -210,8 +210,11 @@ final class FleetOpenings: Sendable {
 
     /// On (re)connecting: the table's current openings, so a sidecar that was away catches up.
     func catchUp(_ connection: PostgresConnection, shared: Set<String>) async throws {
+        // In numeric and bounded: a row's end written by anyone with the table's privileges cannot overflow the subtraction.
         let rows = try await connection.query("""
-            SELECT breaker, state, open_until_ms, open_until_ms - \(unescaped: Self.databaseNow), probes_failed, epoch, origin, published_ms
+            SELECT breaker, state, open_until_ms,
+                   least(greatest(open_until_ms::numeric - \(unescaped: Self.databaseNow), -1e15), 1e15)::bigint,
+                   probes_failed, epoch, origin, published_ms
             FROM fleet_breakers WHERE fleet = \(fleet)
             """, logger: logger)
         for try await (breaker, state, until, remaining, probes, epoch, origin, published)

@@ -80,3 +80,17 @@ def test_a_connect_only_roles_notifies_leave_every_sidecar_up_bounded_and_still_
             assert peer.state("openai") == "closed"
         for subscription in subscriptions:
             subscription.close()
+
+        # A row's end forged by the fleet's own role, at the bottom of bigint: a sidecar (re)connecting
+        # reads it back as a duration from now, which must not overflow and keep it from connecting.
+        psql(f"UPDATE fleet_breakers SET state = 'open', open_until_ms = -9223372036854775807, epoch = epoch + 1 "
+             f"WHERE fleet = '{fleet.name}' AND breaker = 'openai'")
+        restarted = fleet.sidecars[1]
+        connected = restarted.log.read_text().count('"fleet_connected"')
+        restarted.stop()
+        restarted.start()
+        deadline = time.time() + 15
+        while restarted.log.read_text().count('"fleet_connected"') == connected:
+            assert time.time() < deadline, restarted.log.read_text()[-1500:]
+            time.sleep(0.05)
+        assert restarted.state("openai") == "closed", "an opening that ended long ago is not news"
