@@ -66,11 +66,9 @@ instance: {name}
 {body}
 """)
         self.process = None
-        #: Put before the command line: `["faketime", "-f", "+30s"]` runs this sidecar on a skewed clock.
-        self.wrapper: list[str] = []
 
     def start(self) -> "FleetSidecar":
-        self.process = subprocess.Popen(self.wrapper + [BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder,
+        self.process = subprocess.Popen([BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder,
                                         stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
