@@ -31,7 +31,7 @@ public final class StateFileBoard: BreakerStateBoard, Sendable {
 
     /// Room for twice the breakers there are, and never fewer than 256, so
     /// that most reloads that add breakers post them without a new file.
-    public static func capacity(for breakers: Int) -> Int { max(256, breakers.multipliedReportingOverflow(by: 2).partialValue) }
+    public static func capacity(for breakers: Int) -> Int { max(256, min(breakers, Int.max / 2) * 2) }
 
     public init(socket: String, breakers: Int, socketMode: UInt32, staleAfter: Duration, logger: Logger) throws(StateFile.Problem) {
         let file = try StateFile.create(beside: socket, slots: Self.capacity(for: breakers), socketMode: socketMode, staleAfter: staleAfter)
