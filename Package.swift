@@ -23,6 +23,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio", exact: "1.33.2"),
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),  // postgres-nio's own: TLS to the fleet's database
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),  // postgres-nio's own: HMAC on fleet messages
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -82,6 +83,7 @@ let package = Package(
             "FuseboxCore", "FuseboxConfig", "FuseboxStore", "FuseboxTelemetry", "FuseboxJSON",
             .product(name: "PostgresNIO", package: "postgres-nio"),
             .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "GRDB", package: "GRDB.swift"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -152,6 +154,7 @@ let package = Package(
         .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore", "FuseboxJSON"]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxJSON", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
+        .testTarget(name: "FuseboxFleetTests", dependencies: ["FuseboxFleet", "FuseboxConfig", "FuseboxCore", "FuseboxJSON"]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
         .testTarget(name: "EndToEndTests", dependencies: [
             "fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket",

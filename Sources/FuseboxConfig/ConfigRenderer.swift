@@ -31,6 +31,12 @@ public enum ConfigRenderer {
             lines.append("fleet:")
             lines.append("  postgres: \(quoted(fleet.postgres.description))")
             lines.append("  name: \(quoted(fleet.name))")
+            // Where the secret comes from, never the secret.
+            if fleet.secret.source == FleetSecret.variable {
+                lines.append("  # secret from \(FleetSecret.variable)")
+            } else {
+                lines.append("  secret_file: \(quoted(fleet.secret.source))")
+            }
             lines.append("  refresh: \(DurationText.format(fleet.refresh))")
             lines.append("  lease: \(DurationText.format(fleet.lease))")
             lines.append("  ship_interval: \(DurationText.format(fleet.shipInterval))")

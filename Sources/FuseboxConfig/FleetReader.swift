@@ -5,7 +5,7 @@ import FuseboxCore
 
 /// Reads the `fleet:` section, and checks that fleet-scoped budgets have a fleet to share.
 enum FleetReader {
-    static let keys = ["postgres", "name", "refresh", "lease", "ship_interval", "retention", "assumed_peers"]
+    static let keys = ["postgres", "name", "refresh", "lease", "ship_interval", "retention", "assumed_peers", "secret_file"]
 
     static func settings(_ node: ConfigNode) throws(ConfigError) -> FleetSettings {
         let entries = try node.mapping(allowed: keys)
@@ -23,7 +23,7 @@ enum FleetReader {
             let source = fromEnvironment != nil ? "\(FleetSettings.postgresVariable): " : ""
             throw (urlNode ?? node).error(source + error.description)
         }
-        var settings = FleetSettings(postgres: url)
+        var settings = FleetSettings(postgres: url, secret: try secret(node, entries))
         for (key, value) in entries {
             switch key {
             case "name":
@@ -42,6 +42,24 @@ enum FleetReader {
             throw node.error("lease (\(DurationText.format(settings.lease))) must be at least twice refresh (\(DurationText.format(settings.refresh))), or leases lapse between renewals")
         }
         return settings
+    }
+
+    /// `FUSEBOX_FLEET_SECRET`, else `secret_file`; one of them is required,
+    /// as an unsigned channel would let any role that can connect drive the fleet.
+    private static func secret(_ node: ConfigNode, _ entries: [(key: String, value: ConfigNode)]) throws(ConfigError) -> FleetSecret {
+        let fileNode = entries.first { $0.key == "secret_file" }?.value
+        let outcome: Result<FleetSecret, FleetSecret.SecretProblem>
+        if let value = getenv(FleetSecret.variable), value.pointee != 0 {
+            outcome = FleetSecret.checked(Array(String(cString: value).utf8), source: FleetSecret.variable)
+        } else if let fileNode {
+            outcome = FleetSecret.load(file: try fileNode.string())
+        } else {
+            throw node.error("needs secret_file: the path of a file holding the fleet's secret (or set \(FleetSecret.variable)), \(FleetSecret.hint)")
+        }
+        switch outcome {
+        case .success(let secret): return secret
+        case .failure(let problem): throw (fileNode ?? node).error(problem.description)
+        }
     }
 
     private static func bounded(_ node: ConfigNode, _ low: Duration, _ high: Duration) throws(ConfigError) -> Duration {

@@ -2,6 +2,8 @@
 /// fleet-scoped budgets and one incident history through PostgreSQL.
 public struct FleetSettings: Sendable, Equatable {
     public var postgres: PostgresURL
+    /// What every message to peers is signed with.
+    public var secret: FleetSecret
     public var name: String = "default"
     /// How often a fleet budget's lease is renewed (and shares follow demand).
     public var refresh: Duration = .seconds(1)
@@ -14,7 +16,10 @@ public struct FleetSettings: Sendable, Equatable {
     /// A sidecar that has never seen its fleet takes capacity ÷ this for a fleet budget.
     public var assumedPeers: Int = 4
 
-    public init(postgres: PostgresURL) { self.postgres = postgres }
+    public init(postgres: PostgresURL, secret: FleetSecret) {
+        self.postgres = postgres
+        self.secret = secret
+    }
 
     /// The environment variable that overrides `fleet.postgres` (keeps a password out of the file).
     public static let postgresVariable = "FUSEBOX_FLEET_POSTGRES"

@@ -1,3 +1,4 @@
+import FuseboxConfig
 import FuseboxCore
 import FuseboxJSON
 import FuseboxTelemetry
@@ -27,6 +28,13 @@ final class FleetOpenings: Sendable {
     private let series: FleetSeries
     private let logger: Logger
     private let clock: any BreakerClock
+    private let seal: MessageSeal
+    let databaseClock: DatabaseClock
+    /// This sidecar's message numbers, one sequence for all its messages (`ReplayGuard`).
+    private let sequence = Mutex<Int64>(0)
+    private let replays = Mutex(ReplayGuard())
+    /// Refused peer messages per reason since its last warning, and when that was logged (at most one a minute per reason).
+    private let refusals = Mutex<[MessageSeal.Refusal: (count: Int, loggedAt: Timestamp?)]>([:])
     private let pending = Mutex<[String: FleetState]>([:])
     /// Failures in a row to tell peers, per breaker; `told` marks breakers whose failures peers have counted.
     private let streaks = Mutex<(pending: [String: CallStreak], told: Set<String>)>(([:], []))
@@ -39,13 +47,23 @@ final class FleetOpenings: Sendable {
     /// Wakes the publisher of the current connection (a stream ends with the task that reads it, so one per connection).
     private let wake = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
-    init(fleet: String, member: String, engine: Engine, series: FleetSeries, clock: any BreakerClock, logger: Logger) {
+    init(fleet: String, member: String, secret: FleetSecret, engine: Engine, series: FleetSeries, clock: any BreakerClock, logger: Logger) {
         self.fleet = fleet
         self.member = member
         self.engine = engine
         self.series = series
         self.clock = clock
         self.logger = logger
+        seal = MessageSeal(secret)
+        databaseClock = DatabaseClock(clock: clock)
+    }
+
+    private func nextSequence() -> Int64 { sequence.withLock { $0 += 1; return $0 } }
+
+    /// Sends one sealed message on the fleet's channel.
+    private func notify(_ json: String, _ connection: PostgresConnection) async throws {
+        let payload = seal.seal(json)
+        try await connection.query("SELECT pg_notify('\(unescaped: Self.channel)', \(payload))", logger: logger)
     }
 
     /// A fresh wake-up stream for a new connection's publisher.
@@ -115,15 +133,10 @@ final class FleetOpenings: Sendable {
             return told
         }
         for (breaker, streak) in batch.sorted(by: { $0.key < $1.key }) where shared.contains(breaker) {
-            var writer = JSONWriter()
-            writer.string("f", fleet)
-            writer.string("k", "calls")
-            writer.string("b", breaker)
-            writer.int("n", streak.failures)
-            writer.bool("r", streak.resets)
-            writer.string("o", member)
-            let payload = String(decoding: writer.finish(), as: UTF8.self)
-            try await connection.query("SELECT pg_notify('\(unescaped: Self.channel)', \(payload))", logger: logger)
+            guard let now = databaseClock.now() else { continue }
+            let message = CallsMessage(fleet: fleet, breaker: breaker, failures: streak.failures, resets: streak.resets, origin: member,
+                                       sentAt: now, sequence: nextSequence())
+            try await notify(message.json, connection)
         }
     }
 
@@ -168,21 +181,24 @@ final class FleetOpenings: Sendable {
         let now = clock.now().milliseconds
         // How long it stays open, a duration: stored as an end in PostgreSQL's clock, sent as what remains.
         let remaining = until.map { max(0, $0 - now) }
+        // The row first (its epoch is the table's), then the sealed message built from what was stored.
         let rows = try await connection.query("""
-            WITH up AS (
-                INSERT INTO fleet_breakers (fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
-                VALUES (\(fleet), \(breaker), \(stateText), (\(remaining))::bigint + \(unescaped: Self.databaseNow), \(probesFailed), 1,
-                        \(member), \(now))
-                ON CONFLICT (fleet, breaker) DO UPDATE SET
-                    state = EXCLUDED.state, open_until_ms = EXCLUDED.open_until_ms, probes_failed = EXCLUDED.probes_failed,
-                    epoch = fleet_breakers.epoch + 1, origin = EXCLUDED.origin, published_ms = EXCLUDED.published_ms
-                RETURNING fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
-            SELECT epoch, pg_notify('\(unescaped: Self.channel)', json_build_object(
-                'f', fleet, 'b', breaker, 's', state, 'u', open_until_ms, 'r', open_until_ms - \(unescaped: Self.databaseNow),
-                'p', probes_failed, 'e', epoch, 'o', origin, 't', published_ms
-            )::text) FROM up
+            INSERT INTO fleet_breakers (fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
+            VALUES (\(fleet), \(breaker), \(stateText), (\(remaining))::bigint + \(unescaped: Self.databaseNow), \(probesFailed), 1,
+                    \(member), \(unescaped: Self.databaseNow))
+            ON CONFLICT (fleet, breaker) DO UPDATE SET
+                state = EXCLUDED.state, open_until_ms = EXCLUDED.open_until_ms, probes_failed = EXCLUDED.probes_failed,
+                epoch = fleet_breakers.epoch + 1, origin = EXCLUDED.origin, published_ms = EXCLUDED.published_ms
+            RETURNING epoch, open_until_ms, open_until_ms - published_ms, published_ms
             """, logger: logger)
-        for try await (epoch, _) in rows.decode((Int64, String).self) { noteEpoch(breaker, epoch) }
+        var stored: PublishedState?
+        for try await (epoch, openUntil, left, published) in rows.decode((Int64, Int64?, Int64?, Int64).self) {
+            stored = PublishedState(fleet: fleet, breaker: breaker, state: stateText, openUntil: openUntil, remaining: left,
+                                    probesFailed: probesFailed, epoch: epoch, origin: member, publishedAt: published, sequence: nextSequence())
+        }
+        guard let stored else { return }
+        noteEpoch(breaker, stored.epoch)
+        try await notify(stored.json, connection)
         series.publishedState()
     }
 
@@ -192,20 +208,47 @@ final class FleetOpenings: Sendable {
 
     // MARK: From peers
 
-    /// A NOTIFY payload: applies a peer's newer state, ignores our own and stale ones.
+    /// A NOTIFY payload: a peer's message, applied only when sealed with the
+    /// fleet's secret, of this fleet, and neither stale nor replayed; our own are ignored.
     func received(_ payload: String, shared: Set<String>) {
-        guard let value = try? JSONParser.parse(payload) else { return }
-        if case .string("calls")? = value["k"] {
-            guard case .string(fleet)? = value["f"], case .string(let breaker)? = value["b"], case .string(let origin)? = value["o"],
-                  origin != member, shared.contains(breaker), case .number(let count)? = value["n"], let failures = Int(count)
-            else { return }
-            let resets: Bool
-            if case .bool(true)? = value["r"] { resets = true } else { resets = false }
-            engine.recordRemote(breaker, resets: resets, failures: failures)
-            return
+        let message: FleetMessage
+        switch seal.open(payload) {
+        case .failure(let refusal): return refuse(refusal)
+        case .success(let json):
+            guard let value = try? JSONParser.parse(String(json)), let parsed = FleetMessage(value) else { return refuse(.malformed) }
+            message = parsed
         }
-        guard let row = PublishedState(value), row.fleet == fleet else { return }
-        apply(row, shared: shared, catchingUp: false)
+        guard message.fleet == fleet, message.origin != member else { return }
+        guard let now = databaseClock.now() else { return refuse(.stale) }
+        if let refusal = replays.withLock({ $0.admit(origin: message.origin, sequence: message.sequence, sentAt: message.sentAt, now: now) }) {
+            return refuse(refusal)
+        }
+        switch message {
+        case .calls(let calls):
+            guard shared.contains(calls.breaker) else { return }
+            engine.recordRemote(calls.breaker, resets: calls.resets, failures: calls.failures)
+        case .state(let row):
+            apply(row, shared: shared, catchingUp: false)
+        }
+    }
+
+    /// Counts a refused message; a warning at most once a minute, so a flood of forgeries cannot flood the log.
+    private func refuse(_ refusal: MessageSeal.Refusal) {
+        series.refusedMessage(refusal.rawValue)
+        let now = clock.now()
+        let count = refusals.withLock { all -> Int? in
+            var state = all[refusal] ?? (0, nil)
+            state.count += 1
+            defer { all[refusal] = state }
+            if let last = state.loggedAt, now - last < .seconds(60) { return nil }
+            defer { state = (0, now) }
+            return state.count
+        }
+        guard let count else { return }
+        logger.warning("fleet_message_refused", metadata: [
+            "reason": .string(refusal.rawValue), "refused": .stringConvertible(count),
+            "note": .string("a NOTIFY on the fleet channel without this fleet's seal, or sent again; see docs/fleet.md#trust"),
+        ])
     }
 
     /// On (re)connecting: the table's current openings, so a sidecar that was away catches up.
@@ -251,7 +294,7 @@ final class FleetOpenings: Sendable {
         // The peer's name as it wrote it, bounded: it goes into every output of the transition.
         engine.applyFleet(row.breaker, state, origin: String(decoding: row.origin.utf8.prefix(255), as: UTF8.self))
         series.appliedState()
-        if !catchingUp { series.propagated(clock.now() - Timestamp.milliseconds(row.publishedAt)) }
+        if !catchingUp, let now = databaseClock.now() { series.propagated(.milliseconds(now &- row.publishedAt)) }
     }
 
     // MARK: The fleet's one probe
@@ -338,54 +381,4 @@ struct HeldLease {
 struct CallStreak: Sendable {
     var resets = false
     var failures = 0
-}
-
-/// One row of `fleet_breakers`, as stored and as NOTIFY carries it.
-struct PublishedState {
-    var fleet: String
-    var breaker: String
-    var state: String
-    /// The end of an opening in PostgreSQL's clock (as stored), and what remained of it when read or sent.
-    var openUntil: Int64?
-    var remaining: Int64?
-    var probesFailed: Int
-    var epoch: Int64
-    var origin: String
-    var publishedAt: Int64
-
-    init(
-        fleet: String, breaker: String, state: String, openUntil: Int64?, remaining: Int64?, probesFailed: Int, epoch: Int64, origin: String,
-        publishedAt: Int64
-    ) {
-        self.fleet = fleet
-        self.breaker = breaker
-        self.state = state
-        self.openUntil = openUntil
-        self.remaining = remaining
-        self.probesFailed = probesFailed
-        self.epoch = epoch
-        self.origin = origin
-        self.publishedAt = publishedAt
-    }
-
-    init?(_ value: JSONValue) {
-        func text(_ key: String) -> String? { if case .string(let s)? = value[key] { return s } else { return nil } }
-        func number(_ key: String) -> Int64? { if case .number(let n)? = value[key] { return Int64(n) } else { return nil } }
-        guard let fleet = text("f"), let breaker = text("b"), let state = text("s"), let epoch = number("e"),
-              let origin = text("o"), let published = number("t") else { return nil }
-        self.init(fleet: fleet, breaker: breaker, state: state, openUntil: number("u"), remaining: number("r"),
-                  probesFailed: Int(number("p") ?? 0), epoch: epoch, origin: origin, publishedAt: published)
-    }
-
-    /// The peer's decision in this host's clock: an opening ends `remaining` from `now`.
-    func fleetState(at now: Timestamp) -> FleetState? {
-        switch state {
-        case "open": return remaining.map { .open(until: now + .milliseconds($0), probesFailed: probesFailed) }
-        case "closed": return .closed
-        case "reset": return .reset
-        default:
-            guard state.hasPrefix("forced:"), let mode = ForcedMode(rawValue: String(state.dropFirst(7))) else { return nil }
-            return .forced(mode)
-        }
-    }
 }

@@ -40,7 +40,7 @@ public final class FleetService: Service, EngineEventSink {
         self.clock = clock
         self.logger = logger
         let member = "\(instance)#\(String(UInt32.random(in: .min ... .max), radix: 16))"
-        openings = FleetOpenings(fleet: settings.name, member: member, engine: engine, series: series, clock: clock, logger: logger)
+        openings = FleetOpenings(fleet: settings.name, member: member, secret: settings.secret, engine: engine, series: series, clock: clock, logger: logger)
         budgets = BudgetLeases(fleet: settings.name, member: member, engine: engine, series: series, clock: clock,
                                lease: settings.lease, assumedPeers: settings.assumedPeers, logger: logger)
         shipper = storePath.map { HistoryShipper(storePath: $0, fleet: settings.name, logger: logger) }
@@ -88,6 +88,8 @@ public final class FleetService: Service, EngineEventSink {
                     let reloads = engine.reloadCount
                     let shared = SharedSet(openings.sharedBreakers, reloads: reloads)
                     try await withTimeout(Self.queryTimeout, closing: connection) {
+                        // PostgreSQL's clock first: messages are stamped and judged in it.
+                        try await self.openings.databaseClock.measure(connection, logger: self.logger)
                         try await self.openings.catchUp(connection, shared: shared.breakers)
                     }
                     engine.gateProbes(shared.breakers, true)
@@ -141,12 +143,20 @@ public final class FleetService: Service, EngineEventSink {
             // Probe claims every claim interval, lease renewals every refresh.
             group.addTask {
                 var nextRefresh = self.clock.now()
+                var nextClockCheck = self.clock.now() + .seconds(30)
                 while !Task.isCancelled {
                     try await self.followReload(connection, shared: shared)
                     try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.claimProbes(connection) }
                     if self.clock.now() >= nextRefresh {
                         try await withTimeout(Self.queryTimeout, closing: connection) { try await self.budgets.refresh(connection) }
                         nextRefresh = self.clock.now() + self.settings.refresh
+                    }
+                    if self.clock.now() >= nextClockCheck {
+                        // Again now and then: either clock may be stepped or drift.
+                        try await withTimeout(Self.queryTimeout, closing: connection) {
+                            try await self.openings.databaseClock.measure(connection, logger: self.logger)
+                        }
+                        nextClockCheck = self.clock.now() + .seconds(30)
                     }
                     try await Task.sleep(for: Self.claimInterval)
                 }

@@ -137,7 +137,7 @@ public struct ConfigReloader: Service {
             RestartOnly("http", \.http), RestartOnly("http_max_connections", \.httpMaxConnections),
             RestartOnly("http_header_timeout", \.httpHeaderTimeout), RestartOnly("http_idle_timeout", \.httpIdleTimeout),
             RestartOnly("http_json", \.httpJSON), RestartOnly("store", \.store), RestartOnly("log", \.log),
-            RestartOnly("instance", \.instance),
+            RestartOnly("instance", \.instance), RestartOnly("fleet", \.fleet),
         ]
     }
 

@@ -11,6 +11,7 @@ public final class FleetSeries: Sendable {
     private let shipLag: Gauge
     private let published: Counter
     private let applied: Counter
+    private let refused: [String: Counter]
     private let shares = Mutex<[String: Gauge]>([:])
 
     static let delayBuckets: [Duration] = [
@@ -31,7 +32,16 @@ public final class FleetSeries: Sendable {
         )
         published = registry.counter("fusebox_fleet_published_total", help: "Breaker states this sidecar published to the fleet.")
         applied = registry.counter("fusebox_fleet_applied_total", help: "Peers' breaker states this sidecar applied.")
+        // Every reason up front, so a dashboard sees 0 rather than no series.
+        refused = Dictionary(uniqueKeysWithValues: Self.refusalReasons.map { reason in
+            (reason, registry.counter(
+                "fusebox_fleet_messages_refused_total", labels: [("reason", reason)],
+                help: "Messages on the fleet channel not applied: unsigned, malformed, signature (wrong seal), stale or replayed."
+            ))
+        })
     }
+
+    public static let refusalReasons = ["unsigned", "malformed", "signature", "stale", "replayed"]
 
     public func link(up: Bool) { connected.set(to: up ? 1 : 0) }
     public func propagated(_ delay: Duration) { propagation.record(max(.zero, delay)) }
@@ -39,6 +49,7 @@ public final class FleetSeries: Sendable {
     public func shipLag(seconds: Double) { shipLag.set(to: seconds) }
     public func publishedState() { published.increment() }
     public func appliedState() { applied.increment() }
+    public func refusedMessage(_ reason: String) { refused[reason]?.increment() }
 
     /// This sidecar's share of a fleet budget (`kind`: max_in_flight, rate or tokens), in the limit's own units.
     public func share(breaker: String, kind: String, _ value: Double) {

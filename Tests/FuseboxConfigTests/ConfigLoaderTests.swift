@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FuseboxCore
 import Testing
 @testable import FuseboxConfig
@@ -224,6 +227,17 @@ extension String {
 struct FleetConfigTests {
     func load(_ yaml: String) throws -> Configuration { try ConfigLoader.load(yaml: yaml, file: "test.yaml") }
 
+    /// A fleet secret file (32+ bytes), written once for the suite.
+    static let secretFile: String = {
+        let path = "/tmp/fusebox-config-test-\(getpid()).secret"
+        let text = "0123456789abcdef0123456789abcdef-fleet\n"
+        let fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = text.withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        return path
+    }()
+    var secret: String { "secret_file: \"\(Self.secretFile)\"" }
+
     func message(_ yaml: String) -> String? {
         do {
             _ = try load(yaml)
@@ -265,19 +279,38 @@ struct FleetConfigTests {
     @Test func fleetScopedBudgetsNeedAFleetAndASharedBreaker() throws {
         let budget = "breakers: { openai: { rate: { requests: 10, per: 1m, scope: fleet } } }"
         #expect(message(budget)?.contains("needs a fleet: section") == true)
-        let config = try load("fleet: { postgres: \"postgresql://a@b/c\" }\n" + budget)
+        let config = try load("fleet: { postgres: \"postgresql://a@b/c\", \(secret) }\n" + budget)
         #expect(config.engine.breakers[0].policy.budget.fleetScoped == [.rate])
-        #expect(message("fleet: { postgres: \"postgresql://a@b/c\" }\nbreakers: { openai: { fleet: false, max_in_flight: { max: 4, scope: fleet } } }")?
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c\", \(secret) }\nbreakers: { openai: { fleet: false, max_in_flight: { max: 4, scope: fleet } } }")?
             .contains("fleet: false keeps this breaker local") == true)
         #expect(message("breakers: { openai: { rate: { requests: 10, per: 1m, scope: region } } }")?.contains("scope must be host or fleet") == true)
     }
 
     @Test func theEffectiveConfigurationShowsTheFleetWithoutItsPassword() throws {
-        let config = try load("fleet: { postgres: \"postgresql://u:pw@h/d\", name: eu }\nbreakers: { openai: { max_in_flight: { max: 4, scope: fleet } } }")
+        let config = try load("fleet: { postgres: \"postgresql://u:pw@h/d\", name: eu, \(secret) }\nbreakers: { openai: { max_in_flight: { max: 4, scope: fleet } } }")
         let text = ConfigRenderer.yaml(config)
         #expect(text.contains("postgres: \"postgresql://u:***@h:5432/d\""))
         #expect(!text.contains("pw@"))
         #expect(text.contains("max_in_flight: { max: 4, scope: fleet }"))
         #expect(try load(text) .fleet?.name == "eu", "the rendering loads back")
+        #expect(text.contains("secret_file: \"\(Self.secretFile)\""), "where the secret is, not what it is")
+        #expect(!text.contains("0123456789abcdef"))
+        #expect("\(config.fleet!)".contains("0123456789abcdef") == false, "a dump of the settings shows no secret either")
+    }
+
+    @Test func aFleetNeedsASecretOfAtLeast32Bytes() throws {
+        let none = message("fleet: { postgres: \"postgresql://a@b/c\" }")
+        #expect(none?.contains("test.yaml:1:8: fleet: needs secret_file") == true, "\(none ?? "")")
+        #expect(none?.contains("FUSEBOX_FLEET_SECRET") == true)
+        let short = "/tmp/fusebox-config-test-\(getpid())-short.secret"
+        let fd = open(short, O_WRONLY | O_CREAT | O_TRUNC, 0o600)
+        _ = write(fd, "too short\n", 10)
+        close(fd)
+        defer { unlink(short) }
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c\", secret_file: \"\(short)\" }")?.contains("holds 9 bytes; a fleet secret needs at least 32 bytes") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c\", secret_file: /nonexistent/secret }")?.contains("cannot open /nonexistent/secret") == true)
+        #expect(message("fleet: { postgres: \"postgresql://a@b/c\", secret_file: /tmp }")?.contains("/tmp is not a regular file") == true)
+        let config = try load("fleet: { postgres: \"postgresql://a@b/c\", \(secret) }")
+        #expect(config.fleet?.secret.bytes == Array("0123456789abcdef0123456789abcdef-fleet".utf8), "the file's last newline is not part of it")
     }
 }

@@ -2,6 +2,8 @@
 scripts/postgres, which sets FUSEBOX_TEST_POSTGRES and friends)."""
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import pathlib
@@ -31,6 +33,21 @@ from budget_worker import total  # noqa: E402,F401
 if not POSTGRES:
     raise RuntimeError("the fleet tests need a PostgreSQL: run them through scripts/postgres (scripts/test does)")
 
+# The fleet's secret (every sidecar started here inherits it), fresh per run.
+SECRET = uuid.uuid4().hex + uuid.uuid4().hex
+os.environ["FUSEBOX_FLEET_SECRET"] = SECRET
+
+
+def seal(message: dict, secret: str = SECRET) -> str:
+    """A fleet message as a sidecar holding `secret` sends it (docs/fleet.md, "Trust")."""
+    text = json.dumps(message, separators=(",", ":"))
+    return "fb1." + hmac.new(secret.encode(), text.encode(), hashlib.sha256).hexdigest() + "." + text
+
+
+def database_now_ms() -> int:
+    """PostgreSQL's clock, in which messages are stamped."""
+    return int(psql("SELECT (extract(epoch from clock_timestamp()) * 1000)::bigint")[0][0])
+
 
 def psql(sql: str) -> list[list[str]]:
     out = subprocess.run([os.path.join(os.environ["FUSEBOX_TEST_PGBIN"], "psql"), POSTGRES, "-XAtF", "\t", "-c", sql],
@@ -49,8 +66,9 @@ def pg_ctl(action: str) -> None:
 
 
 class FleetSidecar:
-    def __init__(self, folder: pathlib.Path, name: str, fleet_yaml: str, body: str) -> None:
+    def __init__(self, folder: pathlib.Path, name: str, fleet_yaml: str, body: str, env: dict[str, str] | None = None) -> None:
         self.folder = folder
+        self.env = {**os.environ, **(env or {})}
         self.name = name
         self.socket = str(folder / "fusebox.sock")
         self.admin_socket = str(folder / "fusebox-admin.sock")
@@ -68,7 +86,7 @@ instance: {name}
         self.process = None
 
     def start(self) -> "FleetSidecar":
-        self.process = subprocess.Popen([BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder,
+        self.process = subprocess.Popen([BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder, env=self.env,
                                         stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         deadline = time.time() + 20
         while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
