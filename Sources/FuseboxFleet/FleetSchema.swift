@@ -59,6 +59,14 @@ enum FleetSchema {
         }
     }
 
+    /// Every statement that makes an empty database this version, in the order `prepare` runs them.
+    static var creation: [String] {
+        var statements = tables + ["INSERT INTO fusebox_schema (version) VALUES (1)"]
+        for next in stride(from: 2, through: version, by: 1) { statements += migrations[next] ?? [] }
+        if version > 1 { statements.append("INSERT INTO fusebox_schema (version) VALUES (\(version))") }
+        return statements
+    }
+
     /// `hashtext('fusebox_schema')`, fixed so every build takes the same lock.
     static let lockKey: Int64 = 0x4642_5831_0001
 

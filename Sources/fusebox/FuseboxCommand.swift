@@ -13,7 +13,7 @@ struct FuseboxCommand: AsyncParsableCommand {
           fusebox check --config fusebox.yaml    validate a file and print every breaker's effective policy
         """,
         version: FuseboxVersion.current,
-        subcommands: [ServeCommand.self, CheckCommand.self, CtlCommand.self, AnalyzeCommand.self, SimulateCommand.self, StoreCommand.self]
+        subcommands: [ServeCommand.self, CheckCommand.self, CtlCommand.self, AnalyzeCommand.self, SimulateCommand.self, StoreCommand.self, FleetCommand.self]
     )
 }
 

@@ -103,3 +103,23 @@ struct FleetMessageTests {
         #expect(read.publishedAt == 1_000 && read.origin == "a#1" && read.fleet == "eu")
     }
 }
+
+@Suite("Least-privilege grants")
+struct FleetGrantsTests {
+    @Test func everyTableTheSchemaMakesIsGrantedAndNothingElse() throws {
+        let made = FleetSchema.tables.compactMap { statement -> String? in
+            guard statement.hasPrefix("CREATE TABLE ") else { return nil }
+            return statement.dropFirst(13).split(whereSeparator: { $0 == " " || $0 == "(" }).first.map(String.init)
+        }
+        #expect(Set(made) == Set(FleetGrants.privileges.map(\.table)))
+        #expect(FleetGrants.privileges.allSatisfy { !$0.privileges.contains("TRUNCATE") && !$0.privileges.contains("ALL") })
+    }
+
+    @Test func theScriptMakesThisVersionAndQuotesTheRole() throws {
+        let script = try FleetGrants.script(role: #"fleet "member""#)
+        #expect(script.contains("INSERT INTO fusebox_schema (version) VALUES (\(FleetSchema.version));"))
+        #expect(script.contains(#"GRANT SELECT ON fusebox_schema TO "fleet ""member""";"#))
+        #expect(throws: (any Error).self) { try FleetGrants.script(role: "bad\nrole") }
+        #expect(throws: (any Error).self) { try FleetGrants.script(role: String(repeating: "r", count: 64)) }
+    }
+}
