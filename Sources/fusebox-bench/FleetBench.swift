@@ -18,6 +18,8 @@ enum FleetBench {
         guard let url = getenv("FUSEBOX_TEST_POSTGRES").map({ String(cString: $0) }) else {
             throw BenchError("fusebox-bench fleet needs a PostgreSQL: run it as scripts/postgres .build/release/fusebox-bench fleet")
         }
+        // The fleet's secret, inherited by every sidecar started here (a caller's own is kept).
+        setenv("FUSEBOX_FLEET_SECRET", (0..<6).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined(separator: "-"), 0)
         let fleetYAML = { (name: String) in "fleet: { postgres: \"\(url)\", name: \(name) }\ninstance: \(name)-host\n" }
 
         // 1. The decision path: acquire+report pairs from the C client, fleet off then on (a shared breaker,
