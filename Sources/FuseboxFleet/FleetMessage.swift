@@ -9,31 +9,11 @@ enum FleetMessage {
     case state(PublishedState)
     case calls(CallsMessage)
 
-    var origin: String {
+    /// Who sent it, for which fleet, when (PostgreSQL's clock) and its number in the sender's sequence.
+    var stamp: (fleet: String, origin: String, sentAt: Int64, sequence: Int64) {
         switch self {
-        case .state(let s): return s.origin
-        case .calls(let c): return c.origin
-        }
-    }
-
-    var sentAt: Int64 {
-        switch self {
-        case .state(let s): return s.publishedAt
-        case .calls(let c): return c.sentAt
-        }
-    }
-
-    var sequence: Int64 {
-        switch self {
-        case .state(let s): return s.sequence
-        case .calls(let c): return c.sequence
-        }
-    }
-
-    var fleet: String {
-        switch self {
-        case .state(let s): return s.fleet
-        case .calls(let c): return c.fleet
+        case .state(let s): return (s.fleet, s.origin, s.publishedAt, s.sequence)
+        case .calls(let c): return (c.fleet, c.origin, c.sentAt, c.sequence)
         }
     }
 

@@ -218,9 +218,10 @@ final class FleetOpenings: Sendable {
             guard let value = try? JSONParser.parse(String(json)), let parsed = FleetMessage(value) else { return refuse(.malformed) }
             message = parsed
         }
-        guard message.fleet == fleet, message.origin != member else { return }
+        let stamp = message.stamp
+        guard stamp.fleet == fleet, stamp.origin != member else { return }
         guard let now = databaseClock.now() else { return refuse(.stale) }
-        if let refusal = replays.withLock({ $0.admit(origin: message.origin, sequence: message.sequence, sentAt: message.sentAt, now: now) }) {
+        if let refusal = replays.withLock({ $0.admit(origin: stamp.origin, sequence: stamp.sequence, sentAt: stamp.sentAt, now: now) }) {
             return refuse(refusal)
         }
         switch message {
