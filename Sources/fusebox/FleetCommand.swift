@@ -12,8 +12,8 @@ struct FleetCommand: ParsableCommand {
         abstract: "Set up fleet mode's PostgreSQL: the tables, and least-privilege grants for the sidecars' role.",
         discussion: """
         Examples:
-          fusebox fleet init --print-sql --role fusebox_member        the SQL, to read or pipe into psql as the owner
-          fusebox fleet init --postgres postgresql://owner@db/fusebox --role fusebox_member
+          fusebox fleet init --print-sql --role fleet_member        the SQL, to read or pipe into psql as the owner
+          fusebox fleet init --postgres postgresql://owner@db/fusebox --role fleet_member
         """,
         subcommands: [Init.self]
     )

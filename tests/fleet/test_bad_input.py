@@ -77,6 +77,8 @@ def degraded_start(url: str, expected: str) -> None:
     assert expected in reason
     assert answer["allowed"] is True, "decisions go on locally"
     assert "fusebox_fleet_connected 0" in metrics
+    for reason in ("unsigned", "malformed", "signature", "stale", "replayed"):
+        assert f'fusebox_fleet_messages_refused_total{{reason="{reason}"}} 0' in metrics, "every refusal reason is a series from the start"
     assert repeats == 1
 
 
