@@ -84,10 +84,13 @@ instance: {name}
 {body}
 """)
         self.process = None
+        #: Put before the command line: `["faketime", "-f", "+30s"]` runs this sidecar on a skewed clock.
+        self.wrapper: list[str] = []
 
     def start(self) -> "FleetSidecar":
-        self.process = subprocess.Popen([BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder, env=self.env,
-                                        stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
+        # A session of its own: a wrapper (faketime) forks, and a stop signals the whole group.
+        self.process = subprocess.Popen(self.wrapper + [BINARY, "serve", "--config", "fusebox.yaml"], cwd=self.folder, env=self.env,
+                                        stdout=open(self.log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
         deadline = time.time() + 20
         while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
             if time.time() > deadline or self.process.poll() is not None:
@@ -103,9 +106,25 @@ instance: {name}
             time.sleep(0.05)
 
     def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            self.process.wait(timeout=30)
+        """SIGTERM to the sidecar's process group, then waits until none of it is left (SIGKILL after 30 s)."""
+        if not self.process:
+            return
+        group = self.process.pid
+        try:
+            os.killpg(group, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        deadline = time.time() + 30
+        while True:
+            self.process.poll()
+            try:
+                os.killpg(group, 0)
+            except ProcessLookupError:
+                return
+            if time.time() > deadline:
+                os.killpg(group, signal.SIGKILL)
+                raise RuntimeError(f"{self.name} did not stop within 30 s of SIGTERM: {self.log.read_text()[-2000:]}")
+            time.sleep(0.02)
 
     def ask(self, line: str, admin: bool = False) -> dict:
         with socket.socket(socket.AF_UNIX) as s:
