@@ -154,7 +154,11 @@ let package = Package(
         .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore", "FuseboxJSON"]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxJSON", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
-        .testTarget(name: "FuseboxFleetTests", dependencies: ["FuseboxFleet", "FuseboxConfig", "FuseboxCore", "FuseboxJSON"]),
+        .testTarget(name: "FuseboxFleetTests", dependencies: [
+            "FuseboxFleet", "FuseboxConfig", "FuseboxCore", "FuseboxJSON", "FuseboxTelemetry",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         // Runs the real binaries; depending on them makes `swift test` build them first.
         .testTarget(name: "EndToEndTests", dependencies: [
             "fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket",

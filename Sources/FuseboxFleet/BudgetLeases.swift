@@ -1,7 +1,6 @@
 import FuseboxCore
 import FuseboxTelemetry
 import Logging
-import PostgresNIO
 import Synchronization
 
 /// Fleet-scoped budgets, after Doorman: each sidecar leases a share of a
@@ -18,8 +17,6 @@ final class BudgetLeases: Sendable {
         var peers: Int
     }
 
-    private let fleet: String
-    private let member: String
     private let engine: Engine
     private let series: FleetSeries
     private let clock: any BreakerClock
@@ -34,10 +31,8 @@ final class BudgetLeases: Sendable {
     private let leases = Mutex<[String: Lease]>([:])
     private let countedSince: Mutex<Timestamp>
 
-    init(fleet: String, member: String, engine: Engine, series: FleetSeries, clock: any BreakerClock, lease: Duration,
+    init(engine: Engine, series: FleetSeries, clock: any BreakerClock, lease: Duration,
          assumedPeers: Int, logger: Logger) {
-        self.fleet = fleet
-        self.member = member
         self.engine = engine
         self.series = series
         self.clock = clock
@@ -68,7 +63,7 @@ final class BudgetLeases: Sendable {
     }
 
     /// Renews every fleet budget's lease with this sidecar's demand since the last renewal.
-    func refresh(_ connection: PostgresConnection) async throws {
+    func refresh(_ store: some FleetStore) async throws {
         let limits = engine.fleetBudgetLimits
         guard !limits.isEmpty else { return }
         let now = clock.now()
@@ -85,51 +80,27 @@ final class BudgetLeases: Sendable {
         }
         for limit in limits {
             let demand = smoothed[limit.breaker] ?? 0
-            let lease = try await renew(limit, demand: demand, now: now, connection)
+            let lease = try await renew(limit, demand: demand, now: now, store)
             leases.withLock { $0[Self.key(limit)] = lease }
             apply(limit, share: lease.share)
         }
     }
 
-    private func renew(_ limit: FleetBudgetLimit, demand: Double, now: Timestamp, _ connection: PostgresConnection) async throws -> Lease {
-        let (fleet, member, breaker, kind) = (fleet, member, limit.breaker, Self.kindName(limit.kind))
+    private func renew(_ limit: FleetBudgetLimit, demand: Double, now: Timestamp, _ store: some FleetStore) async throws -> Lease {
         let capacity = Double(limit.capacity)
-        let expires = now + leaseLength
-        let lockName = "fusebox/\(fleet)/\(breaker)/\(kind)"
-        // Expiries in PostgreSQL's clock, so a skewed host neither drops live leases nor keeps dead ones;
-        // no lease runs longer than its term, so a row that says it does was not written by a sidecar.
-        let term = leaseLength.millisecondsClamped
-        let databaseNow = FleetOpenings.databaseNow
-        let logger = logger
-        return try await connection.withTransaction(logger: logger) { connection -> Lease in
-            try await connection.query("SELECT pg_advisory_xact_lock(hashtext(\(lockName)))", logger: logger)
-            try await connection.query("""
-                DELETE FROM fleet_leases WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind)
-                    AND (expires_ms < \(unescaped: databaseNow) OR expires_ms > \(unescaped: databaseNow) + \(term * 2))
-                """, logger: logger)
-            // A share or demand no sidecar could write (negative, NaN, above the capacity) counts as none.
-            let rows = try await connection.query("""
-                SELECT coalesce(sum(CASE WHEN demand >= 0 AND demand <= 1e12 THEN demand ELSE 0 END), 0)::float8,
-                       coalesce(sum(CASE WHEN share >= 0 AND share <= \(capacity) THEN share ELSE 0 END), 0)::float8,
-                       count(*)::int FROM fleet_leases
-                WHERE fleet = \(fleet) AND breaker = \(breaker) AND kind = \(kind) AND member <> \(member)
-                """, logger: logger)
-            var others = (demand: 0.0, share: 0.0, count: 0)
-            for try await (d, s, c) in rows.decode((Double, Double, Int).self) { others = (d, s, c) }
-            let share = Self.share(capacity: capacity, demand: demand, others: others, whole: limit.kind == .maxInFlight)
-            try await connection.query("""
-                INSERT INTO fleet_leases (fleet, breaker, kind, member, demand, share, capacity, expires_ms)
-                VALUES (\(fleet), \(breaker), \(kind), \(member), \(demand), \(share), \(capacity), \(unescaped: databaseNow) + \(term))
-                ON CONFLICT (fleet, breaker, kind, member) DO UPDATE SET
-                    demand = EXCLUDED.demand, share = EXCLUDED.share, capacity = EXCLUDED.capacity, expires_ms = EXCLUDED.expires_ms
-                """, logger: logger)
-            return Lease(share: share, expires: expires, peers: others.count + 1)
+        let whole = limit.kind == .maxInFlight
+        // Expiries in the database's clock, so a skewed host neither drops live leases nor keeps dead ones.
+        let renewal = BudgetRenewal(breaker: limit.breaker, kind: Self.kindName(limit.kind), demand: demand, capacity: capacity,
+                                    term: leaseLength)
+        let granted = try await store.renewBudget(renewal) { others in
+            Self.share(capacity: capacity, demand: demand, others: others, whole: whole)
         }
+        return Lease(share: granted.share, expires: now + leaseLength, peers: granted.peers)
     }
 
     /// The share this sidecar may take: its demand's part of the capacity
     /// (an equal part when nobody asks), out of what others leave.
-    static func share(capacity: Double, demand: Double, others: (demand: Double, share: Double, count: Int), whole: Bool) -> Double {
+    static func share(capacity: Double, demand: Double, others: OtherLeases, whole: Bool) -> Double {
         let total = demand + others.demand
         let fair = total > 0 ? capacity * demand / total : capacity / Double(others.count + 1)
         let free = max(0, capacity - others.share)

@@ -3,24 +3,20 @@ import FuseboxCore
 import FuseboxJSON
 import FuseboxTelemetry
 import Logging
-import PostgresNIO
 import Synchronization
 
 /// Shared openings: local decisions of shared breakers published to the
 /// fleet (a row in `fleet_breakers` and a NOTIFY), peers' decisions applied
 /// here with reason `fleet`, and the fleet's single probe claimed as a lease.
 ///
-/// The engine feeds it events after its lock; `receive` only records what
+/// The engine feeds it events after its lock; `note` only records what
 /// to publish (the latest per breaker, so the backlog is bounded by the
-/// number of breakers) and wakes the fleet task.
+/// number of breakers) and wakes the fleet task. What it stores and sends goes
+/// through a `FleetStore`. Times stored for other hosts to compare (an
+/// opening's end, a lease's expiry) are in the database's clock, and each host
+/// reads them back as a duration from now: no host's wall clock is ever
+/// compared with another's, so a skewed host opens, probes and leases on time.
 final class FleetOpenings: Sendable {
-    static let channel = "fusebox_fleet"
-    /// PostgreSQL's own clock in Unix ms. Times stored for other hosts to
-    /// compare (an opening's end, a lease's expiry) are in this one clock, and
-    /// each host reads them back as a duration from now: no host's wall clock
-    /// is ever compared with another's, so a skewed host opens, probes and
-    /// leases on time.
-    static let databaseNow = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 
     let fleet: String
     let member: String
@@ -61,9 +57,8 @@ final class FleetOpenings: Sendable {
     private func nextSequence() -> Int64 { sequence.withLock { $0 += 1; return $0 } }
 
     /// Sends one sealed message on the fleet's channel.
-    private func notify(_ json: String, _ connection: PostgresConnection) async throws {
-        let payload = seal.seal(json)
-        try await connection.query("SELECT pg_notify('\(unescaped: Self.channel)', \(payload))", logger: logger)
+    private func notify(_ json: String, _ store: some FleetStore) async throws {
+        try await store.notify(seal.seal(json))
     }
 
     /// A fresh wake-up stream for a new connection's publisher.
@@ -124,7 +119,7 @@ final class FleetOpenings: Sendable {
     /// Not for a breaker no longer closed here: its opening is what peers need,
     /// and the failures that caused it, told as well, could trip a peer on
     /// the same incident, whose late publication would reopen a sidecar reset meanwhile.
-    func publishStreaks(_ connection: PostgresConnection, shared: Set<String>) async throws {
+    func publishStreaks(_ store: some FleetStore, shared: Set<String>) async throws {
         let batch = streaks.withLock { s -> [String: CallStreak] in
             // The engine's lock under this one is safe: the engine feeds `note` only after releasing its own.
             let told = s.pending.filter { breaker, _ in countsCalls(breaker) }
@@ -136,7 +131,7 @@ final class FleetOpenings: Sendable {
             guard let now = databaseClock.now() else { continue }
             let message = CallsMessage(fleet: fleet, breaker: breaker, failures: streak.failures, resets: streak.resets, origin: member,
                                        sentAt: now, sequence: nextSequence())
-            try await notify(message.json, connection)
+            try await notify(message.json, store)
         }
     }
 
@@ -149,14 +144,14 @@ final class FleetOpenings: Sendable {
     }
 
     /// Publishes what the engine decided since the last call.
-    func publishPending(_ connection: PostgresConnection, shared: Set<String>) async throws {
+    func publishPending(_ store: some FleetStore, shared: Set<String>) async throws {
         let batch = pending.withLock { all -> [String: FleetState] in
             defer { all.removeAll(keepingCapacity: true) }
             return all
         }
         for (breaker, state) in batch.sorted(by: { $0.key < $1.key }) where shared.contains(breaker) {
             do {
-                try await publish(breaker, state, connection)
+                try await publish(breaker, state, store)
             } catch {
                 // Kept for the next connection unless something newer came meanwhile.
                 pending.withLock { all in if all[breaker] == nil { all[breaker] = state } }
@@ -165,7 +160,7 @@ final class FleetOpenings: Sendable {
         }
     }
 
-    private func publish(_ breaker: String, _ state: FleetState, _ connection: PostgresConnection) async throws {
+    private func publish(_ breaker: String, _ state: FleetState, _ store: some FleetStore) async throws {
         var stateText: String
         var until: Int64?
         var probesFailed = 0
@@ -182,23 +177,13 @@ final class FleetOpenings: Sendable {
         // How long it stays open, a duration: stored as an end in PostgreSQL's clock, sent as what remains.
         let remaining = until.map { max(0, $0 - now) }
         // The row first (its epoch is the table's), then the sealed message built from what was stored.
-        let rows = try await connection.query("""
-            INSERT INTO fleet_breakers (fleet, breaker, state, open_until_ms, probes_failed, epoch, origin, published_ms)
-            VALUES (\(fleet), \(breaker), \(stateText), (\(remaining))::bigint + \(unescaped: Self.databaseNow), \(probesFailed), 1,
-                    \(member), \(unescaped: Self.databaseNow))
-            ON CONFLICT (fleet, breaker) DO UPDATE SET
-                state = EXCLUDED.state, open_until_ms = EXCLUDED.open_until_ms, probes_failed = EXCLUDED.probes_failed,
-                epoch = fleet_breakers.epoch + 1, origin = EXCLUDED.origin, published_ms = EXCLUDED.published_ms
-            RETURNING epoch, open_until_ms, open_until_ms - published_ms, published_ms
-            """, logger: logger)
-        var stored: PublishedState?
-        for try await (epoch, openUntil, left, published) in rows.decode((Int64, Int64?, Int64?, Int64).self) {
-            stored = PublishedState(fleet: fleet, breaker: breaker, state: stateText, openUntil: openUntil, remaining: left,
-                                    probesFailed: probesFailed, epoch: epoch, origin: member, publishedAt: published, sequence: nextSequence())
-        }
-        guard let stored else { return }
+        let write = StateWrite(breaker: breaker, state: stateText, remaining: remaining, probesFailed: probesFailed)
+        guard let row = try await store.publish(write) else { return }
+        let stored = PublishedState(fleet: fleet, breaker: breaker, state: stateText, openUntil: row.openUntil, remaining: row.remaining,
+                                    probesFailed: probesFailed, epoch: row.epoch, origin: member, publishedAt: row.publishedAt,
+                                    sequence: nextSequence())
         noteEpoch(breaker, stored.epoch)
-        try await notify(stored.json, connection)
+        try await notify(stored.json, store)
         series.publishedState()
     }
 
@@ -253,18 +238,9 @@ final class FleetOpenings: Sendable {
     }
 
     /// On (re)connecting: the table's current openings, so a sidecar that was away catches up.
-    func catchUp(_ connection: PostgresConnection, shared: Set<String>) async throws {
-        // In numeric and bounded: a row's end written by anyone with the table's privileges cannot overflow the subtraction.
-        let rows = try await connection.query("""
-            SELECT breaker, state, open_until_ms,
-                   least(greatest(open_until_ms::numeric - \(unescaped: Self.databaseNow), -1e15), 1e15)::bigint,
-                   probes_failed, epoch, origin, published_ms
-            FROM fleet_breakers WHERE fleet = \(fleet)
-            """, logger: logger)
-        for try await (breaker, state, until, remaining, probes, epoch, origin, published)
-            in rows.decode((String, String, Int64?, Int64?, Int, Int64, String, Int64).self) {
-            apply(PublishedState(fleet: fleet, breaker: breaker, state: state, openUntil: until, remaining: remaining, probesFailed: probes,
-                                 epoch: epoch, origin: origin, publishedAt: published), shared: shared, catchingUp: true)
+    func catchUp(_ store: some FleetStore, shared: Set<String>) async throws {
+        for row in try await store.states() {
+            apply(row, shared: shared, catchingUp: true)
         }
     }
 
@@ -310,35 +286,21 @@ final class FleetOpenings: Sendable {
     /// A lease is free once lapsed, or for a newer epoch, or to its own holder
     /// (due again here, so its last probe is over: a result peers never saw
     /// must not hold the fleet open).
-    func claimProbes(_ connection: PostgresConnection) async throws {
-        try await renewLeases(connection)
+    func claimProbes(_ store: some FleetStore) async throws {
+        try await renewLeases(store)
         let now = clock.now()
         for breaker in engine.probeCandidates() {
             let epoch = epochs.withLock { $0[breaker] ?? 0 }
             if let lastLost = lost.withLock({ $0[breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
             let expires = now + Self.leaseTerm
-            let term = Self.leaseTerm.millisecondsClamped
-            // Expiries are in PostgreSQL's clock (`databaseNow`): a host ahead never takes a lease early.
-            let rows = try await connection.query("""
-                INSERT INTO fleet_probes (fleet, breaker, epoch, holder, expires_ms)
-                VALUES (\(fleet), \(breaker), \(epoch), \(member), \(unescaped: Self.databaseNow) + \(term))
-                ON CONFLICT (fleet, breaker) DO UPDATE SET epoch = EXCLUDED.epoch, holder = EXCLUDED.holder, expires_ms = EXCLUDED.expires_ms
-                WHERE fleet_probes.epoch < EXCLUDED.epoch OR fleet_probes.expires_ms < \(unescaped: Self.databaseNow)
-                   OR fleet_probes.holder = EXCLUDED.holder
-                   OR fleet_probes.expires_ms > \(unescaped: Self.databaseNow) + \(term * 2)
-                RETURNING holder
-                """, logger: logger)
-            var won = false
-            for try await holder in rows.decode(String.self) where holder == member { won = true }
-            if !won {
+            // Expiries are in the database's clock: a host ahead never takes a lease early.
+            if try await !store.claimProbe(breaker: breaker, epoch: epoch, term: Self.leaseTerm) {
                 lost.withLock { $0[breaker] = (epoch, now + .seconds(1)) }
             } else if engine.beginFleetProbe(breaker) {
                 held.withLock { $0[breaker] = HeldLease(epoch: epoch, expires: expires, busy: now) }
             } else {
                 // No longer due (a peer's result came meanwhile): handed back at once.
-                try await connection.query("""
-                    DELETE FROM fleet_probes WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(epoch)
-                    """, logger: logger)
+                try await store.releaseProbe(breaker: breaker, epoch: epoch)
             }
         }
     }
@@ -348,7 +310,7 @@ final class FleetOpenings: Sendable {
     /// the others: a finished probe's result is published, and a newer epoch
     /// frees the lease anyway. An idle holder's lease lapses, so a peer with
     /// calls to make probes instead.
-    private func renewLeases(_ connection: PostgresConnection) async throws {
+    private func renewLeases(_ store: some FleetStore) async throws {
         let now = clock.now()
         let leases = held.withLock { $0 }
         for (breaker, lease) in leases.sorted(by: { $0.key < $1.key }) {
@@ -360,10 +322,7 @@ final class FleetOpenings: Sendable {
             if breakerNow.probesInFlight > 0 { renewed.busy = now }
             if lease.expires - now < Self.leaseTerm / 2, now - renewed.busy < Self.leaseTerm {
                 renewed.expires = now + Self.leaseTerm
-                try await connection.query("""
-                    UPDATE fleet_probes SET expires_ms = \(unescaped: Self.databaseNow) + \(Self.leaseTerm.millisecondsClamped)
-                    WHERE fleet = \(fleet) AND breaker = \(breaker) AND holder = \(member) AND epoch = \(lease.epoch)
-                    """, logger: logger)
+                try await store.renewProbe(breaker: breaker, epoch: lease.epoch, term: Self.leaseTerm)
             }
             held.withLock { $0[breaker] = renewed }
         }

@@ -41,7 +41,7 @@ public final class FleetService: Service, EngineEventSink {
         self.logger = logger
         let member = "\(instance)#\(String(UInt32.random(in: .min ... .max), radix: 16))"
         openings = FleetOpenings(fleet: settings.name, member: member, secret: settings.secret, engine: engine, series: series, clock: clock, logger: logger)
-        budgets = BudgetLeases(fleet: settings.name, member: member, engine: engine, series: series, clock: clock,
+        budgets = BudgetLeases(engine: engine, series: series, clock: clock,
                                lease: settings.lease, assumedPeers: settings.assumedPeers, logger: logger)
         shipper = storePath.map { HistoryShipper(storePath: $0, fleet: settings.name, logger: logger) }
         link = FleetLinkLog(url: settings.postgres, fleet: settings.name, series: series, logger: logger)
@@ -84,13 +84,14 @@ public final class FleetService: Service, EngineEventSink {
                 let connection = try await FleetConnection.open(settings.postgres, id: 1, logger: logger)
                 defer { Task { try? await connection.close() } }
                 try await withTimeout(Self.queryTimeout, closing: connection) { try await FleetSchema.prepare(connection, logger: self.logger) }
-                try await connection.listen(on: FleetOpenings.channel) { notifications in
+                let store = PostgresFleetStore(connection: connection, fleet: settings.name, member: openings.member, logger: logger)
+                try await connection.listen(on: PostgresFleetStore.channel) { notifications in
                     let reloads = engine.reloadCount
                     let shared = SharedSet(openings.sharedBreakers, reloads: reloads)
                     try await withTimeout(Self.queryTimeout, closing: connection) {
                         // PostgreSQL's clock first: messages are stamped and judged in it.
-                        try await self.openings.databaseClock.measure(connection, logger: self.logger)
-                        try await self.openings.catchUp(connection, shared: shared.breakers)
+                        try await self.openings.databaseClock.measure(store)
+                        try await self.openings.catchUp(store, shared: shared.breakers)
                     }
                     engine.gateProbes(shared.breakers, true)
                     link.up()
@@ -102,7 +103,7 @@ public final class FleetService: Service, EngineEventSink {
                             }
                             throw FleetSchema.Problem(description: "the notification stream ended")
                         }
-                        group.addTask { try await self.work(connection, shared: shared) }
+                        group.addTask { try await self.work(store, shared: shared) }
                         try await group.next()
                         group.cancelAll()
                     }
@@ -125,18 +126,19 @@ public final class FleetService: Service, EngineEventSink {
 
     /// While connected: publishes local decisions at once, claims due probes, renews leases,
     /// and follows a reload's shared set.
-    private func work(_ connection: PostgresConnection, shared: SharedSet) async throws {
+    private func work(_ store: PostgresFleetStore, shared: SharedSet) async throws {
+        let connection = store.connection
         let wakes = openings.makeWakes()
         try await withThrowingTaskGroup(of: Void.self) { group in
             // Publishing as soon as a local decision wakes it.
             group.addTask {
                 try await withTimeout(Self.queryTimeout, closing: connection) {
-                    try await self.openings.publishPending(connection, shared: shared.breakers)
+                    try await self.openings.publishPending(store, shared: shared.breakers)
                 }
                 for await _ in wakes {
                     try await withTimeout(Self.queryTimeout, closing: connection) {
-                        try await self.openings.publishPending(connection, shared: shared.breakers)
-                        try await self.openings.publishStreaks(connection, shared: shared.breakers)
+                        try await self.openings.publishPending(store, shared: shared.breakers)
+                        try await self.openings.publishStreaks(store, shared: shared.breakers)
                     }
                 }
             }
@@ -145,16 +147,16 @@ public final class FleetService: Service, EngineEventSink {
                 var nextRefresh = self.clock.now()
                 var nextClockCheck = self.clock.now() + .seconds(30)
                 while !Task.isCancelled {
-                    try await self.followReload(connection, shared: shared)
-                    try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.claimProbes(connection) }
+                    try await self.followReload(store, shared: shared)
+                    try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.claimProbes(store) }
                     if self.clock.now() >= nextRefresh {
-                        try await withTimeout(Self.queryTimeout, closing: connection) { try await self.budgets.refresh(connection) }
+                        try await withTimeout(Self.queryTimeout, closing: connection) { try await self.budgets.refresh(store) }
                         nextRefresh = self.clock.now() + self.settings.refresh
                     }
                     if self.clock.now() >= nextClockCheck {
                         // Again now and then: either clock may be stepped or drift.
                         try await withTimeout(Self.queryTimeout, closing: connection) {
-                            try await self.openings.databaseClock.measure(connection, logger: self.logger)
+                            try await self.openings.databaseClock.measure(store)
                         }
                         nextClockCheck = self.clock.now() + .seconds(30)
                     }
@@ -171,7 +173,7 @@ public final class FleetService: Service, EngineEventSink {
     /// no longer shared ones go back to the local state machine. Checked
     /// each claim interval by a counter, so an unchanged configuration costs
     /// no lock. Budgets need nothing here: each lease refresh reads them anew.
-    private func followReload(_ connection: PostgresConnection, shared: SharedSet) async throws {
+    private func followReload(_ store: PostgresFleetStore, shared: SharedSet) async throws {
         let reloads = engine.reloadCount
         guard reloads != shared.reloads else { return }
         let now = openings.sharedBreakers
@@ -180,7 +182,7 @@ public final class FleetService: Service, EngineEventSink {
         let added = now.subtracting(before)
         guard !added.isEmpty else { return }
         engine.gateProbes(added, true)
-        try await withTimeout(Self.queryTimeout, closing: connection) { try await self.openings.catchUp(connection, shared: added) }
+        try await withTimeout(Self.queryTimeout, closing: store.connection) { try await self.openings.catchUp(store, shared: added) }
     }
 
     // MARK: History

@@ -1,5 +1,4 @@
 import FuseboxCore
-import PostgresNIO
 import Synchronization
 
 /// Refuses a sealed message sent again by someone who captured it (any role
@@ -30,7 +29,7 @@ struct ReplayGuard {
     var senders: Int { last.count }
 }
 
-/// This host's estimate of PostgreSQL's clock (`FleetOpenings.databaseNow`):
+/// This host's estimate of the database's clock (`FleetStore.databaseNow`):
 /// the offset to it, measured over a round trip. Messages are stamped and
 /// checked in that one clock, so a host whose own clock is off by minutes
 /// still judges a message's age right (to within half a round trip).
@@ -45,13 +44,10 @@ final class DatabaseClock: Sendable {
         offset.withLock { $0 }.map { clock.now().milliseconds &+ $0 }
     }
 
-    func measure(_ connection: PostgresConnection, logger: Logger) async throws {
+    func measure(_ store: some FleetStore) async throws {
         let before = clock.now().milliseconds
-        let rows = try await connection.query("SELECT \(unescaped: FleetOpenings.databaseNow)", logger: logger)
-        var database: Int64?
-        for try await value in rows.decode(Int64.self) { database = value }
+        let database = try await store.databaseNow()
         let after = clock.now().milliseconds
-        guard let database else { return }
         offset.withLock { $0 = database &- (before / 2 &+ after / 2) }
     }
 }
