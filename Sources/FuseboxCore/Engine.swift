@@ -117,6 +117,15 @@ public final class Engine: Sendable {
         }
     }
 
+    /// Keeps a running call's permit alive: its new deadline, `permit_ttl`
+    /// from now. `unknownPermit` once it was reported, released or expired.
+    @discardableResult
+    public func renew(_ permit: PermitID) throws(EngineError) -> Timestamp {
+        try decide { (registry: inout Registry) throws(EngineError) -> Timestamp in
+            try registry.renew(permit, at: clock.now())
+        }
+    }
+
     /// A new holder of permits (a connection) that may hold at most `maxPermits` at once.
     public func openOwner(maxPermits: Int) -> PermitOwner {
         registry.withLock { $0.owners.open(limit: maxPermits) }

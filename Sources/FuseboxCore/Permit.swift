@@ -32,8 +32,11 @@ public struct Permit: Sendable, Equatable {
     public var generation: UInt64
     /// Whether this permit holds one of the half-open probe slots.
     public var probe: Bool
-    /// After this the permit counts as a timeout.
+    /// After this the permit counts as a timeout, unless renewed.
     public var deadline: Timestamp
+    /// How long a renewal extends it: the breaker's `permit_ttl`. A client
+    /// renews a long call's permit well within it.
+    public var ttl: Duration = .zero
 }
 
 /// Why a permit ends without a report of the call's result.

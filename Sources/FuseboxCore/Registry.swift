@@ -95,7 +95,8 @@ struct Registry: Sendable {
         linkLease(slot, to: index)
         if owner >= 0 { linkOwner(slot, to: owner) }
         let permit = Permit(
-            id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline
+            id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline,
+            ttl: breakers[index].policy.permitTTL
         )
         return Decision(allowed: true, state: breakers[index].state, permit: permit)
     }
@@ -129,6 +130,20 @@ struct Registry: Sendable {
         )
         if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
         return breakers[index].state
+    }
+
+    /// A call still running: its permit's deadline moves to `permit_ttl` from
+    /// now, so `permit_ttl` bounds a client's silence rather than the call's
+    /// length. Moved to the back of its breaker's lease list, which stays in
+    /// deadline order (every deadline there is `permit_ttl` after its last word).
+    mutating func renew(_ id: PermitID, at now: Timestamp) throws(EngineError) -> Timestamp {
+        guard let slot = permits.find(id) else { throw .unknownPermit(id.description) }
+        let index = Int(permits[slot].breaker)
+        let deadline = now + breakers[index].policy.permitTTL
+        unlinkLease(slot)
+        permits[slot].deadline = deadline
+        linkLease(slot, to: index)
+        return deadline
     }
 
     /// Ends a permit without a result (the client went away, or gave up).

@@ -121,6 +121,11 @@ public final class ConnectionSession {
                 throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
             }
             return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, redacted(report))))
+        case .renew(let text):
+            guard let permit = PermitID(text) else {
+                throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
+            }
+            return Reply(bytes: ResponseEncoder.renewed(id, deadline: try engine.renew(permit)))
         case .record(let breaker, let report, let generation):
             let state = try engine.record(breaker, redacted(report), generation: generation)
             return Reply(bytes: envelope.reply ? ResponseEncoder.state(id, state) : [])

@@ -66,7 +66,7 @@ final class BreakerSeries: Sendable {
                 help: "Acquires (and route steps) refused, by reason: open, or the budget that refused (concurrency, rate, tokens)."
             ))
         })
-        expired = registry.counter("fusebox_permits_expired_total", labels: label, help: "Permits not reported within permit_ttl, counted as timeouts.")
+        expired = registry.counter("fusebox_permits_expired_total", labels: label, help: "Permits neither reported nor renewed within permit_ttl, counted as timeouts.")
         abandoned = registry.counter("fusebox_permits_abandoned_total", labels: label, help: "Permits released because their client disconnected.")
         states = Dictionary(uniqueKeysWithValues: BreakerState.allCases.map { state in
             (state, registry.gauge(

@@ -16,6 +16,8 @@ public enum Request: Equatable, Sendable {
     case acquire(breaker: String, cost: Int = 0, timeoutMs: Int? = nil)
     case route(chain: String, exclude: [String], cost: Int = 0, requires: [String] = [])
     case report(permit: String, CallReport)
+    /// A long call still running: its permit's deadline moves to `permit_ttl` from now.
+    case renew(permit: String)
     /// `generation`: the breaker's generation when the caller decided to call (the fast path's state file).
     case record(breaker: String, CallReport, generation: UInt64? = nil)
     case status(breaker: String?)
@@ -31,6 +33,7 @@ public enum Request: Equatable, Sendable {
         case .acquire: return .acquire
         case .route: return .route
         case .report: return .report
+        case .renew: return .renew
         case .record: return .record
         case .status: return .status
         case .force: return .force
@@ -42,7 +45,7 @@ public enum Request: Equatable, Sendable {
 
     /// The operations, by their wire names.
     public enum Op: String, Sendable, CaseIterable {
-        case hello, acquire, route, report, record, status, force, reset, subscribe, ping
+        case hello, acquire, route, report, renew, record, status, force, reset, subscribe, ping
 
         /// Allowed only on the admin socket.
         public var isAdmin: Bool { self == .force || self == .reset }

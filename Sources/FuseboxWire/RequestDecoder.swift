@@ -87,6 +87,11 @@ public enum RequestDecoder {
                 throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
             }
             return .report(permit: permit, try callReport(&fields))
+        case .renew:
+            guard let permit = try fields.string("permit", limit: 64) else {
+                throw WireError(.badRequest, "\"renew\" needs \"permit\", the id that acquire or route returned")
+            }
+            return .renew(permit: permit)
         case .record:
             return .record(
                 breaker: try fields.name("breaker"), try callReport(&fields),

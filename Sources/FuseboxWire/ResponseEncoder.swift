@@ -56,6 +56,13 @@ public enum ResponseEncoder {
         return writer.finish()
     }
 
+    /// A renewed permit's new deadline.
+    public static func renewed(_ id: RequestID?, deadline: Timestamp) -> [UInt8] {
+        var writer = start(id, ok: true)
+        writer.int("deadline_ms", deadline.milliseconds)
+        return writer.finish()
+    }
+
     public static func decision(_ id: RequestID?, _ decision: Decision) -> [UInt8] {
         var writer = start(id, ok: true)
         writer.bool("allowed", decision.allowed)
@@ -64,6 +71,7 @@ public enum ResponseEncoder {
             writer.string("permit", permit.id.description)
             writer.bool("probe", permit.probe)
             writer.int("deadline_ms", permit.deadline.milliseconds)
+            writer.int("ttl_ms", permit.ttl.millisecondsClamped)
         } else {
             writer.int("retry_in_ms", decision.retryIn.map(roundedUpMilliseconds))
             writer.string("reason", decision.reason?.rawValue)
@@ -78,7 +86,10 @@ public enum ResponseEncoder {
         writer.string("breaker", route.breaker)
         writer.string("permit", route.permit?.id.description)
         writer.bool("probe", route.permit?.probe ?? false)
-        if let permit = route.permit { writer.int("deadline_ms", permit.deadline.milliseconds) }
+        if let permit = route.permit {
+            writer.int("deadline_ms", permit.deadline.milliseconds)
+            writer.int("ttl_ms", permit.ttl.millisecondsClamped)
+        }
         writer.objects("skipped", route.skipped) { inner, skipped in
             inner.string("breaker", skipped.breaker)
             inner.string("state", skipped.state.rawValue)

@@ -78,6 +78,8 @@ export interface Permit {
   strategy?: 'ordered' | 'fastest' | 'cheapest' | 'weighted' | null;
   why?: 'order' | 'latency' | 'refresh' | 'cost' | 'weight' | null;
   figure?: number | null;
+  /** The breaker's `permit_ttl` in ms: a permit not renewed within it expires and counts as a timeout. */
+  ttlMs?: number | null;
 }
 
 /** A breaker as `status` describes it. */
@@ -159,6 +161,8 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
   acquire(breaker: string, options?: CallOptions & { cost?: number; timeoutMs?: number }): Promise<Permit>;
   route(chain: string, exclude?: string[], options?: CallOptions & { cost?: number; requires?: string[] }): Promise<Permit>;
   report(permit: Permit, fields?: ReportFields): Promise<BreakerState | null>;
+  /** Keeps a running call's permit alive (guard, chain and fetch do it themselves); false once the sidecar no longer has it. */
+  renew(permit: Permit): Promise<boolean>;
   status(breaker?: string, options?: CallOptions): Promise<BreakerStatus[]>;
   guard<T>(breaker: string, fn: (permit: Permit, signal?: AbortSignal) => Promise<T> | T,
     options?: CallOptions & { cost?: number }): Promise<T>;

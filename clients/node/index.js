@@ -207,7 +207,7 @@ export class Fusebox extends EventEmitter {
       throw error;
     }
     if (!answer.allowed) throw new BreakerOpen(breaker, answer.state, answer.retry_in_ms, [], answer.reason ?? null);
-    return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false };
+    return { id: answer.permit, breaker, probe: Boolean(answer.probe), degraded: false, ttlMs: answer.ttl_ms ?? null };
   }
 
   /**
@@ -237,7 +237,7 @@ export class Fusebox extends EventEmitter {
     const figure = answer.latency_ms ?? answer.cost ?? answer.weight ?? null;
     return {
       id: answer.permit, breaker: answer.breaker, probe: Boolean(answer.probe), degraded: false,
-      strategy: answer.strategy ?? null, why: answer.why ?? null, figure,
+      strategy: answer.strategy ?? null, why: answer.why ?? null, figure, ttlMs: answer.ttl_ms ?? null,
     };
   }
 
@@ -263,6 +263,36 @@ export class Fusebox extends EventEmitter {
       if (error instanceof ProtocolError && ['unknown_permit', 'unknown_breaker'].includes(error.code)) return null;
       throw error;
     }
+  }
+
+  /**
+   * Keeps a running call's permit alive: its deadline moves to the breaker's `permit_ttl` from now
+   * (`permit.ttlMs`). `guard`, `chain` and `fetch` renew their calls' permits themselves; call this
+   * for a permit from `acquire` whose call may outlive `permit.ttlMs`. Resolves false once the
+   * sidecar no longer has the permit (reported, expired, or restarted).
+   */
+  async renew(permit) {
+    if (permit.id == null || permit.degraded || permit.generation != null) return true;
+    try {
+      await this.request({ op: 'renew', permit: permit.id });
+      return true;
+    } catch (error) {
+      if (error instanceof ProtocolError && error.code === 'unknown_permit') return false;
+      throw error;
+    }
+  }
+
+  /**
+   * Renews `permit` every third of its ttl until the returned function is called, so `permit_ttl`
+   * bounds a silent (dead or frozen) process, not a long call. Nothing for permits without a ttl.
+   */
+  #hold(permit) {
+    if (permit.id == null || permit.degraded || permit.generation != null || !permit.ttlMs) return () => {};
+    const timer = setInterval(() => {
+      this.renew(permit).then((held) => { if (!held) clearInterval(timer); }, () => {});  // unreachable: tried again next time
+    }, Math.max(permit.ttlMs / 3, 10));
+    timer.unref?.();
+    return () => clearInterval(timer);
   }
 
   async status(breaker, { signal } = {}) {
@@ -312,18 +342,21 @@ export class Fusebox extends EventEmitter {
    * The global `fetch` under `breaker`: acquired first (BreakerOpen when refused, and nothing is
    * sent), reported from the response's status and Retry-After (seconds or an HTTP-date): an error
    * status at once, a success once its body has been read to the end; a body that fails midway is a
-   * failure, one cancelled (or an aborted fetch) is `cancelled`, and a successful response whose
-   * body is never read is reported when the permit's lease runs out. `init.signal` works as for `fetch`.
+   * failure, one cancelled (or an aborted fetch) is `cancelled`. The permit is renewed until the body
+   * ends, so a long stream is one call; a response whose body is never read stops being renewed once
+   * it is garbage-collected, and its permit then expires. `init.signal` works as for `fetch`.
    * @param {string} breaker @param {string|URL|Request} url @param {RequestInit} [init] @returns {Promise<Response>}
    */
   async fetch(breaker, url, init = {}) {
     const permit = await this.acquire(breaker, { signal: init.signal });
     const started = performance.now();
     const elapsed = () => performance.now() - started;
+    const letGo = this.#hold(permit);
     let response;
     try {
       response = await fetch(url, init);
     } catch (error) {
+      letGo();
       await this.report(permit, { latency_ms: elapsed(), ...this.classify(error) });
       throw error;
     }
@@ -332,6 +365,7 @@ export class Fusebox extends EventEmitter {
     if (retry != null && response.status >= 400) fields.retry_after_ms = retry;
     // An error status says all there is to say: reported at once. A success is reported when its body ends.
     if (!response.body || response.status >= 400) {
+      letGo();
       await this.report(permit, { ...fields, latency_ms: elapsed() });
       return response;
     }
@@ -345,6 +379,7 @@ export class Fusebox extends EventEmitter {
     const report = (extra) => {
       if (reported) return;
       reported = true;
+      letGo();
       const ttfb = firstByteMs != null ? { ttfb_ms: firstByteMs } : {};
       this.report(permit, { latency_ms: elapsed(), ...ttfb, ...extra }).catch(() => {});
     };
@@ -368,6 +403,7 @@ export class Fusebox extends EventEmitter {
         return reader.cancel(reason);
       },
     });
+    unreadBodies.register(body, letGo);
     return new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
   }
 
@@ -431,11 +467,14 @@ export class Fusebox extends EventEmitter {
 
   async #run(permit, fn, forChain) {
     const started = performance.now();
+    const letGo = this.#hold(permit);
     try {
       const value = await fn(permit);
+      letGo();
       await this.report(permit, { outcome: 'success', latency_ms: performance.now() - started });
       return forChain ? { failed: false, value } : value;
     } catch (error) {
+      letGo();
       await this.report(permit, { latency_ms: performance.now() - started, ...this.classify(error) });
       if (forChain) return { failed: true, error };
       throw error;
@@ -586,6 +625,9 @@ export class Fusebox extends EventEmitter {
 }
 
 /** Success or a non-call by what the client sent: no breaker counts it toward a trip. */
+/** Bodies of `fetch` responses dropped unread: their permits stop being renewed (and expire). */
+const unreadBodies = new FinalizationRegistry((letGo) => letGo());
+
 function cannotHaveFailed(message) {
   if ('error_kind' in message) return false;
   if ('status' in message) return Number.isInteger(message.status) && message.status < 400;

@@ -152,9 +152,15 @@ def build(httpx: ModuleType) -> SimpleNamespace:
             finally:
                 self._report(None)
 
+        def __del__(self) -> None:
+            # A response dropped without being closed: its permit stops being renewed and expires.
+            if not self.call.reported:
+                self.fusebox._renewer.drop(self.call.permit)
+
         def _report(self, error: Optional[BaseException]) -> None:
             if not self.call.reported:
                 self.call.reported = True
+                self.fusebox._renewer.drop(self.call.permit)
                 self.fusebox.report(self.call.permit, **self.call.fields(error))
 
 
@@ -180,9 +186,14 @@ def build(httpx: ModuleType) -> SimpleNamespace:
             finally:
                 await self._report(None)
 
+        def __del__(self) -> None:
+            if not self.call.reported:
+                self.fusebox._renewer.drop(self.call.permit)
+
         async def _report(self, error: Optional[BaseException]) -> None:
             if not self.call.reported:
                 self.call.reported = True
+                self.fusebox._renewer.drop(self.call.permit)
                 await self.fusebox.report(self.call.permit, **self.call.fields(error))
 
 
@@ -207,10 +218,16 @@ def build(httpx: ModuleType) -> SimpleNamespace:
                 return self.inner.handle_request(request)
             permit = self.fusebox.acquire(breaker)
             started = time.monotonic()
+            # Renewed until the response's stream is closed: a long stream is one call.
+            self.fusebox._renewer.hold(permit)
             try:
                 response = self.inner.handle_request(request)
             except httpx.TransportError as error:
+                self.fusebox._renewer.drop(permit)
                 self.fusebox.report(permit, **_failure(error, started))
+                raise
+            except BaseException:
+                self.fusebox._renewer.drop(permit)  # unreported: it expires after permit_ttl
                 raise
             call = _Call(permit, response, started)
             stream = response.stream
@@ -237,10 +254,15 @@ def build(httpx: ModuleType) -> SimpleNamespace:
                 return await self.inner.handle_async_request(request)
             permit = await self.fusebox.acquire(breaker)
             started = time.monotonic()
+            self.fusebox._renewer.hold(permit)  # until the stream is closed
             try:
                 response = await self.inner.handle_async_request(request)
             except httpx.TransportError as error:
+                self.fusebox._renewer.drop(permit)
                 await self.fusebox.report(permit, **_failure(error, started))
+                raise
+            except BaseException:
+                self.fusebox._renewer.drop(permit)  # unreported (cancelled): it expires after permit_ttl
                 raise
             call = _Call(permit, response, started)
             stream = response.stream

@@ -12,6 +12,7 @@ from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional
 
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
+from ._renewer import AsyncPermitRenewer
 from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
@@ -47,6 +48,7 @@ class AsyncFusebox(ClientPolicy):
         super().__init__(socket_path, timeout, on_unavailable, pool_size, reconnect_interval, classifiers, chains,
                          fast_path)
         self._idle: List[_AsyncConnection] = []
+        self._renewer = AsyncPermitRenewer(self._renew_held)
 
     async def __aenter__(self) -> "AsyncFusebox":
         return self
@@ -91,7 +93,7 @@ class AsyncFusebox(ClientPolicy):
             return self._unavailable(breaker)
         if not answer["allowed"]:
             raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
-        return Permit(answer["permit"], breaker, bool(answer.get("probe")))
+        return Permit(answer["permit"], breaker, bool(answer.get("probe")), ttl_ms=answer.get("ttl_ms"))
 
     async def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
                         requires: Sequence[str] = ()) -> Permit:
@@ -107,6 +109,25 @@ class AsyncFusebox(ClientPolicy):
         if not answer["allowed"]:
             raise ChainExhausted(chain, answer.get("skipped", []))
         return Permit.routed(answer)
+
+    async def renew(self, permit: Permit) -> bool:
+        """As ``Fusebox.renew``: keeps a running call's permit alive; False once the sidecar no longer has it."""
+        if permit.id is None or permit.degraded or permit.fast:
+            return True
+        try:
+            await self.request({"op": "renew", "permit": permit.id})
+        except ProtocolError as problem:
+            if problem.code == "unknown_permit":
+                return False
+            raise
+        return True
+
+    async def _renew_held(self, permit: Permit) -> bool:
+        try:
+            return await self.renew(permit)
+        except (SidecarUnavailable, ProtocolError) as problem:
+            log.debug("fusebox: renewing %r: %s", permit, problem)
+            return True
 
     async def _confirm_state_file(self) -> bool:
         """Asks hello which state file the sidecar made, when the file names one not yet heard of; True if asked."""
@@ -255,11 +276,13 @@ class AsyncGuard:
 
     async def __aenter__(self) -> "AsyncGuard":
         self.permit = await self.client.acquire(self.breaker, self.cost)
+        self.client._renewer.hold(self.permit)
         self._started = time.monotonic()
         return self
 
     async def __aexit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> None:
         assert self.permit is not None
+        self.client._renewer.drop(self.permit)
         latency = (time.monotonic() - self._started) * 1000
         if error is None:
             if self.status is not None:
@@ -280,6 +303,8 @@ class AsyncAttempt(AsyncGuard):
         self.error: Optional[BaseException] = None
 
     async def __aenter__(self) -> "AsyncAttempt":
+        assert self.permit is not None
+        self.client._renewer.hold(self.permit)
         self._started = time.monotonic()
         return self
 

@@ -14,6 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Type
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
 from .listen import Listener
+from ._renewer import PermitRenewer
 from .policy import ClientPolicy, Permit
 
 log = logging.getLogger("fusebox")
@@ -75,6 +76,7 @@ class Fusebox(ClientPolicy):
         self._lock = threading.Lock()
         self._idle: List[_Connection] = []
         self._pid = os.getpid()
+        self._renewer = PermitRenewer(self._renew_held)
         _forget_after_fork(self)
 
     # -- the protocol ---------------------------------------------------------
@@ -124,7 +126,7 @@ class Fusebox(ClientPolicy):
             return self._unavailable(breaker)
         if not answer["allowed"]:
             raise BreakerOpen(breaker, answer["state"], answer.get("retry_in_ms"), reason=answer.get("reason"))
-        return Permit(answer["permit"], breaker, bool(answer.get("probe")))
+        return Permit(answer["permit"], breaker, bool(answer.get("probe")), ttl_ms=answer.get("ttl_ms"))
 
     def route(self, chain: str, exclude: Sequence[str] = (), cost: Optional[int] = None,
               requires: Sequence[str] = ()) -> Permit:
@@ -166,6 +168,30 @@ class Fusebox(ClientPolicy):
                 log.debug("fusebox: %s", problem)
                 return None
             raise
+
+    def renew(self, permit: Permit) -> bool:
+        """Keeps ``permit`` alive while its call runs: its deadline moves to the
+        breaker's ``permit_ttl`` from now. ``guard``, chain attempts and the
+        httpx transports do this for their calls; call it for a permit from
+        ``acquire`` whose call may outlive ``permit.ttl_ms``. False when the
+        sidecar no longer has the permit (reported, expired, or restarted)."""
+        if permit.id is None or permit.degraded or permit.fast:
+            return True
+        try:
+            self.request({"op": "renew", "permit": permit.id})
+        except ProtocolError as problem:
+            if problem.code == "unknown_permit":
+                return False
+            raise
+        return True
+
+    def _renew_held(self, permit: Permit) -> bool:
+        """The renewer's call: a sidecar out of reach is tried again at the next interval."""
+        try:
+            return self.renew(permit)
+        except (SidecarUnavailable, ProtocolError) as problem:
+            log.debug("fusebox: renewing %r: %s", permit, problem)
+            return True
 
     def _confirm_state_file(self) -> bool:
         """Asks hello which state file the sidecar made, when the file names one not yet heard of; True if asked."""
@@ -303,6 +329,7 @@ class Fusebox(ClientPolicy):
             connection.close()
         self._idle = []
         self._pid = os.getpid()
+        self._renewer = PermitRenewer(self._renew_held)  # the parent's thread is not in the child
 
     def _mark_down(self, error: BaseException) -> None:
         with self._lock:
@@ -329,11 +356,13 @@ class Guard:
 
     def __enter__(self) -> "Guard":
         self.permit = self.client.acquire(self.breaker, self.cost)
+        self.client._renewer.hold(self.permit)
         self._started = time.monotonic()
         return self
 
     def __exit__(self, kind: Any, error: Optional[BaseException], trace: Any) -> None:
         assert self.permit is not None
+        self.client._renewer.drop(self.permit)
         latency = (time.monotonic() - self._started) * 1000
         if error is None:
             if self.status is not None:
@@ -357,6 +386,8 @@ class Attempt(Guard):
         self.error: Optional[BaseException] = None
 
     def __enter__(self) -> "Attempt":
+        assert self.permit is not None
+        self.client._renewer.hold(self.permit)
         self._started = time.monotonic()
         return self
 

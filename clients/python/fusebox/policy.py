@@ -25,14 +25,17 @@ class Permit:
     ``latency``, ``refresh``, ``cost`` or ``weight``), with the ``figure`` used
     (milliseconds, cost or weight) when there was one. A ``fast`` permit was
     taken from the sidecar's state file without asking (``generation`` is the
-    breaker's generation then): its outcome goes back as a ``record``."""
+    breaker's generation then): its outcome goes back as a ``record``.
+    ``ttl_ms`` is the breaker's ``permit_ttl``: a permit not renewed within it
+    expires and counts as a timeout."""
 
-    __slots__ = ("id", "breaker", "probe", "degraded", "strategy", "why", "figure", "generation")
+    __slots__ = ("id", "breaker", "probe", "degraded", "strategy", "why", "figure", "generation", "ttl_ms")
 
     def __init__(self, id: Optional[str], breaker: str, probe: bool = False, degraded: bool = False,
                  strategy: Optional[str] = None, why: Optional[str] = None, figure: Optional[float] = None,
-                 generation: Optional[int] = None) -> None:
+                 generation: Optional[int] = None, ttl_ms: Optional[int] = None) -> None:
         self.generation = generation
+        self.ttl_ms = ttl_ms
         self.id = id
         self.breaker = breaker
         self.probe = probe
@@ -46,7 +49,7 @@ class Permit:
         """The permit of a granted ``route`` answer, with its strategy's reason."""
         figure = next((answer[key] for key in ("latency_ms", "cost", "weight") if answer.get(key) is not None), None)
         return cls(answer["permit"], answer["breaker"], bool(answer.get("probe")),
-                   strategy=answer.get("strategy"), why=answer.get("why"), figure=figure)
+                   strategy=answer.get("strategy"), why=answer.get("why"), figure=figure, ttl_ms=answer.get("ttl_ms"))
 
     @property
     def fast(self) -> bool:

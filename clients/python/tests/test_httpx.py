@@ -71,17 +71,18 @@ class Provider:
                     when = email.utils.formatdate(time.time() + 600, usegmt=True)
                     self.json(429, {"type": "error", "error": {"type": "rate_limit_error", "message": "slow down"}},
                               {"Retry-After": when})
-                elif mode in ("stream", "stream-dies", "stream-200"):
+                elif mode in ("stream", "stream-dies", "stream-200", "stream-slow"):
                     self.send_response(200)
                     self.send_header("Content-Type", "text/event-stream")
                     self.send_header("Transfer-Encoding", "chunked")
                     self.end_headers()
                     chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1, "model": "m",
                              "choices": [{"index": 0, "delta": {"content": "hi"}, "finish_reason": None}]}
-                    for _ in range(200 if mode == "stream-200" else 3):
+                    # stream-slow: a slow model, one chunk a second for five seconds.
+                    for _ in range({"stream-200": 200, "stream-slow": 5}.get(mode, 3)):
                         self.chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                         if mode != "stream-200":
-                            time.sleep(0.05)
+                            time.sleep(1.0 if mode == "stream-slow" else 0.05)
                     if mode == "stream-dies":
                         self.connection.shutdown(socket.SHUT_RDWR)  # the provider goes away after 3 chunks
                         return
