@@ -45,6 +45,15 @@ struct SidecarParts {
         } catch {
             throw Sidecar.StartError(description: "\(error)")
         }
+        if let store {
+            // Before the sockets open: the first decision already sees what was open when the sidecar stopped.
+            do {
+                let restored = engine.restore(try store.savedStates())
+                if !restored.isEmpty { logger.notice("state_restored", metadata: ["breakers": .stringConvertible(restored.count)]) }
+            } catch {
+                logger.warning("state_not_restored", metadata: ["error": .string("\(error)"), "kept": .string("every breaker closed")])
+            }
+        }
         var fleet: FleetService?
         if let settings = configuration.fleet, let fleetSlot {
             let service = FleetService(

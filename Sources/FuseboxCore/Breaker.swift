@@ -334,6 +334,28 @@ struct Breaker: Sendable {
         }
     }
 
+    /// The state recorded before a restart: an opening resumes with its end
+    /// (bounded as a local opening is: no longer than the backoff's cap or
+    /// Retry-After's from now), a force stays, and the generation continues
+    /// from the stored one. A breaker the configuration makes disabled or
+    /// metrics-only keeps what the configuration says.
+    mutating func restore(_ saved: SavedState, at now: Timestamp, random: inout SplitMix64) -> Transition? {
+        guard state == .closed, let mode = saved.mode else { return nil }
+        generation = max(generation, saved.generation)
+        switch mode {
+        case .open(let savedUntil):
+            let until = min(max(savedUntil, now), now + max(policy.open.backoffMax, policy.open.retryAfterCap))
+            var change = transition(to: .open, reason: .restored, at: now, random: &random)
+            openUntil = until
+            change.openUntil = until
+            return change
+        case .forced(let mode):
+            guard var change = force(mode, at: now, random: &random) else { return nil }
+            change.reason = .restored
+            return change
+        }
+    }
+
     /// Peers' failures in a row (fleet mode), counted as if seen here: a
     /// closed breaker trips on the fleet's count, not only its own.
     mutating func recordRemote(resets: Bool, failures: Int, at now: Timestamp, random: inout SplitMix64) -> Transition? {

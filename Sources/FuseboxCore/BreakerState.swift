@@ -38,6 +38,8 @@ public enum TransitionReason: String, Sendable, CaseIterable, Hashable {
     case fleet
     /// A check of a closed breaker (`probe.closed_interval`) failed.
     case probe
+    /// The state recorded in the store before a restart, taken up again at start.
+    case restored
 }
 
 /// What an operator may force a breaker into. `auto` hands it back to the

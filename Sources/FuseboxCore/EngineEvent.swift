@@ -24,6 +24,9 @@ public enum EngineEvent: Sendable {
     indirect case probed(breaker: String, result: ProbeResult, closedCheck: Bool, at: Timestamp)
     /// A `fastest` chain moved its preferred member.
     case preferred(chain: String, from: String, to: String, at: Timestamp)
+    /// A 429's Retry-After paused the breaker's budgets until `until` (the
+    /// store keeps it, so a restart does not lift it).
+    case paused(breaker: String, until: Timestamp, at: Timestamp)
 
     public var at: Timestamp {
         switch self {
@@ -31,7 +34,7 @@ public enum EngineEvent: Sendable {
         case .recorded(let call): return call.at
         case .rejected(_, _, _, let at), .dequeued(_, _, _, let at), .fellBack(_, _, _, let at), .exhausted(_, _, let at),
              .permitEnded(_, _, let at), .heldOpen(_, _, let at), .operated(_, _, _, let at), .probed(_, _, _, let at),
-             .preferred(_, _, _, let at):
+             .preferred(_, _, _, let at), .paused(_, _, let at):
             return at
         }
     }

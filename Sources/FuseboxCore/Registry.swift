@@ -171,6 +171,9 @@ struct Registry: Sendable {
         if report.status == 429, let retryAfter = report.retryAfter {
             let pause = min(retryAfter, breakers[index].policy.open.retryAfterCap)
             breakers[index].budget.rateLimited(until: now + pause, at: now)
+            if let until = breakers[index].budget.pausedUntil {
+                events.append(.paused(breaker: breakers[index].name, until: until, at: now))
+            }
         }
         let slow = breakers[index].policy.trip.slowCall.map { policy in
             report.latency.map { $0 >= policy.threshold } ?? false

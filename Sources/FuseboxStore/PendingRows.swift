@@ -59,9 +59,11 @@ struct PendingRows: Sendable {
     var traffic: [TrafficKey: TrafficCounts] = [:]
     var routes: [RouteKey: Int] = [:]
     var failures: [FailureSample] = []
+    /// Each breaker's budget pause as last set (Unix ms; 0 when a reset lifted it).
+    var pauses: [String: Int64] = [:]
 
-    var isEmpty: Bool { transitions.isEmpty && traffic.isEmpty && routes.isEmpty && failures.isEmpty }
-    var rowCount: Int { transitions.count + traffic.count + routes.count + failures.count }
+    var isEmpty: Bool { transitions.isEmpty && traffic.isEmpty && routes.isEmpty && failures.isEmpty && pauses.isEmpty }
+    var rowCount: Int { transitions.count + traffic.count + routes.count + failures.count + pauses.count }
 
     /// Puts a batch that could not be written back in front of what came since.
     mutating func restore(_ batch: PendingRows) {
@@ -69,6 +71,7 @@ struct PendingRows: Sendable {
         for (key, counts) in batch.traffic { traffic[key, default: TrafficCounts()].add(counts) }
         for (key, count) in batch.routes { routes[key, default: 0] += count }
         failures = batch.failures + failures
+        pauses.merge(batch.pauses) { newer, _ in newer }
     }
 }
 

@@ -142,6 +142,15 @@ public enum StoreSchema {
         """
         ALTER TABLE transitions ADD COLUMN origin TEXT;
         """,
+        // 7: each breaker's budget pause after a 429 (Retry-After), so a restart does not lift it.
+        """
+        CREATE TABLE budget_pauses (
+            instance TEXT NOT NULL,
+            breaker TEXT NOT NULL,
+            until_ms INTEGER NOT NULL,          -- Unix milliseconds; 0 once a reset lifted it
+            PRIMARY KEY (instance, breaker)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// The store's identity (version 4 on).

@@ -98,6 +98,12 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
                       lastError: failingSince.withLock { $0 })
     }
 
+    /// What this instance's breakers were doing when it last stopped (`SavedStates`): read at start.
+    public func savedStates() throws -> [String: SavedState] {
+        guard let database else { return [:] }
+        return try database.read { db in try SavedStates.read(db, instance: instance) }
+    }
+
     /// Nil while healthy; the error while writes fail.
     public var problem: String? { failingSince.withLock { $0 } }
 
@@ -138,6 +144,8 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
             case .fellBack(let chain, let from, let to, let at): fellBack(chain: chain, from: from, to: to, at: at)
             case .exhausted(let chain, _, let at): exhausted(chain: chain, at: at)
             case .permitEnded(let breaker, let how, let at): permitEnded(breaker: breaker, how: how, at: at)
+            case .paused(let breaker, let until, _): pending.withLock { $0.pauses[breaker] = until.milliseconds }
+            case .operated(let breaker, .reset, _, _): pending.withLock { $0.pauses[breaker] = 0 }  // a reset lifts pauses
             case .dequeued, .heldOpen, .operated, .probed, .preferred: break
             }
         }
@@ -307,6 +315,11 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
         for (key, count) in batch.routes {
             try route.execute(arguments: [instance, key.chain, key.bucket, key.from, key.to, count])
         }
+        let pause = try db.cachedStatement(sql: """
+            INSERT INTO budget_pauses (instance, breaker, until_ms) VALUES (?, ?, ?)
+            ON CONFLICT (instance, breaker) DO UPDATE SET until_ms = excluded.until_ms
+            """)
+        for (breaker, until) in batch.pauses { try pause.execute(arguments: [instance, breaker, until]) }
     }
 
     private func recovered() -> Bool {

@@ -139,7 +139,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
             case .permitEnded(let breaker, let how, _): permitEnded(breaker: breaker, how: how)
             case .probed(let breaker, let result, _, _): probes.withLock { $0[breaker]?.record(result) }
             case .preferred(let chain, _, _, _): chains.withLock { $0[chain]?.switches.increment() }
-            case .heldOpen, .operated: break
+            case .heldOpen, .operated, .paused: break
             }
         }
     }

@@ -14,17 +14,22 @@ final class StoreFixture {
     let writer: StoreWriter
     let engine: Engine
 
-    init(options: StoreWriter.Options = StoreWriter.Options()) throws {
+    static let defaultPolicy: BreakerPolicy = {
+        var policy = BreakerPolicy()
+        policy.open.jitter = 0
+        policy.trip.window = nil
+        return policy
+    }()
+
+    init(options: StoreWriter.Options = StoreWriter.Options(), breakers: [String] = ["openai", "anthropic"],
+         policy: BreakerPolicy = StoreFixture.defaultPolicy) throws {
         folder = FileManager.default.temporaryDirectory.appendingPathComponent("fusebox-store-\(UUID().uuidString.prefix(8))")
         try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
         path = folder.appendingPathComponent("fusebox.db").path
         writer = try StoreWriter(path: path, instance: "test-host", options: options, clock: clock, logger: Logger(label: "test"))
-        var policy = BreakerPolicy()
-        policy.open.jitter = 0
-        policy.trip.window = nil
         engine = try Engine(
             configuration: EngineConfiguration(
-                breakers: ["openai", "anthropic"].map { BreakerDefinition(name: $0, policy: policy) },
+                breakers: breakers.map { BreakerDefinition(name: $0, policy: policy) },
                 chains: [ChainDefinition(name: "llm", breakers: ["openai", "anthropic"])]
             ),
             clock: clock, sink: writer, seed: 7
