@@ -165,8 +165,43 @@ public enum ConfigLoader {
         for (name, section) in try node.mapping() {
             try checkName(name, at: section, what: "A breaker name")
             var policy = defaults
-            try PolicyReader.apply(section, to: &policy)
+            try PolicyReader.apply(section, to: &policy, extra: ["models"])
             definitions.append(BreakerDefinition(name: name, policy: policy))
+            if section.isMapping, let models = try section.mapping().first(where: { $0.key == "models" })?.value {
+                definitions += try modelDefinitions(models, provider: name, policy: policy)
+            }
+        }
+        return definitions
+    }
+
+    /// Per-model breakers: `models: [gpt-4o, o3]` adds `openai/gpt-4o` and
+    /// `openai/o3` with the provider's policy; the mapping form
+    /// (`models: { gpt-4o: { open: { duration: 10s } } }`) changes it per model.
+    /// Listed, not made on first sight: a model name in a request body is the
+    /// app's (or anyone's) word, and breakers made from it would be unbounded.
+    private static func modelDefinitions(_ node: ConfigNode, provider: String, policy: BreakerPolicy) throws(ConfigError) -> [BreakerDefinition] {
+        var models: [(name: String, node: ConfigNode, section: ConfigNode?)] = []
+        if node.isMapping {
+            models = try node.mapping().map { ($0.key, $0.value, $0.value) }
+        } else {
+            models = try node.sequence().map { (item: ConfigNode) throws(ConfigError) in (try item.string(), item, nil) }
+        }
+        guard !models.isEmpty else { throw node.error("models needs at least one model name") }
+        var seen = Set<String>()
+        var definitions: [BreakerDefinition] = []
+        for model in models {
+            let allowed = model.name.utf8.allSatisfy { byte in
+                (byte >= 0x30 && byte <= 0x39) || (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A)
+                    || byte == 0x2D || byte == 0x5F || byte == 0x2E || byte == 0x3A
+            }
+            let name = provider + "/" + model.name
+            guard allowed, !model.name.isEmpty, name.utf8.count <= 64 else {
+                throw model.node.error("A model name must be letters, digits, '-', '_', '.' or ':', and \"\(provider)/<model>\" at most 64 bytes")
+            }
+            guard seen.insert(model.name).inserted else { throw model.node.error("names model \"\(model.name)\" twice") }
+            var modelPolicy = policy
+            if let section = model.section, !section.isNull { try PolicyReader.apply(section, to: &modelPolicy) }
+            definitions.append(BreakerDefinition(name: name, policy: modelPolicy))
         }
         return definitions
     }

@@ -48,9 +48,16 @@ public enum ConfigRenderer {
         lines.append("defaults:")
         lines += policy(config.defaults).map { "  " + $0 }
         lines.append(config.engine.breakers.isEmpty ? "breakers: {}" : "breakers:")
-        for breaker in config.engine.breakers {
+        for breaker in config.engine.breakers where !breaker.name.contains("/") {
             lines.append("  \(name(breaker.name)):")
             lines += policy(breaker.policy).map { "    " + $0 }
+            // Its per-model breakers, each with its whole policy, under `models`.
+            let models = config.engine.breakers.filter { $0.name.hasPrefix(breaker.name + "/") }
+            if !models.isEmpty { lines.append("    models:") }
+            for model in models {
+                lines.append("      \(name(String(model.name.dropFirst(breaker.name.utf8.count + 1)))):")
+                lines += policy(model.policy).map { "        " + $0 }
+            }
         }
         lines.append(config.engine.chains.isEmpty ? "chains: {}" : "chains:")
         for chain in config.engine.chains {
@@ -143,8 +150,8 @@ public enum ConfigRenderer {
     /// A breaker or chain name: plain when it starts with a letter, digit or
     /// underscore (the usual case), quoted when YAML could read it as syntax.
     static func name(_ text: String) -> String {
-        guard let first = text.unicodeScalars.first, first.properties.isAlphabetic || ("0"..."9").contains(first) || first == "_"
-        else { return quoted(text) }
+        guard let first = text.unicodeScalars.first, first.properties.isAlphabetic || ("0"..."9").contains(first) || first == "_",
+              !text.contains(":") else { return quoted(text) }
         return text
     }
 

@@ -9,8 +9,9 @@ package enum PolicyReader {
         "fleet", "probe", "capabilities", "cost",
     ]
 
-    package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy) throws(ConfigError) {
-        for (key, value) in try node.mapping(allowed: sections) {
+    /// `extra`: keys the caller reads itself (a breaker's `models`), skipped here.
+    package static func apply(_ node: ConfigNode, to policy: inout BreakerPolicy, extra: [String] = []) throws(ConfigError) {
+        for (key, value) in try node.mapping(allowed: sections + extra) where !extra.contains(key) {
             switch key {
             case "trip": try applyTrip(value, to: &policy.trip)
             case "open": try applyOpen(value, to: &policy.open)

@@ -37,6 +37,17 @@ export declare class ChainExhausted extends BreakerOpen {
 }
 
 /** The sidecar could not be reached, or did not answer in time (with `onUnavailable: 'raise'`). */
+/** A strict `fetcher` refused a request whose host maps to no breaker. */
+export declare class UnroutedRequest extends Error {
+  host: string;
+  constructor(host: string);
+}
+
+/** The providers' public API hosts, and Ollama's default local port. */
+export declare const DEFAULT_ROUTES: Readonly<Record<string, string>>;
+/** The breaker for `url`: the longest matching `host[:port][/path-prefix]` key of `routes`, or null. */
+export declare function breakerFor(routes: Record<string, string>, url: URL): string | null;
+
 export declare class SidecarUnavailable extends Error {
   constructor(message: string);
 }
@@ -163,6 +174,16 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
   report(permit: Permit, fields?: ReportFields): Promise<BreakerState | null>;
   /** Keeps a running call's permit alive (guard, chain and fetch do it themselves); false once the sidecar no longer has it. */
   renew(permit: Permit): Promise<boolean>;
+  /**
+   * A `fetch` that puts each request under the breaker its host maps to (`routes` added to
+   * DEFAULT_ROUTES, or `replaceRoutes`), or `<breaker>/<model>` when the sidecar has one for the
+   * JSON body's model; other hosts go under `defaultBreaker`, or pass with one warning per host,
+   * or are refused with UnroutedRequest when `strict`.
+   */
+  fetcher(options?: { routes?: Record<string, string>; replaceRoutes?: Record<string, string>; defaultBreaker?: string; strict?: boolean }):
+    (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+  /** The sidecar's breaker names as a hello told them (asked again after 30 s); empty when unreachable. */
+  breakerNames(): Promise<Set<string>>;
   status(breaker?: string, options?: CallOptions): Promise<BreakerStatus[]>;
   guard<T>(breaker: string, fn: (permit: Permit, signal?: AbortSignal) => Promise<T> | T,
     options?: CallOptions & { cost?: number }): Promise<T>;

@@ -38,6 +38,15 @@ export class ChainExhausted extends BreakerOpen {
 }
 
 /** The sidecar could not be reached (with `onUnavailable: 'raise'`). */
+/** A `fetcher({ strict: true })` refused a request whose host maps to no breaker. */
+export class UnroutedRequest extends Error {
+  constructor(host) {
+    super(`no breaker for ${host}: add it to routes or set defaultBreaker (strict fetchers refuse unrouted requests)`);
+    this.name = 'UnroutedRequest';
+    this.host = host;
+  }
+}
+
 export class SidecarUnavailable extends Error {
   constructor(message) { super(message); this.name = 'SidecarUnavailable'; }
 }
@@ -136,6 +145,8 @@ export class Fusebox extends EventEmitter {
     this.chains = options.chains ?? {};
     /** Each chain's strategy (hello): only an ordered chain's route may take the fast path. */
     this.strategies = {};
+    /** The breaker names the last hello told, and when (for per-model routing). */
+    this.breakerList = null;
     this.counts = { failOpen: 0, timeouts: 0, unreachable: 0, fastPath: 0 };
     this.board = options.fastPath === false ? null : new StateBoard(this.socketPath);
     this.unreportedFailOpen = 0;
@@ -408,6 +419,55 @@ export class Fusebox extends EventEmitter {
   }
 
   /**
+   * A `fetch` for SDKs and apps that call providers by URL (the OpenAI Node SDK takes `{ fetch }`):
+   * each request goes under the breaker its host (or host and path prefix) maps to in `routes`,
+   * added to DEFAULT_ROUTES (`replaceRoutes` instead of them), as `fb.fetch(breaker, …)` does.
+   * A sidecar breaker `<breaker>/<model>` guards the requests whose JSON body names that model.
+   * A host in no route goes under `defaultBreaker` when given; else it is refused with
+   * UnroutedRequest (`strict`) or passed through with one warning per host.
+   * @param {{routes?: Record<string,string>, replaceRoutes?: Record<string,string>, defaultBreaker?: string, strict?: boolean}} [options]
+   * @returns {(input: string|URL|Request, init?: RequestInit) => Promise<Response>}
+   */
+  fetcher({ routes, replaceRoutes, defaultBreaker, strict = false } = {}) {
+    if (routes && replaceRoutes) throw new TypeError('give routes (added to DEFAULT_ROUTES) or replaceRoutes (instead of them), not both');
+    const table = replaceRoutes ? { ...replaceRoutes } : { ...DEFAULT_ROUTES, ...(routes ?? {}) };
+    const warned = new Set();
+    return async (input, init = {}) => {
+      const url = new URL(input instanceof Request ? input.url : String(input));
+      let breaker = breakerFor(table, url) ?? defaultBreaker ?? null;
+      if (breaker == null) {
+        if (strict) throw new UnroutedRequest(url.host);
+        if (!warned.has(url.host) && warned.size < 1000) {
+          warned.add(url.host);
+          this.logger.warn(`fusebox: requests to ${url.host} map to no breaker and pass through unguarded: add the host to routes or set defaultBreaker (strict refuses them)`);
+        }
+        return fetch(input, init);
+      }
+      const names = await this.breakerNames();
+      if ([...names].some((name) => name.startsWith(`${breaker}/`))) {
+        const model = modelOf(init);
+        if (model != null && names.has(`${breaker}/${model}`)) breaker = `${breaker}/${model}`;
+      }
+      return this.fetch(breaker, input, init);
+    };
+  }
+
+  /** The sidecar's breakers as a hello told them (asked again after 30 s); empty when unreachable. */
+  async breakerNames() {
+    if (this.breakerList && performance.now() - this.breakerList.at < 30_000) return this.breakerList.names;
+    try {
+      this.#learnBreakers(await this.request({ op: 'hello', protocol: 1, client: `fusebox-node/${VERSION}` }));
+    } catch {
+      return new Set();
+    }
+    return this.breakerList?.names ?? new Set();
+  }
+
+  #learnBreakers(hello) {
+    if (Array.isArray(hello?.breakers)) this.breakerList = { names: new Set(hello.breakers), at: performance.now() };
+  }
+
+  /**
    * Subscribes (on a connection of its own) and emits `transition` for every transition, then
    * `open`, `halfOpen` or `close` for the state entered (forced states emit `transition` only).
    * Reconnects every `reconnectIntervalMs` while the sidecar is away; `unwatch()` stops.
@@ -506,6 +566,7 @@ export class Fusebox extends EventEmitter {
           .then((answer) => {
             this.chains = answer.chains ?? this.chains;
             this.strategies = answer.strategies ?? this.strategies;
+            this.#learnBreakers(answer);
             this.board?.trust(answer.state_file);
             this.unreportedFailOpen -= hello.fail_open ?? 0;
           })
@@ -537,6 +598,7 @@ export class Fusebox extends EventEmitter {
     try {
       const answer = await this.request({ op: 'hello', protocol: 1, client: `fusebox-node/${VERSION}` });
       this.board.trust(answer.state_file);
+      this.#learnBreakers(answer);
     } catch {
       // Unreachable or refused: the socket path below says what to do.
     }
@@ -625,6 +687,39 @@ export class Fusebox extends EventEmitter {
 }
 
 /** Success or a non-call by what the client sent: no breaker counts it toward a trip. */
+/** The providers' public API hosts, and Ollama's default local port (as the Python transports). */
+export const DEFAULT_ROUTES = Object.freeze({
+  'api.openai.com': 'openai',
+  'api.anthropic.com': 'anthropic',
+  'localhost:11434': 'ollama',
+  '127.0.0.1:11434': 'ollama',
+});
+
+/** The breaker for `url`: the longest matching `host[:port][/path-prefix]` key of `routes`, or null. */
+export function breakerFor(routes, url) {
+  let best = null;
+  for (const [key, breaker] of Object.entries(routes)) {
+    const slash = key.indexOf('/');
+    const host = slash < 0 ? key : key.slice(0, slash);
+    const prefix = slash < 0 ? '' : key.slice(slash + 1);
+    if (host !== url.host && host !== url.hostname) continue;
+    if (prefix && !url.pathname.replace(/^\/+/, '').startsWith(prefix)) continue;
+    if (!best || key.length > best.length) best = { length: key.length, breaker };
+  }
+  return best?.breaker ?? null;
+}
+
+/** The `model` a JSON request body names (OpenAI, Anthropic and Ollama all put it at the top level). */
+function modelOf(init) {
+  if (typeof init?.body !== 'string' || init.body.length > (1 << 20)) return null;
+  try {
+    const model = JSON.parse(init.body)?.model;
+    return typeof model === 'string' && model.length > 0 && model.length <= 64 ? model : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Bodies of `fetch` responses dropped unread: their permits stop being renewed (and expire). */
 const unreadBodies = new FinalizationRegistry((letGo) => letGo());
 

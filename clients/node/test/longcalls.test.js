@@ -5,21 +5,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { rmSync } from 'node:fs';
 import { Fusebox } from '../index.js';
-import { startSidecar } from './sidecar.js';
+import { sidecarConfig, startSidecar } from './sidecar.js';
 
 // max_in_flight puts every call on the socket path (the fast path holds no permit to expire).
-const CONFIG = `
-socket: ./fusebox.sock
-admin_socket: ./fusebox-admin.sock
-http: off
-store: off
-defaults:
-  trip: { consecutive_failures: 2, window: off }
-  open: { duration: 30s, jitter: 0, backoff: off }
-  permit_ttl: 2s
-breakers:
-  slow: { max_in_flight: 8 }
-`;
+const CONFIG = sidecarConfig({ open: '30s', failures: 2, extra: 'permit_ttl: 2s', breakers: '{ slow: { max_in_flight: 8 } }' });
 const CALL_MS = 5000;
 let sidecar;
 let fb;

@@ -9,16 +9,20 @@ import { fileURLToPath } from 'node:url';
 const here = dirname(fileURLToPath(import.meta.url));
 export const binary = process.env.FUSEBOX_BINARY ?? resolve(here, '../../../.build/debug/fusebox');
 
-/** A test configuration: no HTTP, no store, trips at 3 failures in a row, opens for `open` without backoff. */
-export function sidecarConfig({ open, breakers, chains = '{}' }) {
+/**
+ * A test configuration: no HTTP, no store, trips at `failures` (3) in a row, opens for `open` without
+ * backoff; `extra` adds default keys (`permit_ttl: 2s`).
+ */
+export function sidecarConfig({ open, breakers, chains = '{}', failures = 3, extra = '' }) {
   return `
 socket: ./fusebox.sock
 admin_socket: ./fusebox-admin.sock
 http: off
 store: off
 defaults:
-  trip: { consecutive_failures: 3, window: off }
+  trip: { consecutive_failures: ${failures}, window: off }
   open: { duration: ${open}, jitter: 0, backoff: off }
+  ${extra}
 breakers: ${breakers}
 chains: ${chains}
 `;

@@ -14,11 +14,11 @@ from .aio import AsyncAttempt, AsyncFusebox, AsyncGuard
 from .classify import default_classifier
 from .client import Attempt, Fusebox, Guard
 from .policy import Permit
-from .errors import BreakerOpen, ChainExhausted, FuseboxError, ProtocolError, SidecarUnavailable
+from .errors import BreakerOpen, ChainExhausted, FuseboxError, ProtocolError, SidecarUnavailable, UnroutedRequest
 from .listen import Listener
 
 __all__ = [
     "AsyncAttempt", "AsyncFusebox", "AsyncGuard", "Attempt", "BreakerOpen", "ChainExhausted", "Fusebox", "FuseboxError", "Guard", "Listener", "Permit", "ProtocolError",
-    "SidecarUnavailable", "default_classifier",
+    "SidecarUnavailable", "UnroutedRequest", "default_classifier",
 ]
 __version__ = "0.1.0"

@@ -4,14 +4,19 @@
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import time
 from types import ModuleType, SimpleNamespace
-from typing import Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Tuple
+from typing import AbstractSet, Any, AsyncIterator, Dict, Iterator, Mapping, Optional, Set, Tuple
 
 from .aio import AsyncFusebox
 from .classify import retry_after_ms
 from .client import Fusebox
+from .errors import UnroutedRequest
 from .policy import Permit
+
+log = logging.getLogger("fusebox")
 
 #: The providers' public API hosts, and Ollama's default local port.
 DEFAULT_ROUTES: Dict[str, str] = {
@@ -23,6 +28,82 @@ DEFAULT_ROUTES: Dict[str, str] = {
 
 #: A JSON body is kept (for its usage and error text) up to this size; larger ones are only counted.
 _KEEP_BYTES = 1 << 20
+
+
+def model_of(request: Any) -> Optional[str]:
+    """The ``model`` a JSON request body names (OpenAI, Anthropic and Ollama all put it at the top level)."""
+    if "json" not in request.headers.get("content-type", ""):
+        return None
+    try:
+        body = request.content
+    except Exception:  # a streamed request body not read yet: no model to see
+        return None
+    if not body or len(body) > _KEEP_BYTES:
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    model = document.get("model") if isinstance(document, dict) else None
+    return model if isinstance(model, str) and 0 < len(model) <= 64 else None
+
+
+class Router:
+    """Which breaker a request goes under. Its host (or host and path
+    prefix) in ``routes`` (added to ``DEFAULT_ROUTES``, unless
+    ``replace_routes`` replaces them) names the provider's breaker; when the
+    sidecar also has ``<breaker>/<model>`` for the model the JSON body names,
+    that one (per-model breakers). A host in no route goes under
+    ``default_breaker`` when given; else it is refused (``strict``) or passed
+    through unguarded with one warning per host."""
+
+    #: Hosts remembered for their one warning; past this, one warning a minute covers the rest.
+    WARNED_HOSTS = 1000
+
+    def __init__(self, routes: Optional[Mapping[str, str]], replace_routes: Optional[Mapping[str, str]],
+                 default_breaker: Optional[str], strict: bool, breaker_for: Any) -> None:
+        if routes is not None and replace_routes is not None:
+            raise TypeError("give routes= (added to DEFAULT_ROUTES) or replace_routes= (instead of them), not both")
+        self.routes: Dict[str, str] = dict(replace_routes) if replace_routes is not None else {**DEFAULT_ROUTES, **(routes or {})}
+        self.default_breaker = default_breaker
+        self.strict = strict
+        self._breaker_for = breaker_for
+        self._warned: Set[str] = set()
+        self._overflow_warned_at = 0.0
+        self._lock = threading.Lock()
+
+    def provider(self, url: Any) -> Optional[str]:
+        """The route's breaker, the default one, or None (passed through); raises ``UnroutedRequest`` when strict."""
+        breaker: Optional[str] = self._breaker_for(self.routes, url)
+        if breaker is not None or self.default_breaker is not None:
+            return breaker or self.default_breaker
+        host = url.host if url.port is None else f"{url.host}:{url.port}"
+        if self.strict:
+            raise UnroutedRequest(host)
+        self._warn_once(host)
+        return None
+
+    def _warn_once(self, host: str) -> None:
+        with self._lock:
+            if host in self._warned:
+                return
+            if len(self._warned) >= self.WARNED_HOSTS:
+                if time.monotonic() - self._overflow_warned_at < 60:
+                    return
+                self._overflow_warned_at = time.monotonic()
+            else:
+                self._warned.add(host)
+        log.warning("fusebox: requests to %s map to no breaker and pass through unguarded: add the host to routes= "
+                    "or set default_breaker= (strict=True refuses them)", host)
+
+    @staticmethod
+    def per_model(breaker: str, request: Any, names: AbstractSet[str]) -> str:
+        """``<breaker>/<model>`` when the sidecar has such a breaker for the body's model, else ``breaker``."""
+        prefix = breaker + "/"
+        if not any(name.startswith(prefix) for name in names):
+            return breaker
+        model = model_of(request)
+        return prefix + model if model is not None and prefix + model in names else breaker
 
 
 def build(httpx: ModuleType) -> SimpleNamespace:
@@ -203,19 +284,27 @@ def build(httpx: ModuleType) -> SimpleNamespace:
 
 
     class Transport(httpx.BaseTransport):  # type: ignore[name-defined,misc]  # the module is chosen at run time
-        """Wraps ``transport`` (default ``httpx.HTTPTransport()``); ``routes`` maps
-        ``host[:port][/path-prefix]`` to a breaker (default ``DEFAULT_ROUTES``)."""
+        """Wraps ``transport`` (default ``httpx.HTTPTransport()``). ``routes`` maps
+        ``host[:port][/path-prefix]`` to a breaker, added to ``DEFAULT_ROUTES``
+        (``replace_routes`` instead of them); ``default_breaker`` guards every
+        other host; without it such requests pass through with one warning per
+        host, or are refused with ``UnroutedRequest`` when ``strict``. A
+        breaker ``<name>/<model>`` on the sidecar guards the requests whose
+        JSON body names that model (see ``Router``)."""
 
         def __init__(self, fusebox: Fusebox, routes: Optional[Mapping[str, str]] = None,
-                     transport: Optional[Any] = None) -> None:
+                     transport: Optional[Any] = None, *, replace_routes: Optional[Mapping[str, str]] = None,
+                     default_breaker: Optional[str] = None, strict: bool = False) -> None:
             self.fusebox = fusebox
-            self.routes = dict(DEFAULT_ROUTES if routes is None else routes)
+            self.router = Router(routes, replace_routes, default_breaker, strict, breaker_for)
+            self.routes = self.router.routes
             self.inner = transport or httpx.HTTPTransport()
 
         def handle_request(self, request: Any) -> Any:
-            breaker = breaker_for(self.routes, request.url)
+            breaker = self.router.provider(request.url)
             if breaker is None:
                 return self.inner.handle_request(request)
+            breaker = Router.per_model(breaker, request, self.fusebox.breaker_names())
             permit = self.fusebox.acquire(breaker)
             started = time.monotonic()
             # Renewed until the response's stream is closed: a long stream is one call.
@@ -243,15 +332,18 @@ def build(httpx: ModuleType) -> SimpleNamespace:
         """``Transport`` for ``httpx.AsyncClient`` and the SDKs' async clients."""
 
         def __init__(self, fusebox: AsyncFusebox, routes: Optional[Mapping[str, str]] = None,
-                     transport: Optional[Any] = None) -> None:
+                     transport: Optional[Any] = None, *, replace_routes: Optional[Mapping[str, str]] = None,
+                     default_breaker: Optional[str] = None, strict: bool = False) -> None:
             self.fusebox = fusebox
-            self.routes = dict(DEFAULT_ROUTES if routes is None else routes)
+            self.router = Router(routes, replace_routes, default_breaker, strict, breaker_for)
+            self.routes = self.router.routes
             self.inner = transport or httpx.AsyncHTTPTransport()
 
         async def handle_async_request(self, request: Any) -> Any:
-            breaker = breaker_for(self.routes, request.url)
+            breaker = self.router.provider(request.url)
             if breaker is None:
                 return await self.inner.handle_async_request(request)
+            breaker = Router.per_model(breaker, request, await self.fusebox.breaker_names())
             permit = await self.fusebox.acquire(breaker)
             started = time.monotonic()
             self.fusebox._renewer.hold(permit)  # until the stream is closed

@@ -8,7 +8,7 @@ import json
 import logging
 import os
 import time
-from typing import Any, AsyncIterator, Awaitable, Callable, Dict, List, Optional, Sequence, TypeVar
+from typing import Any, AsyncIterator, Awaitable, Callable, Dict, FrozenSet, List, Optional, Sequence, TypeVar
 
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
@@ -121,6 +121,17 @@ class AsyncFusebox(ClientPolicy):
                 return False
             raise
         return True
+
+    async def breaker_names(self) -> FrozenSet[str]:
+        """As ``Fusebox.breaker_names``."""
+        names = self._fresh_breaker_names()
+        if names is None:
+            try:
+                self._learn(await self.request(self._confirming_hello()))
+            except (SidecarUnavailable, ProtocolError):
+                return frozenset()
+            names = self._fresh_breaker_names()
+        return names or frozenset()
 
     async def _renew_held(self, permit: Permit) -> bool:
         try:

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, TypeVar
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Sequence, TypeVar
 
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
@@ -184,6 +184,17 @@ class Fusebox(ClientPolicy):
                 return False
             raise
         return True
+
+    def breaker_names(self) -> FrozenSet[str]:
+        """The sidecar's breakers, as a hello told them (asked again after 30 s); empty when unreachable."""
+        names = self._fresh_breaker_names()
+        if names is None:
+            try:
+                self._learn(self.request(self._confirming_hello()))
+            except (SidecarUnavailable, ProtocolError):
+                return frozenset()
+            names = self._fresh_breaker_names()
+        return names or frozenset()
 
     def _renew_held(self, permit: Permit) -> bool:
         """The renewer's call: a sidecar out of reach is tried again at the next interval."""

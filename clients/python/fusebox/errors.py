@@ -38,6 +38,14 @@ class ChainExhausted(BreakerOpen):
         self.chain = chain
 
 
+class UnroutedRequest(FuseboxError):
+    """A transport with ``strict=True`` refused a request whose host maps to no breaker."""
+
+    def __init__(self, host: str) -> None:
+        self.host = host
+        super().__init__(f"no breaker for {host}: add it to routes= or set default_breaker= (strict transports refuse unrouted requests)")
+
+
 class SidecarUnavailable(FuseboxError):
     """The sidecar could not be reached (with ``on_unavailable="raise"``)."""
 

@@ -14,7 +14,9 @@ response: the status (the breaker's ``classify`` rules decide), Retry-After
 and the token ``usage`` of a JSON body. The report is sent when the body has
 been read to its end, or when the response is closed early (``cancelled``)
 or its stream fails (timeout or connection): a stream that dies halfway is a
-failure, not a success. Requests to other hosts pass through untouched.
+failure, not a success. Requests to other hosts go under ``default_breaker``, or
+pass through with one warning per host, or are refused when ``strict`` (see
+``Router`` in ``fusebox._transport``).
 
 Needs httpx2 (``pip install fusebox-client[httpx2]``); the rest of the package
 does not.

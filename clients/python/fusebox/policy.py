@@ -8,7 +8,7 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, FrozenSet, List, Optional, Sequence, Tuple
 
 from ._statefile import StateBoard
 from .classify import Classifier, default_classifier
@@ -86,6 +86,7 @@ class ClientPolicy:
         # The sidecar's posted states (docs/protocol.md, "The fast path"): a closed breaker without budgets is called without asking.
         self._board = StateBoard(self.socket_path) if fast_path else None
         self._unreported_fail_open = 0
+        self._breaker_names: Tuple[Optional[FrozenSet[str]], float] = (None, 0.0)
         self._fail_open_logged_at = 0.0
         self._fail_open_since_log = 0
 
@@ -187,6 +188,16 @@ class ClientPolicy:
             self.chains = hello["chains"]
         if isinstance(hello.get("strategies"), dict):
             self.strategies = hello["strategies"]
+        if isinstance(hello.get("breakers"), list):
+            self._breaker_names = (frozenset(name for name in hello["breakers"] if isinstance(name, str)), time.monotonic())
+
+    #: How long the breaker names a hello told stay believed (a reload may add per-model breakers).
+    BREAKER_NAMES_TTL = 30.0
+
+    def _fresh_breaker_names(self) -> Optional[FrozenSet[str]]:
+        """The sidecar's breaker names from a recent hello, or None if none is recent."""
+        names, at = self._breaker_names
+        return names if names is not None and time.monotonic() - at < self.BREAKER_NAMES_TTL else None
 
     @staticmethod
     def _report_message(permit: Permit, fields: Dict[str, Any]) -> Optional[Dict[str, Any]]:

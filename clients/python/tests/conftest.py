@@ -28,6 +28,16 @@ chains: { llm: [openai, anthropic, ollama] }
 """
 
 
+def sidecar_config(body: str) -> str:
+    """A test configuration: sockets in the folder, no HTTP, no store, then `body` (defaults, breakers, chains)."""
+    return """
+socket: ./fusebox.sock
+admin_socket: ./fusebox-admin.sock
+http: off
+store: off
+""" + body
+
+
 class Sidecar:
     def __init__(self, folder: pathlib.Path, config: str = CONFIG) -> None:
         self.folder = folder

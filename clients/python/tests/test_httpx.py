@@ -51,6 +51,8 @@ class Provider:
     def __init__(self) -> None:
         self.mode = "ok"
         self.calls = 0
+        #: Models whose requests get a 503 whatever the mode (per-model breakers).
+        self.failing_models: set = set()
         provider = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,9 +62,11 @@ class Provider:
                 pass
 
             def do_POST(self):
-                self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 provider.calls += 1
                 mode = provider.mode
+                if provider.failing_models and json.loads(body or b"{}").get("model") in provider.failing_models:
+                    mode = "503"
                 if mode == "ok":
                     self.json(200, MESSAGE if self.path.endswith("/messages") else COMPLETION)
                 elif mode == "503":

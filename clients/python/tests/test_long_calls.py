@@ -18,24 +18,20 @@ import httpx2
 import openai
 import pytest
 
-from conftest import Sidecar
+from conftest import Sidecar, sidecar_config
 from fusebox import AsyncFusebox, Fusebox
 from fusebox.httpx2 import Transport
 from test_httpx import Provider
 
 # max_in_flight puts every call on the socket path (the fast path holds no permit to expire).
-CONFIG = """
-socket: ./fusebox.sock
-admin_socket: ./fusebox-admin.sock
-http: off
-store: off
+CONFIG = sidecar_config("""
 defaults:
   trip: { consecutive_failures: 2, window: off }
   open: { duration: 30s, jitter: 0, backoff: off }
   permit_ttl: 2s
 breakers:
   slow: { max_in_flight: 8 }
-"""
+""")
 CALL_SECONDS = 5.0
 
 
