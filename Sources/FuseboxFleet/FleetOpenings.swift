@@ -79,7 +79,8 @@ final class FleetOpenings: Sendable {
         if case .recorded(let call) = event, !call.stale { noteCall(call); return }
         let state: (String, FleetState)?
         switch event {
-        case .transitioned(let t) where t.reason != .fleet:
+        // A restored state is this sidecar's past, not news: the fleet's rows (caught up at connect) are the fleet's.
+        case .transitioned(let t) where t.reason != .fleet && t.reason != .restored:
             switch (t.to, t.reason) {
             case (.open, .forced), (.open, .reset): state = nil
             case (.open, _): state = t.openUntil.map { (t.breaker, .open(until: $0, probesFailed: 0)) }

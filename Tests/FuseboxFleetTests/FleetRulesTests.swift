@@ -179,6 +179,16 @@ struct FleetRulesTests {
         #expect(hosts[1].state == .closed)
     }
 
+    @Test func anOpeningRestoredAfterARestartIsNotPublishedAgain() async throws {
+        let hosts = try await connected(try FleetHost("a", database), try FleetHost("b", database))
+        let until = hosts[0].clock.now() + .seconds(30)
+        hosts[0].engine.restore([FleetHost.breaker: SavedState(mode: .open(until: until), generation: 4)])
+        #expect(hosts[0].state == .open)
+        try await syncAll(hosts)
+        #expect(hosts[1].state == .closed, "peers may have closed it meanwhile: only the fleet's row speaks for the fleet")
+        #expect(database.tables.withLock { $0.breakers.isEmpty })
+    }
+
     // MARK: Streaks
 
     @Test func aPeersFailuresCountHereAndItsSuccessForgetsThem() async throws {
