@@ -7,6 +7,8 @@ import Synchronization
 /// gauges exist only while the breaker has that limit.
 final class BreakerSeries: Sendable {
     let name: String
+    /// This breaker's own registry (`ExpositionMerge` says why): dropped whole with the breaker.
+    let registry = PrometheusCollectorRegistry()
     let calls: [Outcome: Counter]
     /// Split by outcome, so 30 s timeouts do not inflate the successes' p99.
     let duration: [Outcome: DurationHistogram]
@@ -41,8 +43,9 @@ final class BreakerSeries: Sendable {
         (.halfOpen, .open, [.probeFailed, .probeTimeout, .retryAfter, .fleet]),
     ]
 
-    init(name: String, registry: PrometheusCollectorRegistry) {
+    init(name: String) {
         self.name = name
+        let registry = self.registry
         let label = [("breaker", name)]
         calls = Dictionary(uniqueKeysWithValues: Outcome.allCases.map { outcome in
             (outcome, registry.counter(
@@ -97,17 +100,15 @@ final class BreakerSeries: Sendable {
         )
         states[.closed]?.set(to: 1)
         for (from, to, reasons) in Self.automaticTransitions {
-            for reason in reasons { _ = transitionCounter(from: from, to: to, reason: reason, registry: registry) }
+            for reason in reasons { _ = transitionCounter(from: from, to: to, reason: reason) }
         }
     }
 
-    func transition(_ t: Transition, registry: PrometheusCollectorRegistry) {
-        transitionCounter(from: t.from, to: t.to, reason: t.reason, registry: registry).increment()
+    func transition(_ t: Transition) {
+        transitionCounter(from: t.from, to: t.to, reason: t.reason).increment()
     }
 
-    private func transitionCounter(
-        from: BreakerState, to: BreakerState, reason: TransitionReason, registry: PrometheusCollectorRegistry
-    ) -> Counter {
+    private func transitionCounter(from: BreakerState, to: BreakerState, reason: TransitionReason) -> Counter {
         let key = "\(from.rawValue)>\(to.rawValue)>\(reason.rawValue)"
         return transitions.withLock { made in
             if let counter = made[key] { return counter }
@@ -121,7 +122,7 @@ final class BreakerSeries: Sendable {
         }
     }
 
-    func show(_ snapshot: BreakerSnapshot, registry: PrometheusCollectorRegistry) {
+    func show(_ snapshot: BreakerSnapshot) {
         for (state, gauge) in states { gauge.set(to: state == snapshot.state ? 1 : 0) }
         // Below minimum_calls the ratio means nothing yet (one failure would read 1.0): -1, as resilience4j does.
         let enough = snapshot.window.calls >= snapshot.policy.trip.minimumCalls
@@ -150,16 +151,5 @@ final class BreakerSeries: Sendable {
                 gauge.set(to: value)
             }
         }
-    }
-
-    func unregister(from registry: PrometheusCollectorRegistry) {
-        for counter in Array(budgetRejections.values) + Array(calls.values) + Array(notPermitted.values) + [expired, abandoned] {
-            registry.unregisterCounter(counter)
-        }
-        for histogram in Array(duration.values) + [queueWait, timeToFirstByte] { registry.unregisterDurationHistogram(histogram) }
-        let gauges = Array(states.values) + [failureRatio, slowCallRatio, windowCalls, inFlight, queueDepth]
-        for gauge in gauges { registry.unregisterGauge(gauge) }
-        optional.withLock { made in for gauge in made.values { registry.unregisterGauge(gauge) } }
-        transitions.withLock { made in for counter in made.values { registry.unregisterCounter(counter) } }
     }
 }

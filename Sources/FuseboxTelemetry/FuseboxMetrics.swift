@@ -93,21 +93,18 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
 
     /// Makes series for new breakers and chains and drops those of removed ones.
     public func configure(_ configuration: EngineConfiguration) {
+        // New series are made outside the lock: events of the running breakers keep flowing meanwhile.
         let names = Set(configuration.breakers.map(\.name))
+        let known = breakers.withLock { Set($0.keys) }
+        let made = names.subtracting(known).map { BreakerSeries(name: $0) }
         breakers.withLock { current in
-            for (name, series) in current where !names.contains(name) {
-                series.unregister(from: registry)
-                current[name] = nil
-            }
-            for name in names where current[name] == nil { current[name] = BreakerSeries(name: name, registry: registry) }
+            for name in current.keys where !names.contains(name) { current[name] = nil }
+            for series in made where current[series.name] == nil { current[series.name] = series }
         }
         let probed = Set(configuration.breakers.filter { $0.policy.probe != nil }.map(\.name))
         probes.withLock { current in
-            for (name, series) in current where !probed.contains(name) {
-                series.unregister(from: registry)
-                current[name] = nil
-            }
-            for name in probed where current[name] == nil { current[name] = ProbeSeries(breaker: name, registry: registry) }
+            for name in current.keys where !probed.contains(name) { current[name] = nil }
+            for name in probed where current[name] == nil { current[name] = ProbeSeries(breaker: name) }
         }
         let chainNames = Set(configuration.chains.map(\.name))
         chains.withLock { current in
@@ -145,7 +142,7 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
     }
 
     func transitioned(_ t: Transition) {
-        breakers.withLock { $0[t.breaker]?.transition(t, registry: registry) }
+        breakers.withLock { $0[t.breaker]?.transition(t) }
     }
 
     func recorded(_ call: RecordedCall) {
@@ -207,12 +204,13 @@ public final class FuseboxMetrics: EngineEventSink, Sendable {
 
     /// The exposition text, after setting the state gauges from `snapshots`.
     public func render(_ snapshots: [BreakerSnapshot]) -> [UInt8] {
-        breakers.withLock { all in
-            for snapshot in snapshots {
-                all[snapshot.name]?.show(snapshot, registry: registry)
-            }
-        }
-        return registry.emitToBuffer() + process.exposition()
+        let (breakerSeries, probeSeries) = (breakers.withLock { $0 }, probes.withLock { $0 })
+        for snapshot in snapshots { breakerSeries[snapshot.name]?.show(snapshot) }
+        // Configuration order (the snapshots'), then any series no snapshot named, so a scrape reads the same way each time.
+        let listed = snapshots.map(\.name)
+        let names = listed + Set(breakerSeries.keys).union(probeSeries.keys).subtracting(listed).sorted()
+        let registries = [registry] + names.compactMap { breakerSeries[$0]?.registry } + names.compactMap { probeSeries[$0]?.registry }
+        return ExpositionMerge.merge(registries.map { $0.emitToBuffer() }) + process.exposition()
     }
 }
 

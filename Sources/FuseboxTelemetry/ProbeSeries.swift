@@ -4,6 +4,8 @@ import Prometheus
 /// The series of one breaker's active probe, made when its `probe:` section
 /// appears (at start or reload) and dropped when it goes.
 final class ProbeSeries: Sendable {
+    /// Its own registry, as a breaker's (`ExpositionMerge`).
+    let registry = PrometheusCollectorRegistry()
     let results: [ProbeOutcome: Counter]
     let duration: DurationHistogram
 
@@ -12,7 +14,8 @@ final class ProbeSeries: Sendable {
         .milliseconds(500), .seconds(1), .milliseconds(2_500), .seconds(5), .seconds(10), .seconds(30),
     ]
 
-    init(breaker: String, registry: PrometheusCollectorRegistry) {
+    init(breaker: String) {
+        let registry = self.registry
         let label = [("breaker", breaker)]
         results = Dictionary(uniqueKeysWithValues: ProbeOutcome.allCases.map { outcome in
             (outcome, registry.counter(
@@ -29,10 +32,5 @@ final class ProbeSeries: Sendable {
     func record(_ result: ProbeResult) {
         results[result.outcome]?.increment()
         duration.record(result.latency)
-    }
-
-    func unregister(from registry: PrometheusCollectorRegistry) {
-        for counter in results.values { registry.unregisterCounter(counter) }
-        registry.unregisterDurationHistogram(duration)
     }
 }
