@@ -12,6 +12,7 @@ import FuseboxCore
 ///   swift run -c release fusebox-bench engine-pairs N   (exactly N pairs, for allocation counting)
 ///   swift run -c release fusebox-bench engine-routes N ordered|fastest   (exactly N route+report pairs, likewise)
 ///   scripts/postgres .build/release/fusebox-bench fleet [N]   (fleet on vs off; N sidecars against one PostgreSQL)
+///   swift run -c release fusebox-bench scale   (start with 100 to 10,000 breakers, memory per idle breaker, reload stalls)
 @main
 enum BenchMain {
     static func main() throws {
@@ -41,10 +42,12 @@ enum BenchMain {
             let count = arguments.dropFirst().first.flatMap(Int.init) ?? 1_000
             let fastest = arguments.dropFirst(2).first == "fastest"
             try EngineBench.routes(try EngineBench.makeEngine(strategy: fastest ? .fastest(FastestPolicy()) : .ordered), count)
+        case "scale":
+            try ScaleBench.run()
         case "protocol-pairs":
             try ProtocolBench.pairs(arguments.dropFirst().first.flatMap(Int.init) ?? 10_000)
         default:
-            print("usage: fusebox-bench [engine | socket | nio-echo PATH | budgets | store | memory | analyze-store FILE | engine-pairs N | engine-routes N ordered|fastest | protocol-pairs N | fleet [N]]")
+            print("usage: fusebox-bench [engine | socket | nio-echo PATH | budgets | store | memory | analyze-store FILE | engine-pairs N | engine-routes N ordered|fastest | protocol-pairs N | fleet [N] | scale]")
         }
     }
 }

@@ -29,21 +29,28 @@ final class SidecarChild {
     let pid: pid_t
     let socket: String
 
-    init(folder: BenchFolder, breakers: Int, store: Bool = false, http: Bool = true, extraConfig: String = "") throws {
-        let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
-        var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
-        config += "http: \(http ? "127.0.0.1:0" : "off")\nstore: \(store ? folder.path + "/fusebox.db" : "off")\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
-        for name in names { config += "  \(name): {}\n" }
-        folder.write("fusebox.yaml", config)
+    init(folder: BenchFolder, breakers: Int, store: Bool = false, http: Bool = true, extraConfig: String = "",
+         startLimit: Duration = .seconds(5)) throws {
+        folder.write("fusebox.yaml", Self.config(folder: folder, breakers: breakers, store: store, http: http, extraConfig: extraConfig))
         socket = folder.path + "/fusebox.sock"
         let binary = Self.siblingBinary("fusebox")
         var child: pid_t = 0
         let argv: [UnsafeMutablePointer<CChar>?] = [strdup(binary), strdup("serve"), strdup("--config"), strdup(folder.path + "/fusebox.yaml"), nil]
         guard posix_spawn(&child, binary, nil, nil, argv, environ) == 0 else { throw BenchError("cannot start \(binary)") }
         pid = child
-        for _ in 0..<200 where access(socket, F_OK) != 0 { usleep(25_000) }
-        guard access(socket, F_OK) == 0 else { throw BenchError("the sidecar did not start") }
+        let deadline = ContinuousClock.now + startLimit
+        while access(socket, F_OK) != 0, ContinuousClock.now < deadline { usleep(2_000) }
+        guard access(socket, F_OK) == 0 else { throw BenchError("the sidecar did not start within \(startLimit)") }
         usleep(100_000)
+    }
+
+    /// The configuration `init` writes: `breakers` breakers (b0, b1, …; three named ones for three or fewer).
+    static func config(folder: BenchFolder, breakers: Int, store: Bool = false, http: Bool = true, extraConfig: String = "") -> String {
+        let names = breakers <= 3 ? ["openai", "anthropic", "ollama"] : (0..<breakers).map { "b\($0)" }
+        var config = "socket: \(folder.path)/fusebox.sock\nadmin_socket: \(folder.path)/fusebox-admin.sock\n"
+        config += "http: \(http ? "127.0.0.1:0" : "off")\nstore: \(store ? folder.path + "/fusebox.db" : "off")\nlog: \(folder.path)/fusebox.log\nmax_connections: 5000\n\(extraConfig)\nbreakers:\n"
+        for name in names { config += "  \(name): {}\n" }
+        return config
     }
 
     static func siblingBinary(_ name: String) -> String {
