@@ -139,6 +139,8 @@ enum IncidentFinder {
         switch (t.reason, t.from, t.to) {
         case ("forced", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .forced, text: "forced \(t.from) → \(t.to) by an operator", transition: t)
         case ("reset", _, _): return IncidentEvent(at: t.at, lane: t.lane, kind: .reset, text: "reset by an operator (\(t.from) → closed)", transition: t)
+        case ("restored", _, _):
+            return IncidentEvent(at: t.at, lane: t.lane, kind: .other, text: "sidecar restarted: \(t.to) again as before\(openFor)", transition: t)
         case (_, "half_open", "closed"): return IncidentEvent(at: t.at, lane: t.lane, kind: .probeSucceeded, text: "probe succeeded: closed" + probe, transition: t)
         case (_, "half_open", "open"):
             return IncidentEvent(at: t.at, lane: t.lane, kind: .probeFailed, text: "probe failed (\(t.reason)): reopened\(openFor)" + probe + (last.isEmpty || !probe.isEmpty ? "" : ", last \(last)"), transition: t)

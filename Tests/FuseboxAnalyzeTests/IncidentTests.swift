@@ -146,4 +146,15 @@ struct IncidentTests {
         #expect(openai.rejected == openai.rejectedRate && openai.rejectedConcurrency == 0 && openai.rejectedTokens == 0)
         #expect(anthropic.successes == openai.rejectedRate && openai.fallbacksOut == openai.rejectedRate)
     }
+
+    @Test func aStateRestoredAfterARestartReadsAsARestartNotATrip() {
+        let lane = Lane(instance: "host-a", breaker: "ollama", label: "ollama")
+        let restored = StoredTransition(
+            at: 1_000, lane: lane, from: "closed", to: "open", reason: "restored", generation: 5, failureCount: 0, callsInWindow: 0,
+            failureRate: 0, slowCallRate: 0, lastError: nil, lastStatus: nil, openUntil: 61_000
+        )
+        let event = IncidentFinder.event(restored)
+        #expect(event.kind == .other)
+        #expect(event.text == "sidecar restarted: open again as before for 1m 00s")
+    }
 }
