@@ -2,6 +2,7 @@
 Unix socket, and the ``guard`` / ``chain`` / decorator forms apps use."""
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import logging
@@ -14,6 +15,7 @@ from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Optional, Seq
 from .classify import Classifier
 from .errors import BreakerOpen, ChainExhausted, ProtocolError, SidecarUnavailable
 from .listen import Listener
+from ._records import RecordLane
 from ._renewer import PermitRenewer
 from .policy import ClientPolicy, Permit
 
@@ -35,9 +37,9 @@ class _Connection:
         self.pid = os.getpid()
         self.reused = False  # taken from the pool: the sidecar may have closed it meanwhile
 
-    def send(self, message: Dict[str, Any]) -> None:
-        """Sends a request that is never answered (``"reply": false``)."""
-        self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
+    def send_lines(self, lines: bytes) -> None:
+        """Sends requests that are never answered (``"reply": false``), whole lines."""
+        self.sock.sendall(lines)
 
     def request(self, message: Dict[str, Any]) -> Dict[str, Any]:
         self.sock.sendall(json.dumps(message, separators=(",", ":")).encode() + b"\n")
@@ -77,6 +79,7 @@ class Fusebox(ClientPolicy):
         self._idle: List[_Connection] = []
         self._pid = os.getpid()
         self._renewer = PermitRenewer(self._renew_held)
+        self._records = RecordLane(self._connect)
         _forget_after_fork(self)
 
     # -- the protocol ---------------------------------------------------------
@@ -156,9 +159,11 @@ class Fusebox(ClientPolicy):
         if message is None:
             return None
         if message.get("reply") is False:
-            self._send(message)
+            self._records.add(message)  # a success: batched (see RecordLane)
             return None
         try:
+            if permit.fast:
+                return self._record_in_order(message)
             return self.request(message).get("state")
         except SidecarUnavailable:
             return None  # the sidecar went away: it released the permit itself
@@ -204,6 +209,30 @@ class Fusebox(ClientPolicy):
             log.debug("fusebox: renewing %r: %s", permit, problem)
             return True
 
+    def _record_in_order(self, message: Dict[str, Any]) -> Optional[str]:
+        """A fast-path record that may be a failure: behind the successes still waiting, on their
+        connection, so the breaker counts the calls in the order they ended; answered before return."""
+        try:
+            answer = self._records.request(message)
+        except (OSError, ValueError) as error:
+            self._count("timeouts" if self._is_timeout(error) else "unreachable")
+            if not self._is_timeout(error):
+                self._mark_down(error)
+            raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path}: {error}") from error
+        self._mark_up()
+        if not answer.get("ok"):
+            problem = answer.get("error") or {}
+            raise ProtocolError(problem.get("code", "unknown"), problem.get("message", ""))
+        state: Optional[str] = answer.get("state")
+        return state
+
+    def flush(self) -> None:
+        """Sends the successes the fast path still holds (at most a millisecond's worth); done at exit and before a fork."""
+        try:
+            self._records.flush()
+        except SidecarUnavailable:
+            pass
+
     def _confirm_state_file(self) -> bool:
         """Asks hello which state file the sidecar made, when the file names one not yet heard of; True if asked."""
         if not self._unconfirmed_state_file():
@@ -213,19 +242,6 @@ class Fusebox(ClientPolicy):
         except (SidecarUnavailable, ProtocolError):
             pass
         return True
-
-    def _send(self, message: Dict[str, Any]) -> None:
-        """Sends a request that is not answered; lost if the sidecar is gone (a success, not worth failing the app for)."""
-        try:
-            connection = self._take()
-        except SidecarUnavailable:
-            return
-        try:
-            connection.send(message)
-        except OSError:
-            connection.close()
-            return
-        self._give(connection)
 
     def status(self, breaker: Optional[str] = None) -> List[Dict[str, Any]]:
         message: Dict[str, Any] = {"op": "status"}
@@ -288,6 +304,7 @@ class Fusebox(ClientPolicy):
         return decorate
 
     def close(self) -> None:
+        self.flush()
         with self._lock:
             idle, self._idle = self._idle, []
         for connection in idle:
@@ -310,8 +327,12 @@ class Fusebox(ClientPolicy):
                 if connection.pid == self._pid:
                     connection.reused = True
                     return connection
-            if self._retrying():
-                raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
+        return self._connect()
+
+    def _connect(self) -> _Connection:
+        """A new connection that has said hello (none while the sidecar is known down and not yet due again)."""
+        if self._retrying():
+            raise SidecarUnavailable(f"fusebox sidecar at {self.socket_path} is unreachable (retrying)")
         try:
             connection = _Connection(self.socket_path, self.timeout)
             greeting = self._hello_message()
@@ -341,6 +362,7 @@ class Fusebox(ClientPolicy):
         self._idle = []
         self._pid = os.getpid()
         self._renewer = PermitRenewer(self._renew_held)  # the parent's thread is not in the child
+        self._records.forget()
 
     def _mark_down(self, error: BaseException) -> None:
         with self._lock:
@@ -375,6 +397,10 @@ class Guard:
         assert self.permit is not None
         self.client._renewer.drop(self.permit)
         latency = (time.monotonic() - self._started) * 1000
+        permit = self.permit
+        if error is None and self.status is None and self.tokens_used is None and permit.generation is not None:
+            self.client._records.add_success(permit.breaker, permit.generation, latency)  # the fast path's common case
+            return
         if error is None:
             if self.status is not None:
                 self.client.report(self.permit, status=self.status, latency_ms=latency, tokens_used=self.tokens_used)
@@ -431,5 +457,14 @@ def _reset_in_child() -> None:
             client._after_fork()
 
 
+def _flush_all() -> None:
+    """Before a fork and at exit: every client's waiting successes go out (nothing lost on a clean exit)."""
+    for ref in list(_clients):
+        client = ref()
+        if client is not None:
+            client.flush()
+
+
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=_reset_in_child)
+    os.register_at_fork(before=_flush_all, after_in_child=_reset_in_child)
+atexit.register(_flush_all)
