@@ -24,6 +24,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl", exact: "2.37.6"),  // postgres-nio's own: TLS to the fleet's database
         .package(url: "https://github.com/swift-server/async-http-client", exact: "1.37.0"),
         .package(url: "https://github.com/apple/swift-crypto", exact: "4.5.2"),  // postgres-nio's own: HMAC on fleet messages
+        .package(url: "https://github.com/apple/swift-http-types", exact: "1.8.0"),  // hummingbird's own: the HTTP endpoints' types
     ],
     targets: [
         // The engine: pure, synchronous, no I/O, injected clock.
@@ -77,6 +78,10 @@ let package = Package(
             .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
+            // Imported directly by the HTTP endpoints and the connection registry: declared, not borrowed.
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "NIOHTTPTypes", package: "swift-nio-extras"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
         ]),
         // Fleet mode: shared openings, one probe, budget leases and the history shipper over PostgreSQL.
         .target(name: "FuseboxFleet", dependencies: [
