@@ -38,10 +38,11 @@ struct StoreDurabilityTests {
     @Test func afterSIGKILLTheFileIsIntactAndHoldsEverythingOlderThanAFlush() throws {
         let sidecar = try SidecarProcess(config: Self.config())
         try Self.flip(sidecar, 300)
-        Thread.sleep(forTimeInterval: 1.0)  // five flush intervals
+        let db = sidecar.folder.url.appendingPathComponent("fusebox.db").path
+        // Until a reader sees every row committed (a flush interval or so), then the kill.
+        try waitUntil("the 300 transitions are committed") { (try? Self.sqlite(db, "SELECT count(*) FROM transitions")) == "300" }
         sidecar.signal(SIGKILL)
         _ = try sidecar.waitForExit()
-        let db = sidecar.folder.url.appendingPathComponent("fusebox.db").path
         #expect(try Self.sqlite(db, "PRAGMA integrity_check") == "ok")
         #expect(try Self.sqlite(db, "SELECT count(*) FROM transitions") == "300")
         #expect(try Self.sqlite(db, "SELECT count(*) FROM runs WHERE stopped_ms IS NULL") == "1")  // it never stopped cleanly
