@@ -65,25 +65,30 @@ class RecordLane:
         """Sends the waiting successes and then `message`, and returns its answer.
         Raises OSError or ValueError as a connection does (the caller decides)."""
         with self._sending:
-            lines = self._take()
-            connection = self._open()
-            try:
-                if lines:
-                    connection.send_lines(b"".join(lines))
-                answer: Dict[str, Any] = connection.request(message)
-                return answer
-            except (OSError, ValueError):
-                self._drop()
-                raise
+            lines = b"".join(self._take())
+            for last_try in (False, True):
+                reused = self._connection is not None
+                connection = self._open()
+                try:
+                    if lines:
+                        connection.send_lines(lines)
+                    answer: Dict[str, Any] = connection.request(message)
+                    return answer
+                except (OSError, ValueError) as error:
+                    self._drop()
+                    # The sidecar closes a connection idle for idle_timeout: what was sent on it went nowhere, so once more on a new one.
+                    if last_try or not reused or not isinstance(error, ConnectionError):
+                        raise
+            raise AssertionError("unreachable")
 
     def flush(self) -> None:
         """Sends what waits; lost if the sidecar is gone (successes, not worth failing the app for)."""
         with self._sending:
-            lines = self._take()
+            lines = b"".join(self._take())
             if not lines:
                 return
             try:
-                self._open().send_lines(b"".join(lines))
+                self._open().send_lines(lines)
             except (OSError, ValueError):
                 self._drop()
 
@@ -101,6 +106,8 @@ class RecordLane:
         return lines
 
     def _open(self) -> Any:
+        if self._connection is not None and self._connection.closed_by_peer():
+            self._drop()  # closed by the sidecar while idle: writing to it would lose the lines
         if self._connection is None:
             self._connection = self._connect()
         return self._connection

@@ -37,6 +37,15 @@ class _Connection:
         self.pid = os.getpid()
         self.reused = False  # taken from the pool: the sidecar may have closed it meanwhile
 
+    def closed_by_peer(self) -> bool:
+        """Whether the sidecar closed this connection (idle_timeout), without waiting: a peek."""
+        try:
+            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+        except BlockingIOError:
+            return False
+        except OSError:
+            return True
+
     def send_lines(self, lines: bytes) -> None:
         """Sends requests that are never answered (``"reply": false``), whole lines."""
         self.sock.sendall(lines)

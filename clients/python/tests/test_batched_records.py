@@ -16,6 +16,7 @@ from fusebox import Fusebox
 
 # No budget: the fast path. A count window, so status shows every call the sidecar heard of.
 CONFIG = sidecar_config("""
+idle_timeout: 1s
 defaults:
   trip: { consecutive_failures: 2, window: { kind: count, size: 1000 }, minimum_calls: 1000 }
   open: { duration: 30s, jitter: 0, backoff: off }
@@ -90,4 +91,22 @@ def test_no_success_is_lost_on_a_clean_exit(fast_sidecar):
     observer = Fusebox(fast_sidecar.socket, fast_path=False)
     wait_until_heard(observer, 50)
     assert heard(observer) == 50
+    observer.close()
+
+
+def test_records_survive_the_sidecar_closing_their_idle_connection(fast_sidecar):
+    fb = Fusebox(fast_sidecar.socket)
+    observer = Fusebox(fast_sidecar.socket, fast_path=False)
+    call(fb, fail=False)
+    wait_until_heard(observer, 1)
+    lane = fb._records._connection
+    deadline = time.monotonic() + 10
+    while not lane.closed_by_peer():  # idle_timeout: 1s
+        assert time.monotonic() < deadline, "the sidecar never closed the idle record connection"
+        time.sleep(0.05)
+    call(fb, fail=False)
+    call(fb, fail=True)
+    wait_until_heard(observer, 3)
+    assert observer.status("openai")[0]["consecutive_failures"] == 1, "the failure after the idle close was counted"
+    fb.close()
     observer.close()
