@@ -7,6 +7,7 @@ import functools
 import json
 import logging
 import os
+import select
 import socket
 import threading
 import time
@@ -39,10 +40,13 @@ class _Connection:
 
     def closed_by_peer(self) -> bool:
         """Whether the sidecar closed this connection (idle_timeout), without waiting: a peek."""
+        # A socket with a timeout waits for readability before any recv, MSG_DONTWAIT or not: poll first, for no time.
         try:
-            return self.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-        except BlockingIOError:
-            return False
+            poller = select.poll()
+            poller.register(self.sock, select.POLLIN)
+            if not poller.poll(0):
+                return False
+            return self.sock.recv(1, socket.MSG_PEEK) == b""
         except OSError:
             return True
 

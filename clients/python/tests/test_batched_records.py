@@ -7,12 +7,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import pytest
 
 from conftest import Sidecar, sidecar_config
-from fusebox import Fusebox
+from fusebox import BreakerOpen, Fusebox
 
 # No budget: the fast path. A count window, so status shows every call the sidecar heard of.
 CONFIG = sidecar_config("""
@@ -77,7 +78,7 @@ def test_a_batched_success_reaches_the_sidecar_and_a_failure_is_counted_before_t
 
 EXITING = """
 import sys
-from fusebox import Fusebox
+from fusebox import BreakerOpen, Fusebox
 fb = Fusebox(sys.argv[1])
 for _ in range(50):
     with fb.guard("openai"):
@@ -110,3 +111,29 @@ def test_records_survive_the_sidecar_closing_their_idle_connection(fast_sidecar)
     assert observer.status("openai")[0]["consecutive_failures"] == 1, "the failure after the idle close was counted"
     fb.close()
     observer.close()
+
+
+def test_a_failure_report_does_not_wait_for_the_socket_timeout_on_a_live_record_connection():
+    # The bug this pins down: the look for an idle close waited for readability up to the socket's timeout,
+    # so every failure on a live lane stalled `timeout` seconds and threads queued behind it (the FastAPI example).
+    # No idle_timeout here: a close after 1 s would wake the wait and hide it.
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="fusebox-batch-"))
+    sidecar = Sidecar(folder, CONFIG.replace("idle_timeout: 1s\n", "")).start()
+    fb = Fusebox(sidecar.socket, timeout=600)
+    call(fb, fail=False)
+    fb.flush()
+    finished = threading.Event()
+
+    def fail_twice() -> None:
+        call(fb, fail=True)
+        call(fb, fail=True)
+        finished.set()
+
+    threading.Thread(target=fail_twice, daemon=True).start()
+    assert finished.wait(60), "a failure report on a live record connection waited for the 600 s socket timeout"
+    with pytest.raises(BreakerOpen):
+        with fb.guard("openai"):
+            pass
+    fb.close()
+    sidecar.stop()
+    shutil.rmtree(folder, ignore_errors=True)
