@@ -13,14 +13,46 @@ public struct PermitID: Hashable, Sendable, CustomStringConvertible {
 
     /// Sixteen lower-case hexadecimal digits, leading zeros kept: how permits
     /// travel on the wire (docs/protocol.md promises 64 bits in hexadecimal).
-    public var description: String {
-        let digits = String(rawValue, radix: 16)
-        return String(repeating: "0", count: 16 - digits.count) + digits
+    public var description: String { withQuotedHex { String(decoding: $0.dropFirst().dropLast(), as: UTF8.self) } }
+
+    /// The id as the wire carries it, a JSON string (`"` + sixteen digits + `"`), made on the stack:
+    /// answers write it without a `String` in between (every acquire answer has one).
+    public func withQuotedHex<T>(_ body: (UnsafeBufferPointer<UInt8>) -> T) -> T {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 18) { buffer in
+            buffer[0] = UInt8(ascii: "\"")
+            buffer[17] = UInt8(ascii: "\"")
+            for index in 0..<16 {
+                let nibble = UInt8(truncatingIfNeeded: rawValue >> UInt64(60 - 4 * index)) & 0x0F
+                buffer[index + 1] = nibble < 10 ? 0x30 + nibble : 0x57 + nibble
+            }
+            return body(UnsafeBufferPointer(buffer))
+        }
     }
 
-    public init?(_ text: some StringProtocol) {
-        guard !text.isEmpty, text.count <= 16, let value = UInt64(text, radix: 16), value != 0 else { return nil }
+    /// One to sixteen hexadecimal digits (either case), not all zero; anything else is no permit.
+    public init?(_ text: String) {
+        var text = text
+        guard let value = text.withUTF8(Self.parse) else { return nil }
         rawValue = value
+    }
+
+    private static func parse(_ digits: UnsafeBufferPointer<UInt8>) -> UInt64? {
+        var value: UInt64 = 0
+        var count = 0
+        for byte in digits {
+            let digit: UInt8
+            switch byte {
+            case 0x30...0x39: digit = byte - 0x30
+            case 0x41...0x46: digit = byte - 0x37
+            case 0x61...0x66: digit = byte - 0x57
+            default: return nil
+            }
+            count += 1
+            guard count <= 16 else { return nil }
+            value = value << 4 | UInt64(digit)
+        }
+        guard count > 0, value != 0 else { return nil }
+        return value
     }
 }
 

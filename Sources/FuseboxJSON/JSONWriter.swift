@@ -18,13 +18,19 @@ public struct JSONWriter: Sendable {
         return bytes
     }
 
+    /// `,"key":` in one append (an answer writes a dozen keys).
     private mutating func key(_ key: StaticString) {
-        if needsComma { bytes.append(UInt8(ascii: ",")) }
+        let count = key.utf8CodeUnitCount
+        let comma = needsComma ? 1 : 0
         needsComma = true
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(contentsOf: UnsafeBufferPointer(start: key.utf8Start, count: key.utf8CodeUnitCount))
-        bytes.append(UInt8(ascii: "\""))
-        bytes.append(UInt8(ascii: ":"))
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: count + 4) { out in
+            out[0] = UInt8(ascii: ",")
+            out[1] = UInt8(ascii: "\"")
+            (out.baseAddress! + 2).update(from: key.utf8Start, count: count)
+            out[count + 2] = UInt8(ascii: "\"")
+            out[count + 3] = UInt8(ascii: ":")
+            bytes.append(contentsOf: UnsafeBufferPointer(rebasing: out[(1 - comma)...]))
+        }
     }
 
     public mutating func string(_ key: StaticString, _ value: String?) {
@@ -36,7 +42,22 @@ public struct JSONWriter: Sendable {
     public mutating func int(_ key: StaticString, _ value: Int64?) {
         self.key(key)
         guard let value else { return null() }
-        bytes.append(contentsOf: String(value).utf8)
+        Self.appendInteger(value, to: &bytes)
+    }
+
+    /// Decimal digits written in place (a `String` per number cost more than the rest of the answer).
+    static func appendInteger(_ value: Int64, to out: inout [UInt8]) {
+        var magnitude = value.magnitude
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: 20) { digits in
+            var start = 20
+            repeat {
+                start -= 1
+                digits[start] = 0x30 + UInt8(truncatingIfNeeded: magnitude % 10)
+                magnitude /= 10
+            } while magnitude > 0
+            if value < 0 { out.append(UInt8(ascii: "-")) }
+            out.append(contentsOf: UnsafeBufferPointer(rebasing: digits[start...]))
+        }
     }
 
     public mutating func int(_ key: StaticString, _ value: Int?) { int(key, value.map(Int64.init)) }
@@ -50,11 +71,18 @@ public struct JSONWriter: Sendable {
 
     public mutating func bool(_ key: StaticString, _ value: Bool) {
         self.key(key)
-        bytes.append(contentsOf: (value ? "true" : "false").utf8)
+        let word: StaticString = value ? "true" : "false"
+        bytes.append(contentsOf: UnsafeBufferPointer(start: word.utf8Start, count: word.utf8CodeUnitCount))
     }
 
     /// Already-encoded JSON (an id echoed as the client wrote it, a nested value).
     public mutating func raw(_ key: StaticString, _ json: some Sequence<UInt8>) {
+        self.key(key)
+        bytes.append(contentsOf: json)
+    }
+
+    /// The same for bytes in memory: no generic sequence to walk (a permit id on every acquire answer).
+    public mutating func raw(_ key: StaticString, _ json: UnsafeBufferPointer<UInt8>) {
         self.key(key)
         bytes.append(contentsOf: json)
     }

@@ -6,6 +6,17 @@ import FuseboxJSON
 /// more); known fields of the wrong type are refused.
 public enum RequestDecoder {
     public static func decode(_ line: UnsafeRawBufferPointer) -> Result<Envelope, WireError> {
+        // Most lines are flat objects of plain scalars: read in place, on the stack. The rest take the tree.
+        let flat = withUnsafeTemporaryAllocation(of: FlatRequestLine.Member.self, capacity: FlatRequestLine.maxMembers) {
+            members -> Result<Envelope, WireError>? in
+            guard let read = FlatRequestLine.scan(line, into: members) else { return nil }
+            return envelope(Fields(.flat(read)))
+        }
+        return flat ?? decodeThroughTree(line)
+    }
+
+    /// Every line through the JSON tree: the reference the flat reading is held to (tests, fuzzer).
+    public static func decodeThroughTree(_ line: UnsafeRawBufferPointer) -> Result<Envelope, WireError> {
         if line.allSatisfy({ $0 == 0x20 || $0 == 0x09 || $0 == 0x0D }) {
             return .failure(WireError(.badJSON, "empty line; send one JSON object per line"))
         }
@@ -18,9 +29,13 @@ public enum RequestDecoder {
         guard case .object = value else {
             return .failure(WireError(.badRequest, "a request is a JSON object such as {\"op\":\"ping\"}; got \(value.typeName)"))
         }
-        var fields = Fields(value: value, id: nil)
+        return envelope(Fields(.tree(value)))
+    }
+
+    private static func envelope(_ fields: Fields) -> Result<Envelope, WireError> {
+        var fields = fields
         do throws(WireError) {
-            fields.id = try requestID(value["id"])
+            fields.id = try requestID(fields["id"])
             let request = try request(&fields)
             let reply = try fields.bool("reply") ?? true
             if !reply, request.op != .record {
@@ -30,7 +45,7 @@ public enum RequestDecoder {
         } catch {
             var error = error
             error.id = error.id ?? fields.id
-            error.unanswered = value["op"] == .string("record") && value["reply"] == .bool(false)
+            error.unanswered = fields["op"] == .string("record") && fields["reply"] == .bool(false)
             return .failure(error)
         }
     }
@@ -57,7 +72,20 @@ public enum RequestDecoder {
     }
 
     private static func request(_ fields: inout Fields) throws(WireError) -> Request {
-        guard let opValue = fields.value["op"] else {
+        switch fields.decisionOp() {
+        case .acquire?:
+            return .acquire(
+                breaker: try fields.name("breaker"), cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0,
+                timeoutMs: try fields.int("timeout_ms", 0...WireLimits.maxTimeoutMs)
+            )
+        case .report?:
+            return try report(&fields)
+        case .record?:
+            return try record(&fields)
+        default:
+            break
+        }
+        guard let opValue = fields["op"] else {
             throw WireError(.badRequest, "missing \"op\"; one of: \(opList)")
         }
         guard case .string(let opName) = opValue else {
@@ -83,20 +111,14 @@ public enum RequestDecoder {
                 cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0, requires: try fields.names("requires")
             )
         case .report:
-            guard let permit = try fields.string("permit", limit: 64) else {
-                throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
-            }
-            return .report(permit: permit, try callReport(&fields))
+            return try report(&fields)
         case .renew:
             guard let permit = try fields.string("permit", limit: 64) else {
                 throw WireError(.badRequest, "\"renew\" needs \"permit\", the id that acquire or route returned")
             }
             return .renew(permit: permit)
         case .record:
-            return .record(
-                breaker: try fields.name("breaker"), try callReport(&fields),
-                generation: try fields.int("generation", 0...Int.max).map { UInt64($0) }
-            )
+            return try record(&fields)
         case .status:
             return .status(breaker: try fields.string("breaker", limit: WireLimits.maxNameBytes))
         case .force:
@@ -119,6 +141,20 @@ public enum RequestDecoder {
         case .ping:
             return .ping
         }
+    }
+
+    private static func report(_ fields: inout Fields) throws(WireError) -> Request {
+        guard let permit = try fields.string("permit", limit: 64) else {
+            throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
+        }
+        return .report(permit: permit, try callReport(&fields))
+    }
+
+    private static func record(_ fields: inout Fields) throws(WireError) -> Request {
+        .record(
+            breaker: try fields.name("breaker"), try callReport(&fields),
+            generation: try fields.int("generation", 0...Int.max).map { UInt64($0) }
+        )
     }
 
     private static func callReport(_ fields: inout Fields) throws(WireError) -> CallReport {
@@ -162,81 +198,4 @@ public enum RequestDecoder {
     }
 
     static let opList = Request.Op.allCases.map(\.rawValue).joined(separator: ", ")
-}
-
-/// Typed reads of a request's fields, each with a message that names the
-/// field and what it must be.
-struct Fields {
-    let value: JSONValue
-    var id: RequestID?
-
-    func string(_ key: String, limit: Int?) throws(WireError) -> String? {
-        switch value[key] {
-        case nil, .null?: return nil
-        case .string(let text)?:
-            if let limit, text.utf8.count > limit {
-                throw WireError(.badRequest, "\"\(key)\" is longer than \(limit) bytes")
-            }
-            return text
-        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a string, got \(other.typeName)")
-        }
-    }
-
-    /// A required breaker or chain name.
-    func name(_ key: String) throws(WireError) -> String {
-        guard let text = try string(key, limit: WireLimits.maxNameBytes) else {
-            throw WireError(.badRequest, "missing \"\(key)\" (a string)")
-        }
-        return text
-    }
-
-    func names(_ key: String) throws(WireError) -> [String] {
-        switch value[key] {
-        case nil, .null?: return []
-        case .array(let items)?:
-            guard items.count <= 64 else { throw WireError(.badRequest, "\"\(key)\" lists more than 64 names") }
-            var names: [String] = []
-            for item in items {
-                guard case .string(let text) = item, text.utf8.count <= WireLimits.maxNameBytes else {
-                    throw WireError(.badRequest, "\"\(key)\" must be an array of names (strings)")
-                }
-                names.append(text)
-            }
-            return names
-        case let other?: throw WireError(.badRequest, "\"\(key)\" must be an array of strings, got \(other.typeName)")
-        }
-    }
-
-    func bool(_ key: String) throws(WireError) -> Bool? {
-        switch value[key] {
-        case nil, .null?: return nil
-        case .bool(let flag)?: return flag
-        case let other?: throw WireError(.badRequest, "\"\(key)\" must be true or false, got \(other.typeName)")
-        }
-    }
-
-    func int(_ key: String, _ range: ClosedRange<Int>) throws(WireError) -> Int? {
-        switch value[key] {
-        case nil, .null?: return nil
-        case .number(let text)?:
-            guard let number = Int(text), range.contains(number) else {
-                throw WireError(.badRequest, "\"\(key)\" must be a whole number from \(range.lowerBound) to \(range.upperBound), got \(text.prefix(40))")
-            }
-            return number
-        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a number, got \(other.typeName)")
-        }
-    }
-
-    /// A non-negative number of milliseconds (fractions allowed), at most 30 days.
-    func milliseconds(_ key: String) throws(WireError) -> Duration? {
-        switch value[key] {
-        case nil, .null?: return nil
-        case .number(let text)?:
-            guard let number = Double(text), number.isFinite, number >= 0, number <= 2_592_000_000 else {
-                throw WireError(.badRequest, "\"\(key)\" must be a number of milliseconds from 0 to 2592000000 (30 days), got \(text.prefix(40))")
-            }
-            return .nanoseconds(Int64((number * 1_000_000).rounded()))
-        case let other?: throw WireError(.badRequest, "\"\(key)\" must be a number of milliseconds, got \(other.typeName)")
-        }
-    }
 }

@@ -68,7 +68,7 @@ public enum ResponseEncoder {
         writer.bool("allowed", decision.allowed)
         writer.string("state", decision.state.rawValue)
         if let permit = decision.permit {
-            writer.string("permit", permit.id.description)
+            permit.id.withQuotedHex { writer.raw("permit", $0) }
             writer.bool("probe", permit.probe)
             writer.int("deadline_ms", permit.deadline.milliseconds)
             writer.int("ttl_ms", permit.ttl.millisecondsClamped)

@@ -61,6 +61,7 @@ enum FuzzTargets {
             lineNumber += 1
             guard line.count <= WireLimits.maxLineBytes else { continue }
             let session = lineNumber % 3 == 0 || userWaiting ? admin : user
+            substitutingPermit(line, latestPermit) { decodersAgree($0) }
             let reply = substitutingPermit(line, latestPermit) { session.handle($0) }
             if reply.queued != nil {
                 guard reply.bytes.isEmpty else { fatalError("a queued acquire was also answered at once") }
@@ -81,6 +82,13 @@ enum FuzzTargets {
         user.releaseAll()  // …and released with the rest
         admin.releaseAll()
         if engine.permitsInFlight != 0 { fatalError("permits leaked after both connections closed") }
+    }
+
+    /// The flat reading of a line and the tree's must give the same request or the same error.
+    static func decodersAgree(_ line: UnsafeRawBufferPointer) {
+        if RequestDecoder.decode(line) != RequestDecoder.decodeThroughTree(line) {
+            fatalError("the flat and tree decoders disagree on a line")
+        }
     }
 
     static func check(_ bytes: [UInt8], latestPermit: inout [UInt8]) {

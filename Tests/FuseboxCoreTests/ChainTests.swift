@@ -64,5 +64,11 @@ struct ChainTests {
         #expect(PermitID("") == nil)
         #expect(PermitID("zz") == nil)
         #expect(PermitID("0") == nil)
+        #expect(PermitID("+1a") == nil && PermitID("-1") == nil && PermitID("1 ") == nil)
+        #expect(PermitID("00000000000000001")?.rawValue == nil, "seventeen digits")
+        #expect(PermitID("FfFfFfFfFfFfFfFf")?.rawValue == UInt64.max)
+        #expect(PermitID(rawValue: 0xA).description == "000000000000000a")
+        #expect(PermitID(rawValue: UInt64.max).description == "ffffffffffffffff")
+        #expect(PermitID(rawValue: 0x0123_4567_89AB_CDEF).withQuotedHex { Array($0) } == Array(#""0123456789abcdef""#.utf8))
     }
 }

@@ -140,6 +140,13 @@ struct JSONTests {
         #expect(out == [0x22, 0x22])
     }
 
+    @Test(arguments: [Int64.min, -1_000, -1, 0, 7, 10, 999_999, 1_734_000_000_123, Int64.max])
+    func writerWritesIntegersAsSwiftPrintsThem(value: Int64) {
+        var writer = JSONWriter()
+        writer.int("n", value)
+        #expect(String(decoding: writer.finish(), as: UTF8.self) == "{\"n\":\(value)}\n")
+    }
+
     @Test func writerEscapesEverythingThatCouldBreakALine() throws {
         var writer = JSONWriter()
         let hostile = "quote\" back\\ nl\n cr\r nul\u{0} del\u{7F} ls\u{2028} emoji😀"
@@ -171,6 +178,18 @@ struct TimestampTests {
         #expect(Timestamp(rfc3339: "2026-11-30") == Timestamp.milliseconds(1_795_996_800_000))
         #expect(Timestamp(rfc3339: "2026-13-01") == nil)
         #expect(Timestamp(rfc3339: "yesterday") == nil)
+    }
+
+    @Test func durationsBecomeWholeNanosecondsTruncatedAndClamped() {
+        #expect(Duration.microseconds(1_500).nanosecondsClamped == 1_500_000)
+        #expect((Duration.nanoseconds(-7) + .nanoseconds(0)).nanosecondsClamped == -7)
+        #expect((Duration.seconds(2) / 3).nanosecondsClamped == 666_666_666)
+        #expect((Duration.seconds(-2) / 3).nanosecondsClamped == -666_666_666)
+        #expect(Duration.seconds(Int64.max).nanosecondsClamped == .max)
+        #expect(Duration.seconds(Int64.min).nanosecondsClamped == .min)
+        #expect(Duration.nanoseconds(Int64.max).nanosecondsClamped == .max)
+        #expect((Duration.nanoseconds(Int64.max) + .nanoseconds(1)).nanosecondsClamped == .max)
+        #expect(Duration.seconds(90).millisecondsClamped == 90_000)
     }
 
     @Test func refusesDaysAMonthDoesNotHave() {
