@@ -36,6 +36,12 @@ public struct PermitID: Hashable, Sendable, CustomStringConvertible {
         rawValue = value
     }
 
+    /// The same from bytes in memory (a request line read in place).
+    public init?(digits: UnsafeBufferPointer<UInt8>) {
+        guard let value = Self.parse(digits) else { return nil }
+        rawValue = value
+    }
+
     private static func parse(_ digits: UnsafeBufferPointer<UInt8>) -> UInt64? {
         var value: UInt64 = 0
         var count = 0

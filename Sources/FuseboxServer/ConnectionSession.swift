@@ -116,15 +116,9 @@ public final class ConnectionSession {
             var reply = Reply(bytes: ResponseEncoder.route(id, decision))
             reply.chain = chain
             return reply
-        case .report(let text, let report):
-            guard let permit = PermitID(text) else {
-                throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
-            }
+        case .report(let permit, let report):
             return Reply(bytes: ResponseEncoder.state(id, try engine.report(permit, redacted(report))))
-        case .renew(let text):
-            guard let permit = PermitID(text) else {
-                throw WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
-            }
+        case .renew(let permit):
             return Reply(bytes: ResponseEncoder.renewed(id, deadline: try engine.renew(permit)))
         case .record(let breaker, let report, let generation):
             let state = try engine.record(breaker, redacted(report), generation: generation)

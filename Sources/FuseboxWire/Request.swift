@@ -15,9 +15,10 @@ public enum Request: Equatable, Sendable {
     /// how long the client waits for the answer; a queued acquire is refused before then.
     case acquire(breaker: String, cost: Int = 0, timeoutMs: Int? = nil)
     case route(chain: String, exclude: [String], cost: Int = 0, requires: [String] = [])
-    case report(permit: String, CallReport)
+    /// `permit`: read at decoding; text that is no permit id is refused there (`unknown_permit`).
+    case report(permit: PermitID, CallReport)
     /// A long call still running: its permit's deadline moves to `permit_ttl` from now.
-    case renew(permit: String)
+    case renew(permit: PermitID)
     /// `generation`: the breaker's generation when the caller decided to call (the fast path's state file).
     case record(breaker: String, CallReport, generation: UInt64? = nil)
     case status(breaker: String?)

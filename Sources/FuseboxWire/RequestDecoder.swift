@@ -113,10 +113,7 @@ public enum RequestDecoder {
         case .report:
             return try report(&fields)
         case .renew:
-            guard let permit = try fields.string("permit", limit: 64) else {
-                throw WireError(.badRequest, "\"renew\" needs \"permit\", the id that acquire or route returned")
-            }
-            return .renew(permit: permit)
+            return .renew(permit: try fields.permit(for: "renew").get())
         case .record:
             return try record(&fields)
         case .status:
@@ -144,10 +141,9 @@ public enum RequestDecoder {
     }
 
     private static func report(_ fields: inout Fields) throws(WireError) -> Request {
-        guard let permit = try fields.string("permit", limit: 64) else {
-            throw WireError(.badRequest, "\"report\" needs \"permit\", the id that acquire or route returned")
-        }
-        return .report(permit: permit, try callReport(&fields))
+        let permit = try fields.permit(for: "report")
+        let report = try callReport(&fields)
+        return .report(permit: try permit.get(), report)
     }
 
     private static func record(_ fields: inout Fields) throws(WireError) -> Request {

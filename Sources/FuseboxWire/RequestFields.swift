@@ -1,3 +1,4 @@
+import FuseboxCore
 import FuseboxJSON
 
 /// Typed reads of a request's fields, each with a message that names the
@@ -43,6 +44,25 @@ struct Fields {
             return text
         case let other?: throw WireError(.badRequest, "\"\(key)\" must be a string, got \(other.typeName)")
         }
+    }
+
+    /// "permit": missing, not a string or longer than 64 bytes throws now; text that is no permit id
+    /// comes back as the error to throw once the rest of the request is read (the order of errors
+    /// clients have always seen). A flat line's digits are read in place.
+    func permit(for op: StaticString) throws(WireError) -> Result<PermitID, WireError> {
+        if case .flat(let line) = source, let digits = line.stringRange("permit"), digits.count <= 64 {
+            let bytes = UnsafeRawBufferPointer(rebasing: line.bytes[digits]).assumingMemoryBound(to: UInt8.self)
+            if let id = PermitID(digits: bytes) { return .success(id) }
+            return .failure(Self.notAPermit(String(decoding: bytes, as: UTF8.self)))
+        }
+        guard let text = try string("permit", limit: 64) else {
+            throw WireError(.badRequest, "\"\(op)\" needs \"permit\", the id that acquire or route returned")
+        }
+        return PermitID(text).map { .success($0) } ?? .failure(Self.notAPermit(text))
+    }
+
+    static func notAPermit(_ text: String) -> WireError {
+        WireError(.unknownPermit, "permit \"\(text.prefix(64))\" is not a permit id (hexadecimal, as acquire returned it)")
     }
 
     /// A required breaker or chain name.

@@ -27,7 +27,7 @@ enum ProtocolBench {
             guard let permit = decision.1 else { throw BenchError("refused") }
             permit.withQuotedHex { hex in report.replaceSubrange(permitAt..<(permitAt + 16), with: hex.dropFirst().dropLast()) }
             let state = try serve(report) { request, id in
-                guard case .report(let text, let report) = request, let permit = PermitID(text) else { throw BenchError("not a report") }
+                guard case .report(let permit, let report) = request else { throw BenchError("not a report") }
                 return (ResponseEncoder.state(id, try engine.report(permit, report)), nil)
             }
             answered += decision.0.count + state.0.count
