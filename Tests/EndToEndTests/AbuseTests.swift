@@ -68,11 +68,22 @@ struct AbuseTests {
         let greedy = try sidecar.connect()
         let batch = Array(String(repeating: #"{"op":"status"}"# + "\n", count: 1_000).utf8)
         // Write ~60 MB of requests whose answers are never read, from another thread (the writes block).
+        let written = Mutex(0)
         let writer = Thread {
-            for _ in 0..<4_000 { if (try? greedy.write(batch)) == nil { return } }
+            for _ in 0..<4_000 {
+                if (try? greedy.write(batch)) == nil { return }
+                written.withLock { $0 += 1 }
+            }
         }
         writer.start()
-        Thread.sleep(forTimeInterval: 2)
+        // Until the server stops reading the greedy client: its writes stall (the count stays put for ten looks).
+        var lastSeen = -1, unchanged = 0
+        try waitUntil("the server stops reading a client that never reads", timeout: 60) {
+            let now = written.withLock { $0 }
+            unchanged = now == lastSeen ? unchanged + 1 : 0
+            lastSeen = now
+            return now > 0 && now < 4_000 && unchanged >= 10
+        }
         _ = try sidecar.connect().ok(#"{"op":"acquire","breaker":"openai"}"#)  // everyone else is served
         let grown = try ProcessProbe.residentKiB(pid) - before
         #expect(grown < 64 * 1024, "the server grew \(grown) KiB for a client that does not read")

@@ -119,7 +119,8 @@ struct ActiveProbeTests {
             Issue.record("no latency in \(line)")
             return
         }
-        #expect(ms >= 500 && ms < 1_500, "cut off at the 500 ms timeout, took \(ms) ms")
+        // The stub never answers: a probe_timeout at all is the cut; no wall-clock ceiling (that is a benchmark's).
+        #expect(ms >= 500, "not before the 500 ms timeout: \(ms) ms")
         // Backed off: the second open period is twice the first.
         let opened = try Self.milliseconds(line)
         guard case .string(let untilText)? = line["open_until"] else {

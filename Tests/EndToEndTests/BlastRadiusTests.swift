@@ -158,8 +158,10 @@ struct BlastRadiusTests {
             sidecar.logEvents("circuit_breaker_transition").filter { $0["breaker_name"] == .string("hang1") || $0["breaker_name"] == .string("hang2") }
                 .count >= 2
         }
-        // Six more seconds of probing while both hang: healthy checks every second, hanging ones every open period.
-        Thread.sleep(forTimeInterval: 6)
+        // Six more rounds of probing while both hang (healthy checks every second, hanging ones every open
+        // period): waited for by the stub's count, not by the clock.
+        let before = try stub.requests()
+        try waitUntil("six more rounds of healthy probes", timeout: 30) { try stub.requests() >= before + 4 * 6 }
         let opened = sidecar.logEvents("circuit_breaker_transition").compactMap { line -> String? in
             guard case .string(let name)? = line["breaker_name"], healthy.contains(name) else { return nil }
             return name
@@ -167,7 +169,7 @@ struct BlastRadiusTests {
         #expect(opened.isEmpty, "healthy breakers opened: \(opened)")
         let client = try sidecar.connect()
         for name in healthy { #expect(try client.state(name) == "closed") }
-        #expect(try stub.requests() >= 4 * 6, "the healthy endpoints were probed all along")
+        #expect(try stub.requests() >= before + 4 * 6, "the healthy endpoints were probed all along")
     }
 
     @Test func item7_analyzeEscapesBreakerAndInstanceNamesInTextAndMarkdown() throws {

@@ -130,7 +130,7 @@ struct StoreWriterTests {
         for i in 0..<2_700 {  // 90 minutes, committed in many batches
             f.clock.advance(by: .seconds(2))
             try f.engine.record(i % 2 == 0 ? "anthropic" : "openai", i % 9 == 0 ? CallReport(status: 404) : .success())
-            if i % 500 == 0 { usleep(250_000) }
+            if i % 500 == 0 { try waitFor { f.writer.status.queued == 0 } }  // a batch boundary: committed before going on
         }
         f.writer.stop()
         #expect(try Self.rollupsMatchTraffic { try f.read($0) })

@@ -197,14 +197,17 @@ class AsyncFusebox(ClientPolicy):
         breakers: List[Dict[str, Any]] = (await self.request(message))["breakers"]
         return breakers
 
-    async def transitions(self) -> AsyncIterator[Dict[str, Any]]:
-        """``async for event in fb.transitions(): …``: every transition the sidecar reports, on a connection of its own."""
+    async def transitions(self, subscribed: Optional[asyncio.Event] = None) -> AsyncIterator[Dict[str, Any]]:
+        """``async for event in fb.transitions(): …``: every transition the sidecar reports, on a connection of its own.
+        ``subscribed`` is set once the sidecar has confirmed the subscription (nothing after it is missed)."""
         reader, writer = await asyncio.open_unix_connection(self.socket_path)
         try:
             writer.write(b'{"op":"subscribe","events":["transition"]}\n')
             answer = json.loads(await reader.readline() or b"{}")
             if not answer.get("ok"):
                 raise ProtocolError((answer.get("error") or {}).get("code", "unknown"), "subscribe refused")
+            if subscribed is not None:
+                subscribed.set()
             while line := await reader.readline():
                 event: Dict[str, Any] = json.loads(line)
                 if event.get("event") == "transition":

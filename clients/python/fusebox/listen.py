@@ -26,10 +26,16 @@ class Listener:
         self.callback = callback
         self.reconnect_interval = reconnect_interval
         self._stopped = threading.Event()
+        self._subscribed = threading.Event()
         self._socket: Optional[socket.socket] = None
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="fusebox-listener", daemon=True)
         self._thread.start()
+
+    def wait_subscribed(self, timeout: Optional[float] = None) -> bool:
+        """Waits until the sidecar has confirmed the subscription: every
+        transition after that reaches the callback. False on timeout."""
+        return self._subscribed.wait(timeout)
 
     def stop(self) -> None:
         self._stopped.set()
@@ -46,6 +52,7 @@ class Listener:
             try:
                 self._listen()
             except (OSError, ValueError) as error:
+                self._subscribed.clear()
                 if not self._stopped.is_set():
                     log.debug("fusebox: listener lost the sidecar (%s); retrying", error)
             self._stopped.wait(self.reconnect_interval)
@@ -62,6 +69,7 @@ class Listener:
             answer = json.loads(stream.readline() or b"{}")
             if not answer.get("ok"):
                 raise ValueError(f"subscribe refused: {answer}")
+            self._subscribed.set()
             for line in stream:
                 event = json.loads(line)
                 if event.get("event") != "transition":

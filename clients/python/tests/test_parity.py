@@ -84,7 +84,7 @@ def test_listeners_hear_every_transition_and_survive_their_own_errors(metered):
             got_three.set()
 
     listener = fb.listen(hear)
-    time.sleep(0.2)  # subscribed
+    assert listener.wait_subscribed(10)
     for _ in range(3):
         fb.request({"op": "record", "breaker": "ollama", "status": 503})
     metered.admin('{"op":"reset","breaker":"ollama"}')
@@ -97,9 +97,10 @@ def test_listeners_hear_every_transition_and_survive_their_own_errors(metered):
 def test_async_transitions_arrive_as_an_async_iterator(metered):
     async def main():
         fb = AsyncFusebox(metered.socket)
-        events = fb.transitions()
+        subscribed = asyncio.Event()
+        events = fb.transitions(subscribed)
         first = asyncio.ensure_future(events.__anext__())
-        await asyncio.sleep(0.2)
+        await asyncio.wait_for(subscribed.wait(), 10)
         for _ in range(3):
             await fb.request({"op": "record", "breaker": "anthropic", "status": 500})
         event = await asyncio.wait_for(first, 5)
