@@ -132,7 +132,8 @@ struct HostileClientHighTests {
         flood.arguments = asUnprivileged(["python3", "-c", Self.floodScript, base, "3000", "6"])
         try flood.run()
         defer { flood.terminate(); flood.waitUntilExit() }
-        Thread.sleep(forTimeInterval: 1)
+        let quiet = try ProcessProbe.openDescriptors(sidecar.pid)
+        try waitUntil("the flood holds HTTP connections") { try ProcessProbe.openDescriptors(sidecar.pid) >= quiet + 32 }
         var served = 0
         var highest = 0
         let deadline = Date().addingTimeInterval(4)

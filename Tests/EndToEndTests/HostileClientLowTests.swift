@@ -99,7 +99,9 @@ struct HostileClientLowTests {
         let other = getuid() == 4_242 ? 4_343 : 4_242
         let refusing = try SidecarProcess(config: SidecarProcess.config("allowed_uids: [\(other)]"))
         for _ in 0..<500 { _ = try? refusing.connect().readLine() }
-        Thread.sleep(forTimeInterval: 0.3)
+        // A barrier in the log: a reload's line comes after the refusals' (one writer, in order).
+        refusing.signal(SIGHUP)
+        try waitUntil("the reload is logged after the refusals") { !refusing.logEvents("config_reloaded").isEmpty }
         #expect(refusing.logEvents("connection_refused").count <= 2, "refused connections are logged at most once per 10 s")
 
         let (sidecar, base) = try SidecarProcess.withHTTP()

@@ -98,7 +98,8 @@ struct HostileClientMediumTests {
         let flood = String(repeating: #"{"op":"status"}"# + "\n", count: 20_000)
         let writer = Thread { try? stuck.write(Array(flood.utf8)) }
         writer.start()
-        Thread.sleep(forTimeInterval: 1)
+        // The sidecar is serving the flood (one answer read; the rest back up, as they should).
+        try waitUntil("the sidecar answers the flood") { (try? stuck.readLine()) != nil }
         // And the config path replaced by a FIFO, then a reload.
         try FileManager.default.removeItem(at: sidecar.configFile)
         #expect(mkfifo(sidecar.configFile.path, 0o600) == 0)
@@ -117,17 +118,19 @@ struct HostileClientMediumTests {
         let watch = Process()
         watch.executableURL = FuseboxBinary.url
         watch.arguments = ["ctl", "watch", "--socket", sidecar.socket]
-        let watched = Pipe()
-        watch.standardOutput = watched
+        let watched = PipeText(), watchNotes = PipeText()
+        watch.standardOutput = watched.pipe
+        watch.standardError = watchNotes.pipe
         try watch.run()
-        Thread.sleep(forTimeInterval: 0.5)
+        try waitUntil("ctl watch has subscribed") { watchNotes.value.contains("watching transitions") }
         let hostile = #"boom\u001b[2J\u001b]0;pwned\u0007\n# Injected heading\n| a | b |\u202e"#
         let client = try sidecar.connect()
         for _ in 0..<3 { _ = try client.ok(#"{"op":"record","breaker":"openai","status":503,"error":"\#(hostile)"}"#) }
         let status = try run([FuseboxBinary.url.path, "ctl", "status", "--socket", sidecar.socket])
-        Thread.sleep(forTimeInterval: 0.5)
+        try waitUntil("ctl watch printed the transition") { watched.value.contains("boom") }
         watch.terminate()
-        let watchOutput = String(decoding: watched.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        watch.waitUntilExit()
+        let watchOutput = watched.value
         sidecar.signal(SIGTERM)
         _ = try sidecar.waitForExit()
         let store = sidecar.folder.url.appendingPathComponent("fusebox.db").path

@@ -157,3 +157,19 @@ enum RFC3339Parse {
         return date.timeIntervalSince1970 * 1_000
     }
 }
+
+/// Everything a pipe has delivered so far, read as it arrives, so a test can wait for a line
+/// instead of sleeping and reading at the end.
+final class PipeText: Sendable {
+    let pipe = Pipe()
+    private let text = Mutex("")
+
+    init() {
+        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
+            let data = handle.availableData
+            if !data.isEmpty { self?.text.withLock { $0 += String(decoding: data, as: UTF8.self) } }
+        }
+    }
+
+    var value: String { text.withLock { $0 } }
+}
