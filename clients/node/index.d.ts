@@ -156,6 +156,8 @@ export interface FuseboxEvents {
   transition: [event: TransitionEvent];
   open: [event: TransitionEvent];
   halfOpen: [event: TransitionEvent];
+  /** The sidecar confirmed the subscription `watch()` asked for. */
+  watching: [];
   close: [event: TransitionEvent];
 }
 
@@ -191,7 +193,7 @@ export declare class Fusebox extends EventEmitter<FuseboxEvents> {
     options?: CallOptions & { cost?: number; requires?: string[] }): Promise<T>;
   /** The global fetch under `breaker`, reported when its body ends (see README). */
   fetch(breaker: string, url: string | URL | Request, init?: RequestInit): Promise<Response>;
-  /** Subscribes and emits transition, open, halfOpen, close. */
+  /** Subscribes and emits transition, open, halfOpen, close; watching once the sidecar confirms. */
   watch(): this;
   unwatch(): void;
   close(): void;

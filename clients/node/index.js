@@ -479,6 +479,7 @@ export class Fusebox extends EventEmitter {
   /**
    * Subscribes (on a connection of its own) and emits `transition` for every transition, then
    * `open`, `halfOpen` or `close` for the state entered (forced states emit `transition` only).
+   * `watching` is emitted each time the sidecar confirms the subscription: no later transition is missed.
    * Reconnects every `reconnectIntervalMs` while the sidecar is away; `unwatch()` stops.
    */
   watch() {
@@ -497,6 +498,7 @@ export class Fusebox extends EventEmitter {
           buffer = buffer.slice(newline + 1);
           let event;
           try { event = JSON.parse(line); } catch { continue; }
+          if (event.ok === true && event.event === undefined) this.emit('watching');  // the subscribe's answer
           if (event.event !== 'transition') continue;
           this.emit('transition', event);
           if (names[event.new_state]) this.emit(names[event.new_state], event);

@@ -6,8 +6,9 @@ import { rmSync, readdirSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import net from 'node:net';
+import { once } from 'node:events';
 import { Fusebox, BreakerOpen, ChainExhausted, SidecarUnavailable, classifyError } from '../index.js';
-import { binary, sidecarConfig, startSidecar as startSidecarWith } from './sidecar.js';
+import { binary, sidecarConfig, startSidecar as startSidecarWith, until } from './sidecar.js';
 
 const config = sidecarConfig({
   open: '500ms',
@@ -31,7 +32,7 @@ async function stop(pid) {
   process.kill(pid, 'SIGSTOP');
   const tasks = () => readdirSync(`/proc/${pid}/task`).map((t) => readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8'));
   for (let i = 0; i < 200 && !tasks().every((stat) => / T /.test(stat.slice(stat.lastIndexOf(')')))); i++) {
-    await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 5));  // poll
   }
 }
 
@@ -127,7 +128,7 @@ test('a sidecar restart is survived', async () => {
   try {
     let degraded = true;
     for (let i = 0; i < 100 && degraded; i++) {
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 50));  // poll
       degraded = await fb.guard('openai', async (p) => p.degraded);
     }
     assert.equal(degraded, false, 'the client never reconnected');
@@ -156,7 +157,7 @@ test('one request timing out leaves the ten pending behind it on the same connec
     others = Array.from({ length: 10 }, () => fb.acquire('anthropic'));
     const failedOpen = await late;  // policy allow: this one call goes out without a breaker
     assert.equal(failedOpen.degraded, true);
-    await new Promise((r) => setTimeout(r, 400));
+    await new Promise((r) => setTimeout(r, 400));  // pacing: the stall goes on past the late acquire's 200 ms
   } finally {
     process.kill(sidecar.pid, 'SIGCONT');
   }
@@ -166,9 +167,7 @@ test('one request timing out leaves the ten pending behind it on the same connec
   await Promise.all(permits.map((p) => fb.report(p, { outcome: 'success' })));
   assert.deepEqual(fb.stats(), { failOpen: 1, timeouts: 1, unreachable: 0, fastPath: 0 });
   // The late permit was handed back as cancelled; nothing is left in flight.
-  await new Promise((r) => setTimeout(r, 100));
-  const [openai] = await fb.status('openai');
-  assert.equal(openai.permits_in_flight, 0);
+  await until('the late permit is handed back', async () => (await fb.status('openai'))[0].permits_in_flight === 0);
   fb.close();
 });
 
@@ -181,8 +180,7 @@ test('a new connection tells the sidecar how many calls failed open', async () =
   fb.downSince = null;
   fb.nextAttempt = 0;
   await fb.status();
-  await new Promise((r) => setTimeout(r, 100));
-  assert.equal(fb.unreportedFailOpen, 0, 'the hello carried them');
+  await until('the hello carried them', () => fb.unreportedFailOpen === 0);
   fb.close();
 });
 
@@ -190,10 +188,13 @@ test('an abort is the app giving up: reported cancelled, never a timeout against
   assert.deepEqual(classifyError(new DOMException('gone', 'AbortError')), { outcome: 'cancelled' });
   const fb = new Fusebox({ socketPath: sidecar.socket });
   const controller = new AbortController();
+  let running;
+  const started = new Promise((r) => { running = r; });
   const call = fb.guard('ollama', (permit, signal) => new Promise((_, reject) => {
     signal.addEventListener('abort', () => reject(signal.reason));
+    running();
   }), { signal: controller.signal });
-  await new Promise((r) => setTimeout(r, 50));
+  await started;  // the permit is held and the call is under way
   controller.abort();
   await assert.rejects(call, { name: 'AbortError' });
   const [ollama] = await fb.status('ollama');
@@ -208,13 +209,14 @@ test('watch() emits transitions, and failOpen goes to listeners and the logger',
   const warnings = [];
   const fb = new Fusebox({ socketPath: sidecar.socket, logger: { warn: (m) => warnings.push(m) } });
   const seen = [];
+  const watching = once(fb, 'watching');
   fb.watch();
   fb.on('open', (event) => seen.push(['open', event.breaker_name, event.reason]));
   fb.on('close', (event) => seen.push(['close', event.breaker_name, event.reason]));
-  await new Promise((r) => setTimeout(r, 200));
+  await watching;
   for (let i = 0; i < 3; i++) await fb.request({ op: 'record', breaker: 'anthropic', status: 500 });
   await admin(sidecar, '{"op":"reset","breaker":"anthropic"}');
-  for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 100 && seen.length < 2; i++) await new Promise((r) => setTimeout(r, 20));  // poll
   assert.deepEqual(seen, [['open', 'anthropic', 'consecutive_failures'], ['close', 'anthropic', 'reset']]);
   fb.close();
 
@@ -237,7 +239,7 @@ test('fetch is guarded: reported when the body ends, an aborted one is cancelled
     }
     response.writeHead(200);  // /slow: a chunk now, the rest much later
     response.write('first');
-    setTimeout(() => response.end('rest'), 5000).unref();
+    setTimeout(() => response.end('rest'), 5000).unref();  // pacing: a slow body
   });
   await new Promise((r) => server.listen(0, '127.0.0.1', r));
   const base = `http://127.0.0.1:${server.address().port}`;
@@ -253,9 +255,8 @@ test('fetch is guarded: reported when the body ends, an aborted one is cancelled
     assert.equal(new TextDecoder().decode((await reader.read()).value), 'first');
     controller.abort();
     await assert.rejects(reader.read(), { name: 'AbortError' });
-    await new Promise((r) => setTimeout(r, 100));
+    await until('the aborted fetch is reported', async () => (await fb.status('ollama'))[0].permits_in_flight === 0);
     [ollama] = await fb.status('ollama');
-    assert.equal(ollama.permits_in_flight, 0, 'the aborted fetch was reported');
     assert.equal(ollama.consecutive_failures, 0, 'and not counted against the provider');
 
     // A 503 with Retry-After as an HTTP-date: reported with it, so the breaker opens at once.

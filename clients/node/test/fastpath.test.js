@@ -15,7 +15,7 @@ const clientDirectory = join(dirname(fileURLToPath(import.meta.url)), '..');
 async function stateFile(sidecar) {
   const path = `${sidecar.socket}.state`;
   for (let i = 0; i < 500; i++) {
-    try { readFileSync(path); return path; } catch { await new Promise((r) => setTimeout(r, 20)); }
+    try { readFileSync(path); return path; } catch { await new Promise((r) => setTimeout(r, 20)); }  // poll
   }
   assert.fail('the sidecar never posted its state file');
 }
@@ -96,7 +96,7 @@ test('a stale or corrupt state file, or a restarted sidecar, is noticed', async 
       const third = await startSidecar(config, sidecar.folder);
       try {
         await stateFile(third);
-        await new Promise((r) => setTimeout(r, 600));  // past the client's pause between looks for the file
+        await new Promise((r) => setTimeout(r, 600));  // pacing: past the client's pause between looks for the file
         await fb.report(again, { outcome: 'success' });
         assert.ok((await fb.acquire('openai')).generation === 0);
         assert.notEqual(fb.board.bootId, first);

@@ -24,7 +24,7 @@ after(async () => {
   rmSync(sidecar.folder, { recursive: true, force: true });
 });
 
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));  // pacing: the calls' own length
 
 async function settled() {
   const [state] = await fb.status('slow');
@@ -33,7 +33,7 @@ async function settled() {
 
 test('four healthy five-second calls through guard leave the breaker closed', async () => {
   const ttls = await Promise.all([0, 1, 2, 3].map(() => fb.guard('slow', async (permit) => {
-    await sleep(CALL_MS);
+    await sleep(CALL_MS);  // pacing: a five-second call
     return permit.ttlMs;
   })));
   assert.deepEqual(ttls, [2000, 2000, 2000, 2000]);
@@ -48,7 +48,7 @@ test('a five-second stream through fetch is one successful call', async () => {
     response.writeHead(200, { 'content-type': 'text/event-stream' });
     for (let i = 0; i < CALL_MS / 1000; i++) {
       response.write('data: {"choices":[{"delta":{"content":"hi"}}]}\n\n');
-      await sleep(1000);
+      await sleep(1000);  // pacing: a slow stream, a chunk a second
     }
     response.end('data: [DONE]\n\n');
   });

@@ -34,10 +34,19 @@ export async function startSidecar(config, folder = mkdtempSync(join(tmpdir(), '
   const socket = join(folder, 'fusebox.sock');
   const adminSocket = join(folder, 'fusebox-admin.sock');
   // Both sockets: the admin one is bound just after the main one.
-  for (let i = 0; i < 500 && !(existsSync(socket) && existsSync(adminSocket)); i++) await new Promise((r) => setTimeout(r, 20));
+  for (let i = 0; i < 500 && !(existsSync(socket) && existsSync(adminSocket)); i++) await new Promise((r) => setTimeout(r, 20));  // poll
   assert.ok(existsSync(socket), 'the sidecar did not start');
   return {
     folder, socket, adminSocket, pid: child.pid, child,
     stop: () => new Promise((r) => { if (child.exitCode !== null) r(); else { child.once('exit', r); child.kill('SIGTERM'); } }),
   };
+}
+
+/** Waits until `condition()` (sync or async) holds, looking every 10 ms; fails after `seconds`. */
+export async function until(what, condition, seconds = 10) {
+  const deadline = Date.now() + seconds * 1000;
+  while (!(await condition())) {
+    assert.ok(Date.now() < deadline, `timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 10));  // poll
+  }
 }

@@ -25,7 +25,8 @@ test('every method the declared Fusebox has is there at run time', () => {
 
 test('the package points at the declarations and ships only what it needs', () => {
   assert.equal(packageJson.types, 'index.d.ts');
-  assert.deepEqual(packageJson.exports['.'], { types: './index.d.ts', import: './index.js' });
+  // types first (TypeScript reads the first match); require loads the ES module (Node 20.19+).
+  assert.deepEqual(packageJson.exports['.'], { types: './index.d.ts', import: './index.js', require: './index.js', default: './index.js' });
   assert.deepEqual(packageJson.files, ['index.js', 'statefile.js', 'index.d.ts', 'README.md']);
   assert.equal(client.VERSION, packageJson.version);
 });
