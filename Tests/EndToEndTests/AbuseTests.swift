@@ -56,7 +56,7 @@ struct AbuseTests {
         for (i, byte) in line.enumerated() {
             try slow.write([byte])
             if i % 5 == 0 { _ = try others.ok(#"{"op":"acquire","breaker":"anthropic"}"#) }  // never held up
-            Thread.sleep(forTimeInterval: 0.01)
+            Thread.sleep(forTimeInterval: 0.01)  // pacing: a slowloris sends a byte at a time
         }
         #expect(try slow.request(#"{"op":"ping"}"#)["id"] == .string("slow"))
     }
@@ -135,7 +135,7 @@ struct AbuseTests {
             let state = ["open", "auto", "metrics_only", "auto"][i % 4]
             _ = try admin.ok(#"{"op":"force","breaker":"openai","state":"\#(state)"}"#)
         }
-        while load.isExecuting { Thread.sleep(forTimeInterval: 0.05) }
+        while load.isExecuting { Thread.sleep(forTimeInterval: 0.05) }  // poll
         #expect(inOrder.withLock { $0 } == 2_000, "every routed answer came back in order with its id, and every report was accepted")
         _ = try admin.ok(#"{"op":"reset","breaker":"openai"}"#)
         #expect(try sidecar.connect().field("openai", "permits_in_flight") == .number("0"))

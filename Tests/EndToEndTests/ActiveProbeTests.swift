@@ -96,7 +96,7 @@ struct ActiveProbeTests {
                 if case .string(let permit)? = answer["permit"] { _ = try client.ok(#"{"op":"report","permit":"\#(permit)","status":200}"#) }
                 if answer["state"] == .string("closed") { break }
             }
-            Thread.sleep(forTimeInterval: 0.01)
+            Thread.sleep(forTimeInterval: 0.01)  // pacing: users asking through the probe, every 10 ms
         }
         #expect(probes == 0)
         #expect(refusedHalfOpen > 0, "users asked during the 200 ms probe and were refused")

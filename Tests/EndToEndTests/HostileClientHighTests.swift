@@ -141,7 +141,7 @@ struct HostileClientHighTests {
             let app = try LineClient(path: sidecar.socket, timeout: .seconds(2))
             if (try? app.ok(#"{"op":"ping"}"#)) != nil { served += 1 }
             highest = max(highest, try ProcessProbe.openDescriptors(sidecar.pid))
-            Thread.sleep(forTimeInterval: 0.05)
+            Thread.sleep(forTimeInterval: 0.05)  // pacing: an app connecting every 50 ms through the flood
         }
         #expect(served > 20, "app connections answered during the flood: \(served)")
         #expect(highest < 64 + 60, "the sidecar held \(highest) descriptors under the flood")
@@ -153,7 +153,7 @@ struct HostileClientHighTests {
         let slowloris = try RawTCP(base)
         for piece in ["GET /metr", "ics HTTP", "/1.1\r\n", "X-A: 1\r\n", "X-B: 2\r\n"] {
             slowloris.send(piece)
-            Thread.sleep(forTimeInterval: 0.3)
+            Thread.sleep(forTimeInterval: 0.3)  // pacing: the slowloris attack itself
         }
         #expect(halfSent.closedByServer(within: 5))
         #expect(slowloris.closedByServer(within: 5))
@@ -173,9 +173,9 @@ struct HostileClientHighTests {
                 try:
                     s = socket.socket(); s.setblocking(False); s.connect_ex((host, int(port))); held.append(s)
                 except OSError:
-                    time.sleep(0.01)
+                    time.sleep(0.01)  # pacing: out of descriptors, try again shortly
             else:
-                time.sleep(0.05)
+                time.sleep(0.05)  # pacing: holding what it has until the end
         """
 
     @Test func item06_secretsAreRedactedEverywhereAndTheStoreIsPrivate() throws {

@@ -139,7 +139,7 @@ func waitUntil(_ what: String, timeout: TimeInterval = 10, _ condition: () throw
     let deadline = Date().addingTimeInterval(timeout)
     while Date() < deadline {
         if try condition() { return }
-        Thread.sleep(forTimeInterval: 0.02)
+        Thread.sleep(forTimeInterval: 0.02)  // poll
     }
     throw Timeout(description: "timed out after \(timeout)s waiting until \(what)")
 }

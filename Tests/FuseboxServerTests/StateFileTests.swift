@@ -144,7 +144,7 @@ import Testing
         let results = try await [checked1, checked2]
         let control = try await Self.runReader(file.path, checked: false)
         stop.store(true, ordering: .relaxed)
-        while writes.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }
+        while writes.load(ordering: .relaxed) == 0 { try await Task.sleep(for: .milliseconds(10)) }  // poll
         print("state file: \(writes.load(ordering: .relaxed)) writes; checked readers (reads, torn, retried): \(results); unchecked: \(control)")
         for result in results {
             #expect(result.torn == 0)

@@ -177,7 +177,7 @@ struct StoreWriterTests {
             try? blocker.writeWithoutTransaction { db in
                 try db.execute(sql: "BEGIN EXCLUSIVE")
                 lockHeld.signal()
-                while locked.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.01) }
+                while locked.withLock({ $0 }) { Thread.sleep(forTimeInterval: 0.01) }  // poll: holds the lock until told
                 try db.execute(sql: "COMMIT")
             }
         }
@@ -224,7 +224,7 @@ struct StoreWriterTests {
         let deadline = Date().addingTimeInterval(10)
         while Date() < deadline {
             if condition() { return }
-            Thread.sleep(forTimeInterval: 0.01)
+            Thread.sleep(forTimeInterval: 0.01)  // poll
         }
         Issue.record("timed out")
     }

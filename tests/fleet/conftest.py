@@ -95,7 +95,7 @@ instance: {name}
         while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
             if time.time() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"fusebox did not start: {self.log.read_text()}")
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll
         return self
 
     def wait_connected(self, timeout: float = 15) -> None:
@@ -103,7 +103,7 @@ instance: {name}
         while "fleet_connected" not in self.log.read_text():
             if time.time() > deadline:
                 raise RuntimeError(f"{self.name} never connected to the fleet: {self.log.read_text()[-2000:]}")
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll
 
     def stop(self) -> None:
         """SIGTERM to the sidecar's process group, then waits until none of it is left (SIGKILL after 30 s)."""
@@ -124,7 +124,7 @@ instance: {name}
             if time.time() > deadline:
                 os.killpg(group, signal.SIGKILL)
                 raise RuntimeError(f"{self.name} did not stop within 30 s of SIGTERM: {self.log.read_text()[-2000:]}")
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll
 
     def ask(self, line: str, admin: bool = False) -> dict:
         with socket.socket(socket.AF_UNIX) as s:
@@ -200,7 +200,7 @@ class Subscription:
                 for event in self.events:
                     if predicate(event):
                         return event
-            time.sleep(0.005)
+            time.sleep(0.005)  # poll
         raise AssertionError(f"no matching event in {timeout} s; saw {self.events[-5:]}")
 
     def has(self, predicate) -> bool:
@@ -261,7 +261,7 @@ class Stub:
                     return 429
                 self.level -= 1
         if mode == "dead":
-            time.sleep(self.delay)
+            time.sleep(self.delay)  # pacing: a dead provider answers slowly
             return 503
         return 200
 

@@ -61,14 +61,14 @@ def degraded_start(url: str, expected: str) -> None:
             events = {line.get("event") for line in lines}
             if {"fleet_unreachable", "started", "http_listening"} <= events:
                 break
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll
         reason = next(line["reason"] for line in lines if line.get("event") == "fleet_unreachable")
         with socket.socket(socket.AF_UNIX) as s:
             s.connect(str(folder / "fusebox.sock"))
             s.sendall(b'{"op":"acquire","breaker":"openai"}\n')
             answer = json.loads(s.makefile().readline())
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
-        time.sleep(2)  # retries go on; the log does not repeat them
+        time.sleep(2)  # pacing: a negative check: retries go on for 2 s, and the log does not repeat them
         repeats = sum(1 for line in log.read_text().splitlines() if "fleet_" in line and "unreachable" in line)
     finally:
         process.terminate()
@@ -114,7 +114,7 @@ breakers: {{ openai: {{}} }}
     try:
         deadline = time.time() + 20
         while time.time() < deadline and psql("SELECT count(*) FROM information_schema.tables WHERE table_name = 'history_transitions'")[0][0] != "1":
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll
         old = int((time.time() - 2 * 86400) * 1000)
         for fleet in ("pruned", "other"):
             psql(f"INSERT INTO history_transitions VALUES ('old-{fleet}', 1, '{fleet}', {old}, 'then', 'h', 'b', 'closed', 'open', "
@@ -125,7 +125,7 @@ breakers: {{ openai: {{}} }}
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.time() + 20
         while time.time() < deadline and psql("SELECT count(*) FROM history_transitions WHERE store_id = 'old-pruned'")[0][0] != "0":
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll
         left = {row[0]: int(row[1]) for row in psql(
             "SELECT fleet, count(*) FROM history_transitions WHERE store_id LIKE 'old-%' GROUP BY fleet")}
     finally:

@@ -36,7 +36,7 @@ chains: {{ llm: [limited, spare] }}
                 rows = psql(f"SELECT coalesce(sum(share), 0), count(*) FROM fleet_leases WHERE fleet = '{fleet.name}' "
                             f"AND expires_ms > (extract(epoch from now()) * 1000)::bigint")
                 sums.append(float(rows[0][0]))
-                time.sleep(1)
+                time.sleep(1)  # pacing: the lease sum sampled once a second during the run
             results = collect(workers, timeout=120)
             shares = psql(f"SELECT member, round(share::numeric, 1), round(demand::numeric, 2) FROM fleet_leases "
                           f"WHERE fleet = '{fleet.name}' ORDER BY share DESC")
@@ -73,7 +73,7 @@ def decision_latencies(path: str, seconds: float, failures: list) -> list[float]
             if not reply.get("ok"):
                 failures.append(reply)
             latencies.append((time.perf_counter() - started) * 1000)
-            time.sleep(0.002)
+            time.sleep(0.002)  # pacing: decisions every 2 ms
     return latencies
 
 
@@ -106,15 +106,15 @@ def test_a_postgres_outage_slows_no_decision_keeps_openings_local_and_loses_no_h
             during = decision_latencies(fleet.sidecars[0].socket, 5, failures)
             for _ in range(3):
                 fleet.sidecars[1].ask('{"op":"record","breaker":"steady","outcome":"failure"}')
-            time.sleep(1)  # open for 2 s on host1; peers would have followed within milliseconds
+            time.sleep(1)  # pacing: a negative check: open for 2 s on host1; peers would have followed within milliseconds
             local_states = [s.state("steady") for s in fleet.sidecars]
-            time.sleep(max(0.0, 30 - (time.time() - stopped_at)))
+            time.sleep(max(0.0, 30 - (time.time() - stopped_at)))  # pacing: PostgreSQL stays down 30 s
             pg_ctl("start")
             collect(workers, timeout=120)
             reconnected = all(any(line.get("event") == "fleet_connected" and line.get("failed_attempts", 0) > 0
                                   for line in s.log_lines()) for s in fleet.sidecars)
             fleet.sidecars[1].ask('{"op":"reset","breaker":"steady","local":true}', admin=True)
-            time.sleep(3)
+            time.sleep(3)  # pacing: traffic after the outage, for the shipper to carry
             for sidecar in fleet.sidecars:
                 sidecar.stop()  # the last pass ships the store's final rows
             warnings = [line for s in fleet.sidecars for line in s.log_lines()

@@ -74,7 +74,7 @@ def wait_all(fleet: Fleet, state: str, within: float) -> None:
     deadline = time.monotonic() + within
     while any(s.state("flaky") != state for s in fleet.sidecars):
         assert time.monotonic() < deadline, f"not all {state} within {within} s: {[s.state('flaky') for s in fleet.sidecars]}"
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll
 
 
 def probe_round(fleet: Fleet, connections: list[Connection], status: int) -> tuple[float, str]:
@@ -88,7 +88,7 @@ def probe_round(fleet: Fleet, connections: list[Connection], status: int) -> tup
                 at = time.monotonic() - began
                 assert connection.ask({"op": "report", "permit": answer["permit"], "status": status})["ok"]
                 return at, connection.name.rsplit("-", 1)[-1]
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll
     raise AssertionError(f"no probe within {PERIOD + 5} s: {[s.state('flaky') for s in fleet.sidecars]}")
 
 

@@ -57,7 +57,7 @@ def test_a_connect_only_role_can_neither_forge_nor_replay_a_message():
         as_intruder({**base, "k": "calls", "n": 1})
         as_intruder({**base, "k": "calls", "n": INT64_MAX})
         as_intruder(seal({**base, "s": "open", "u": YEAR_2262_MS, "r": INT64_MAX, "p": INT64_MAX, "e": INT64_MAX}, secret="guess" * 8))
-        time.sleep(1)
+        time.sleep(1)  # pacing: a negative check: time for a crash to happen
         assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
         for sidecar, subscription in zip(fleet.sidecars, subscriptions):
             assert not subscription.has(lambda e: "new_state" in e), f"{sidecar.name} moved on a forged message"
@@ -66,7 +66,7 @@ def test_a_connect_only_role_can_neither_forge_nor_replay_a_message():
         # The intruder listens while a real opening and its reset go by, then sends them again.
         listener = subprocess.Popen([PSQL, INTRUDER, "-X", "-c", "LISTEN fusebox_fleet", "-c", "SELECT pg_sleep(3)"],
                                     stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)
+        time.sleep(0.5)  # pacing: the intruder's LISTEN is up (psql gives no signal)
         origin = fleet.sidecars[0]
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"openai","status":503}')
@@ -83,7 +83,7 @@ def test_a_connect_only_role_can_neither_forge_nor_replay_a_message():
         for payload in captured:
             if '"s":"open"' in payload or '"k":"calls"' in payload:
                 as_intruder(payload)
-        time.sleep(1)
+        time.sleep(1)  # pacing: a negative check: time for a replay to be (wrongly) taken
         for peer, subscription in zip(fleet.sidecars[1:], subscriptions[1:]):
             assert peer.state("openai") == "closed", f"{peer.name} reopened on a replayed message"
             assert not subscription.has(lambda e: "new_state" in e)
@@ -107,7 +107,7 @@ def test_a_host_holding_the_secret_moves_breakers_only_as_far_as_a_local_event_c
         as_compromised_host({"k": "calls", "n": INT64_MAX})
         for subscription in subscriptions:
             subscription.wait_for(lambda e: e.get("new_state") == "open")
-        time.sleep(0.5)
+        time.sleep(0.5)  # pacing: a negative check: time for a crash to happen
         assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
 
         # An opening until 2262 (2^63-1 ms from now) with 2^63-1 failed probes, at the next epoch: believed only
@@ -117,15 +117,15 @@ def test_a_host_holding_the_secret_moves_breakers_only_as_far_as_a_local_event_c
         as_compromised_host({"s": "open", "u": YEAR_2262_MS, "r": INT64_MAX, "p": INT64_MAX, "e": epoch + 1})
         # And an epoch of 2^63-1: believed, it would hide every later real publication.
         as_compromised_host({"s": "open", "u": YEAR_2262_MS, "r": INT64_MAX, "p": 0, "e": INT64_MAX})
-        time.sleep(0.5)
+        time.sleep(0.5)  # pacing: a negative check: time for the messages to be (wrongly) taken
         for sidecar in fleet.sidecars:
             until = open_until_ms(sidecar)
             assert until is None or until <= sent + 2_000 + 500, f"{sidecar.name} open until {until - sent:.0f} ms from the message"
         # A failed probe on a breaker told of 2^63-1 failed probes: the count overflowed, or looped with multiplier 1.
-        time.sleep(2.5)
+        time.sleep(2.5)  # pacing: the 2 s opening ends and its probe is due
         for sidecar in fleet.sidecars:
             sidecar.ask('{"op":"record","breaker":"openai","status":503}')
-        time.sleep(0.5)
+        time.sleep(0.5)  # pacing: a negative check: time for a crash or a hang to happen
         assert all(s.process.poll() is None for s in fleet.sidecars), "every sidecar is up"
 
         # A real reset still reaches every peer.
@@ -152,5 +152,5 @@ def test_a_host_holding_the_secret_moves_breakers_only_as_far_as_a_local_event_c
         deadline = time.time() + 15
         while restarted.log.read_text().count('"fleet_connected"') == connected:
             assert time.time() < deadline, restarted.log.read_text()[-1500:]
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll
         assert restarted.state("openai") == "closed", "an opening that ended long ago is not news"

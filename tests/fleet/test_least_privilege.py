@@ -58,7 +58,7 @@ def test_a_fleet_runs_as_a_role_granted_only_what_fleet_init_prints():
         query = "SELECT count(*) FROM history_transitions WHERE fleet = 'least'"
         while int(subprocess.run([PSQL, owner, "-XAtc", query], check=True, capture_output=True, text=True).stdout) < 2:
             assert time.time() < deadline, "the history never shipped as the member role"
-            time.sleep(0.2)
+            time.sleep(0.2)  # poll
         for sidecar in sidecars:
             log = sidecar.log.read_text()
             assert "fleet_unreachable" not in log and "fleet_disconnected" not in log and "permission denied" not in log, log[-2000:]

@@ -48,7 +48,7 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
         # fleet: false keeps a breaker local.
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"private","outcome":"failure"}')
-        time.sleep(1)
+        time.sleep(1)  # pacing: a negative check: peers would have followed within milliseconds
         assert origin.state("private") == "open"
         assert [s.state("private") for s in fleet.sidecars[1:]] == ["closed"] * 4
         # --local resets this sidecar only.
@@ -57,7 +57,7 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
         for peer in subscriptions[1:]:
             assert peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")["reason"] == "fleet"
         origin.ask('{"op":"reset","breaker":"openai","local":true}', admin=True)
-        time.sleep(1)
+        time.sleep(1)  # pacing: a negative check: a local reset would have reached peers within milliseconds
         assert origin.state("openai") == "closed"
         assert [s.state("openai") for s in fleet.sidecars[1:]] == ["open"] * 4
         for subscription in subscriptions:
@@ -137,7 +137,7 @@ def test_one_probe_per_open_period_across_the_fleet_and_its_success_closes_all()
                 with stub.lock:
                     if stub.times and len([t for t in stub.times if t - stub.times[0] > 0.9]) >= 3:
                         break
-                time.sleep(0.05)
+                time.sleep(0.05)  # poll
             with stub.lock:
                 times = list(stub.times)
                 stub.mode = "ok"
@@ -177,7 +177,7 @@ def test_the_probe_lease_lasts_while_its_probe_is_out_and_a_dead_holder_frees_it
         holder = None
         while holder is None and time.time() < deadline:
             holder = next((i for i, s in enumerate(subscriptions) if s.has(half_open)), None)
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll
         assert holder is not None, "no sidecar won the probe lease"
         # The holder lets its probe through and the call runs long: longer than a lease term.
         probe = socket.socket(socket.AF_UNIX)
@@ -185,7 +185,7 @@ def test_the_probe_lease_lasts_while_its_probe_is_out_and_a_dead_holder_frees_it
         probe.sendall(b'{"op":"acquire","breaker":"flaky"}\n')
         answer = json.loads(probe.makefile().readline())
         assert answer["allowed"] and answer["probe"], answer
-        time.sleep(5)
+        time.sleep(5)  # pacing: the probe call runs longer than a lease term
         others = [i for i in range(3) if i != holder]
         assert not any(subscriptions[i].has(half_open) for i in others), "a second probe while the first was out"
         # The holder dies mid-probe: a peer claims the lapsed lease (not after max_wait's 60 s).
@@ -195,7 +195,7 @@ def test_the_probe_lease_lasts_while_its_probe_is_out_and_a_dead_holder_frees_it
         taken = None
         while taken is None and time.time() < killed + 20:
             taken = next((i for i in others if subscriptions[i].has(half_open)), None)
-            time.sleep(0.01)
+            time.sleep(0.01)  # poll
         delay = time.time() - killed
         probe.close()
         for subscription in subscriptions:

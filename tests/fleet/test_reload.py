@@ -28,7 +28,7 @@ def reload(sidecar, body: str) -> None:
     deadline = time.time() + 10
     while sidecar.log.read_text().count('"config_reloaded"') == before:
         assert time.time() < deadline, f"{sidecar.name} did not reload: {sidecar.log.read_text()[-1500:]}"
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll
 
 
 def test_a_reload_adding_a_breaker_or_flipping_fleet_is_followed_without_reconnecting():
@@ -45,14 +45,14 @@ def test_a_reload_adding_a_breaker_or_flipping_fleet_is_followed_without_reconne
         # A breaker the reload made `fleet: false` on the peer is its own.
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"openai","status":503}')
-        time.sleep(1)
+        time.sleep(1)  # pacing: a negative check: the peer would have followed within milliseconds
         assert origin.state("openai") == "open" and peer.state("openai") == "closed"
         # A fleet budget the reload added is leased by both.
         deadline = time.time() + 10
         members = 0
         while time.time() < deadline and members < 2:
             members = int(psql(f"SELECT count(*) FROM fleet_leases WHERE fleet = '{fleet.name}' AND breaker = 'limited'")[0][0])
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll
         assert members == 2
         for sidecar in fleet.sidecars:
             assert sidecar.log.read_text().count('"fleet_connected"') == 1, "the connection was kept"

@@ -69,7 +69,7 @@ breakers:
         while time.time() < deadline and not shipped:
             shipped = in_v1("SELECT probe_outcome, probe_status FROM history_transitions "
                             "WHERE fleet = 'migrated' AND probe_outcome IS NOT NULL LIMIT 1")
-            time.sleep(0.2)
+            time.sleep(0.2)  # poll
         # The stub answers a probe's GET with an error status: a failed probe, its status recorded.
         assert shipped and shipped[0][0] == "failure" and int(shipped[0][1]) >= 400, f"the probe's columns shipped: {shipped}"
         sidecar.stop()

@@ -107,7 +107,7 @@ def outcome(url: str) -> dict:
                         s.sendall(b'{"op":"acquire","breaker":"openai"}\n')
                         event["acquire"] = json.loads(s.makefile().readline())
                     return event
-            time.sleep(0.05)
+            time.sleep(0.05)  # poll
         raise AssertionError((folder / "fusebox.log").read_text()[-2000:])
     finally:
         process.terminate()

@@ -55,7 +55,7 @@ def main() -> None:
                 seen["statuses"][str(status)] = seen["statuses"].get(str(status), 0) + 1
                 fusebox.report(permit, status=status, latency_ms=(time.monotonic() - started) * 1000,
                                retry_after_ms=retry_after_ms)
-            time.sleep(max(0.0, next_at - time.monotonic()))
+            time.sleep(max(0.0, next_at - time.monotonic()))  # pacing: the load's rate
         seen["fast_path"] = {"calls": fusebox.stats()["fast_path"]}
     print(json.dumps(seen))
 

@@ -54,7 +54,7 @@ class Sidecar:
         while not (os.path.exists(self.socket) and os.path.exists(self.admin_socket)):
             if time.time() > deadline or self.process.poll() is not None:
                 raise RuntimeError(f"fusebox did not start: {self.process.stderr.read() if self.process.stderr else ''}")
-            time.sleep(0.02)
+            time.sleep(0.02)  # poll
         return self
 
     def stop(self) -> None:

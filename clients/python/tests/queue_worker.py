@@ -26,7 +26,7 @@ def main() -> None:
             except BreakerOpen as refused:
                 reason = refused.reason or "none"
                 seen["refused"][reason] = seen["refused"].get(reason, 0) + 1
-                time.sleep(0.05)
+                time.sleep(0.05)  # pacing: a refused worker backs off
                 continue
             seen["without_permit" if permit.degraded else "permitted"] += 1
             with urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=10) as response:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -63,7 +64,7 @@ def test_fifty_tasks_share_one_client(sidecar):
         async def work():
             for _ in range(20):
                 async with fb.guard("anthropic"):
-                    await asyncio.sleep(0)
+                    await asyncio.sleep(0)  # pacing: yields to the other tasks mid-call
 
         await asyncio.gather(*(work() for _ in range(50)))
         [anthropic] = await fb.status("anthropic")
@@ -99,7 +100,11 @@ def test_an_async_pooled_connection_closed_for_idleness_is_replaced(stopped_side
         fb = AsyncFusebox(stopped_sidecar.socket, pool_size=1, fast_path=False)  # the socket's pool is tested
         first = await fb.acquire("openai")
         await fb.report(first, status=200)
-        await asyncio.sleep(1.6)
+        pooled = fb._idle[0]
+        deadline = time.monotonic() + 10
+        while not pooled.reader.at_eof():  # idle_timeout: 1s, then the sidecar closes it
+            assert time.monotonic() < deadline, "the sidecar never closed the idle pooled connection"
+            await asyncio.sleep(0.05)  # poll
         second = await fb.acquire("openai")
         assert not second.degraded and second.id is not None
         await fb.report(second, status=200)

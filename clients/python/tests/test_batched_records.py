@@ -42,7 +42,7 @@ def wait_until_heard(fb: Fusebox, count: int) -> None:
     deadline = time.monotonic() + 5  # a generous bound on a 1 ms flush: a stuck batch fails here
     while heard(fb) < count:
         assert time.monotonic() < deadline, f"the sidecar heard {heard(fb)} of {count} calls"
-        time.sleep(0.005)
+        time.sleep(0.005)  # poll
 
 
 class Failed(Exception):
@@ -104,7 +104,7 @@ def test_records_survive_the_sidecar_closing_their_idle_connection(fast_sidecar)
     deadline = time.monotonic() + 10
     while not lane.closed_by_peer():  # idle_timeout: 1s
         assert time.monotonic() < deadline, "the sidecar never closed the idle record connection"
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll
     call(fb, fail=False)
     call(fb, fail=True)
     wait_until_heard(observer, 3)

@@ -69,7 +69,7 @@ class ProviderStubs:
                     return 429, {"Retry-After": str(wait)}
                 self.level -= 1
         if name == "dead":
-            time.sleep(0.3)
+            time.sleep(0.3)  # pacing: a dead provider answers slowly
             return 503, {}
         if name == "down":
             return 503, {}
@@ -189,7 +189,7 @@ class SlowProvider:
                     provider.active += 1
                     provider.calls += 1
                     provider.most = max(provider.most, provider.active)
-                time.sleep(seconds)
+                time.sleep(seconds)  # pacing: the provider's latency
                 with provider.lock:
                     provider.active -= 1
                 self.send_response(200)

@@ -176,7 +176,7 @@ def test_sidecar_restart_mid_run(sidecar):
             if not call.permit.degraded:
                 break
         assert time.time() < deadline, "the client never reconnected"
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll
 
 
 @pytest.mark.parametrize("policy", ["allow", "deny", "raise"])
@@ -227,7 +227,11 @@ def test_a_pooled_connection_closed_for_idleness_is_replaced_without_failing_ope
         with Fusebox(stopped_sidecar.socket, pool_size=1, fast_path=False) as fb:  # the socket's pool is tested
             first = fb.acquire("openai")
             fb.report(first, status=200)
-            time.sleep(1.6)  # the sidecar closes the idle pooled connection
+            pooled = fb._idle[0]
+            deadline = time.monotonic() + 10
+            while not pooled.closed_by_peer():  # idle_timeout: 1s, then the sidecar closes it
+                assert time.monotonic() < deadline, "the sidecar never closed the idle pooled connection"
+                time.sleep(0.05)  # poll
             second = fb.acquire("openai")
             assert not second.degraded and second.id is not None
             fb.report(second, status=200)
@@ -263,4 +267,4 @@ def stop(pid: int) -> None:
         stats = [open(f"/proc/{pid}/task/{task}/stat").read() for task in os.listdir(f"/proc/{pid}/task")]
         if all(" T " in stat[stat.rindex(")"):] for stat in stats):
             return
-        time.sleep(0.005)
+        time.sleep(0.005)  # poll

@@ -31,7 +31,7 @@ def wait_for_state_file(sidecar: Sidecar) -> pathlib.Path:
     deadline = time.time() + 10
     while not path.exists():
         assert time.time() < deadline, "the sidecar never posted its state file"
-        time.sleep(0.02)
+        time.sleep(0.02)  # poll
     return path
 
 
@@ -39,18 +39,20 @@ def wait_for_state_file(sidecar: Sidecar) -> pathlib.Path:
 def kept_fresh(path: pathlib.Path) -> Iterator[None]:
     """Rewrites the heartbeat of the file at ``path`` every 50 ms, as a live sidecar would."""
     stop = threading.Event()
+    first_beat = threading.Event()
 
     def beat() -> None:
         while not stop.is_set():
             with open(path, "r+b") as file:
                 file.seek(32)
                 file.write(struct.pack("<Q", int(time.time() * 1000)))
+            first_beat.set()
             stop.wait(0.05)
 
     beater = threading.Thread(target=beat, daemon=True)
     beater.start()
     try:
-        time.sleep(0.1)
+        assert first_beat.wait(10), "the heartbeat thread never wrote"
         yield
     finally:
         stop.set()
@@ -204,14 +206,14 @@ def test_a_sidecar_restart_is_detected(stopped_sidecar):
         first_boot = fb._board.boot_id
         sidecar.process.send_signal(signal.SIGKILL)  # no clean stop: the file stays, its heartbeat goes stale
         sidecar.process.wait()
-        time.sleep(1.2)  # past the sidecar's stale-after (10 ticks of 100 ms)
+        time.sleep(1.2)  # pacing: past the sidecar's stale-after (10 ticks of 100 ms)
         assert fb.acquire("openai").degraded, "a dead sidecar's file is not trusted: the socket is asked, and is gone"
         sidecar.start()
         wait_for_state_file(sidecar)
         deadline = time.time() + 10
         permit = fb.acquire("openai")
         while not permit.fast and time.time() < deadline:
-            time.sleep(0.1)
+            time.sleep(0.1)  # poll
             permit = fb.acquire("openai")
         assert permit.fast, "the new sidecar's file was found"
         assert fb._board.restarts == 1 and fb._board.boot_id != first_boot

@@ -86,7 +86,7 @@ class Provider:
                     for _ in range({"stream-200": 200, "stream-slow": 5}.get(mode, 3)):
                         self.chunk(f"data: {json.dumps(chunk)}\n\n".encode())
                         if mode != "stream-200":
-                            time.sleep(1.0 if mode == "stream-slow" else 0.05)
+                            time.sleep(1.0 if mode == "stream-slow" else 0.05)  # pacing: a streaming provider's chunks
                     if mode == "stream-dies":
                         self.connection.shutdown(socket.SHUT_RDWR)  # the provider goes away after 3 chunks
                         return

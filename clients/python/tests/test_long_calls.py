@@ -52,7 +52,7 @@ def wait_for(predicate, within: float, what: str) -> None:
     deadline = time.monotonic() + within
     while not predicate():
         assert time.monotonic() < deadline, what
-        time.sleep(0.05)
+        time.sleep(0.05)  # poll
 
 
 def test_four_healthy_five_second_calls_through_guard_leave_the_breaker_closed(long_sidecar):
@@ -62,7 +62,7 @@ def test_four_healthy_five_second_calls_through_guard_leave_the_breaker_closed(l
     def call() -> None:
         with fb.guard("slow") as guard:
             assert guard.permit is not None and guard.permit.ttl_ms == 2000
-            time.sleep(CALL_SECONDS)
+            time.sleep(CALL_SECONDS)  # pacing: a call longer than permit_ttl
         done.append(True)
 
     threads = [threading.Thread(target=call) for _ in range(4)]
@@ -81,7 +81,7 @@ def test_four_healthy_five_second_calls_through_the_async_guard_leave_the_breake
         async with AsyncFusebox(long_sidecar.socket) as fb:
             async def call() -> None:
                 async with fb.guard("slow"):
-                    await asyncio.sleep(CALL_SECONDS)
+                    await asyncio.sleep(CALL_SECONDS)  # pacing: a call longer than permit_ttl
 
             await asyncio.gather(*(call() for _ in range(4)))
             return (await fb.status("slow"))[0]
@@ -112,7 +112,7 @@ from fusebox import Fusebox
 fb = Fusebox(sys.argv[1])
 with fb.guard("slow"):
     print("calling", flush=True)
-    time.sleep(600)
+    time.sleep(600)  # pacing: a call that outlives the test (the child is killed or stopped)
 """
 
 
@@ -125,7 +125,7 @@ def child_mid_call(socket_path: str) -> subprocess.Popen:
 def test_a_client_sigkilled_mid_call_frees_its_permit(long_sidecar):
     fb = Fusebox(long_sidecar.socket)
     child = child_mid_call(long_sidecar.socket)
-    time.sleep(3)  # past permit_ttl: renewed, so still held
+    time.sleep(3)  # pacing: past permit_ttl: renewed, so still held
     assert settled(fb)["permits_in_flight"] == 1
     child.kill()
     child.wait()
@@ -137,7 +137,7 @@ def test_a_frozen_client_stops_renewing_and_its_permit_expires_after_permit_ttl(
     fb = Fusebox(long_sidecar.socket)
     child = child_mid_call(long_sidecar.socket)
     try:
-        time.sleep(3)
+        time.sleep(3)  # pacing: past permit_ttl: renewed, so still held
         assert settled(fb)["permits_in_flight"] == 1
         os.kill(child.pid, signal.SIGSTOP)  # its connection stays open, silent
         stopped = time.monotonic()
