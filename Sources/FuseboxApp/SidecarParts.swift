@@ -45,15 +45,6 @@ struct SidecarParts {
         } catch {
             throw Sidecar.StartError(description: "\(error)")
         }
-        if let store {
-            // Before the sockets open: the first decision already sees what was open when the sidecar stopped.
-            do {
-                let restored = engine.restore(try store.savedStates())
-                if !restored.isEmpty { logger.notice("state_restored", metadata: ["breakers": .stringConvertible(restored.count)]) }
-            } catch {
-                logger.warning("state_not_restored", metadata: ["error": .string("\(error)"), "kept": .string("every breaker closed")])
-            }
-        }
         var fleet: FleetService?
         if let settings = configuration.fleet, let fleetSlot {
             let service = FleetService(
@@ -184,10 +175,20 @@ struct SidecarParts {
             ])
         }
         do {
-            // The run is recorded before any socket opens, so every transition of this run comes after its start.
+            // The run is recorded before any socket opens, so every transition of this run comes after its start
+            // (the restored ones included: they are this run's, and its counters count them).
             try store?.start(version: version, config: ConfigRenderer.yaml(configuration))
         } catch {
             throw Sidecar.StartError(description: "cannot record the run in the store: \(error)")
+        }
+        if let store {
+            // Before the sockets open: the first decision already sees what was open when the sidecar stopped.
+            do {
+                let restored = engine.restore(try store.savedStates())
+                if !restored.isEmpty { logger.notice("state_restored", metadata: ["breakers": .stringConvertible(restored.count)]) }
+            } catch {
+                logger.warning("state_not_restored", metadata: ["error": .string("\(error)"), "kept": .string("every breaker closed")])
+            }
         }
         do {
             try await group.run()

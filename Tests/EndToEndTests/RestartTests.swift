@@ -43,5 +43,13 @@ struct RestartTests {
         let restored = try #require(second.logEvents("circuit_breaker_transition").first { $0["breaker_name"] == .string("ollama") })
         #expect(restored["reason"] == .string("restored"))
         #expect(restored["new_state"] == .string("open"))
+        // The restored transition belongs to the new run: stored after the run's start, as its counters count it.
+        second.signal(SIGTERM)
+        #expect(try second.waitForExit() == 0)
+        let store = folder.url.appendingPathComponent("fusebox.db").path
+        let order = try run(["sqlite3", store, """
+            SELECT (SELECT at_ms FROM transitions WHERE reason = 'restored') >= (SELECT max(started_ms) FROM runs)
+            """]).out
+        #expect(order.trimmingCharacters(in: .whitespacesAndNewlines) == "1", "restored before the run's start")
     }
 }
