@@ -65,11 +65,16 @@ struct FlatRequestLine {
         same(range.lowerBound, range.upperBound, word.utf8Start, word.utf8CodeUnitCount)
     }
 
-    /// Plain pointer loops: a generic `elementsEqual` on slices cost more than the rest of the lookup.
     @inline(__always) private func same(_ start: Int, _ end: Int, _ wanted: UnsafePointer<UInt8>, _ count: Int) -> Bool {
-        guard end - start == count, let base = bytes.baseAddress else { return false }
-        let line = base.assumingMemoryBound(to: UInt8.self) + start
-        for index in 0..<count where line[index] != wanted[index] { return false }
+        end - start == count && Self.equalBytes(bytes, at: start, wanted, count)
+    }
+
+    /// `count` bytes of `line` from `start` against `wanted`, in a plain pointer loop (a generic
+    /// `elementsEqual` on slices cost more than the rest of a lookup). Every comparison here uses it.
+    @inline(__always) static func equalBytes(_ line: UnsafeRawBufferPointer, at start: Int, _ wanted: UnsafePointer<UInt8>, _ count: Int) -> Bool {
+        guard let base = line.baseAddress, start + count <= line.count else { return false }
+        let from = base.assumingMemoryBound(to: UInt8.self) + start
+        for index in 0..<count where from[index] != wanted[index] { return false }
         return true
     }
 
@@ -122,9 +127,8 @@ struct FlatRequestLine {
         }
 
         func equal(_ a: Range<Int>, _ b: Range<Int>) -> Bool {
-            guard a.count == b.count else { return false }
-            for i in 0..<a.count where bytes[a.lowerBound + i] != bytes[b.lowerBound + i] { return false }
-            return true
+            guard a.count == b.count, let base = bytes.baseAddress else { return false }
+            return FlatRequestLine.equalBytes(bytes, at: a.lowerBound, base.assumingMemoryBound(to: UInt8.self) + b.lowerBound, a.count)
         }
 
         /// A quoted string of printable ASCII without escapes; the range inside the quotes.
@@ -161,10 +165,8 @@ struct FlatRequestLine {
         }
 
         mutating func word(_ literal: StaticString) -> Bool {
-            let count = literal.utf8CodeUnitCount
-            guard position + count <= bytes.count else { return false }
-            for i in 0..<count where bytes[position + i] != literal.utf8Start[i] { return false }
-            position += count
+            guard FlatRequestLine.equalBytes(bytes, at: position, literal.utf8Start, literal.utf8CodeUnitCount) else { return false }
+            position += literal.utf8CodeUnitCount
             return true
         }
 

@@ -71,20 +71,9 @@ public enum RequestDecoder {
         }
     }
 
-    private static func request(_ fields: inout Fields) throws(WireError) -> Request {
-        switch fields.decisionOp() {
-        case .acquire?:
-            return .acquire(
-                breaker: try fields.name("breaker"), cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0,
-                timeoutMs: try fields.int("timeout_ms", 0...WireLimits.maxTimeoutMs)
-            )
-        case .report?:
-            return try report(&fields)
-        case .record?:
-            return try record(&fields)
-        default:
-            break
-        }
+    /// The op: a decision op of a flat line compared in place, anything else read (and refused) in general.
+    private static func op(_ fields: Fields) throws(WireError) -> Request.Op {
+        if let op = fields.decisionOp() { return op }
         guard let opValue = fields["op"] else {
             throw WireError(.badRequest, "missing \"op\"; one of: \(opList)")
         }
@@ -94,7 +83,11 @@ public enum RequestDecoder {
         guard let op = Request.Op(rawValue: opName) else {
             throw WireError(.unknownOp, "unknown op \"\(opName.prefix(64))\"; one of: \(opList)")
         }
-        switch op {
+        return op
+    }
+
+    private static func request(_ fields: inout Fields) throws(WireError) -> Request {
+        switch try op(fields) {
         case .hello:
             return .hello(
                 protocol: try fields.int("protocol", 0...1_000_000), client: try fields.string("client", limit: 256),
@@ -111,11 +104,16 @@ public enum RequestDecoder {
                 cost: try fields.int("cost", 0...WireLimits.maxTokens) ?? 0, requires: try fields.names("requires")
             )
         case .report:
-            return try report(&fields)
+            let permit = try fields.permit(for: "report")  // its own errors, if any, after the report's
+            let report = try callReport(&fields)
+            return .report(permit: try permit.get(), report)
         case .renew:
             return .renew(permit: try fields.permit(for: "renew").get())
         case .record:
-            return try record(&fields)
+            return .record(
+                breaker: try fields.name("breaker"), try callReport(&fields),
+                generation: try fields.int("generation", 0...Int.max).map { UInt64($0) }
+            )
         case .status:
             return .status(breaker: try fields.string("breaker", limit: WireLimits.maxNameBytes))
         case .force:
@@ -138,19 +136,6 @@ public enum RequestDecoder {
         case .ping:
             return .ping
         }
-    }
-
-    private static func report(_ fields: inout Fields) throws(WireError) -> Request {
-        let permit = try fields.permit(for: "report")
-        let report = try callReport(&fields)
-        return .report(permit: try permit.get(), report)
-    }
-
-    private static func record(_ fields: inout Fields) throws(WireError) -> Request {
-        .record(
-            breaker: try fields.name("breaker"), try callReport(&fields),
-            generation: try fields.int("generation", 0...Int.max).map { UInt64($0) }
-        )
     }
 
     private static func callReport(_ fields: inout Fields) throws(WireError) -> CallReport {

@@ -52,9 +52,10 @@ class Listener:
             try:
                 self._listen()
             except (OSError, ValueError) as error:
-                self._subscribed.clear()
                 if not self._stopped.is_set():
                     log.debug("fusebox: listener lost the sidecar (%s); retrying", error)
+            finally:
+                self._subscribed.clear()  # the connection ended, cleanly or not: no longer subscribed
             self._stopped.wait(self.reconnect_interval)
 
     def _listen(self) -> None:
