@@ -27,7 +27,7 @@ struct Breaker: Sendable {
     /// Probes that failed in a row: the backoff exponent (a fleet peer's count is adopted).
     var failedProbes = 0
     /// Fleet mode: an open period that ran out waits for the fleet's probe
-    /// lease instead of going half-open here (one probe fleet-wide).
+    /// lease instead of going half-open here (one probe fleet-wide). See `probeAuthority`.
     var probeGated = false
 
     private(set) var probesInFlight = 0
@@ -78,21 +78,22 @@ struct Breaker: Sendable {
         case .closed, .disabled, .metricsOnly:
             return (Admission(allowed: true, probe: false, retryIn: nil), nil)
         case .forcedOpen:
-            return (Admission(allowed: false, probe: false, retryIn: nil), nil)
+            return (refusal(retryIn: nil), nil)
         case .open:
-            guard let until = openUntil, now < until else {
-                if let held = holdOpen(at: now) { return (Admission(allowed: false, probe: false, retryIn: held - now), nil) }
-                if probeGated { return (Admission(allowed: false, probe: false, retryIn: Self.leaseWait), nil) }
-                // The sidecar's own probe is due: users wait for its verdict.
-                if let probe = activeProbe { return (Admission(allowed: false, probe: false, retryIn: probe.timeout), nil) }
+            guard openPeriodOver(at: now) else { return (refusal(retryIn: openUntil.map { $0 - now }), nil) }
+            // Over: who goes half-open depends on who probes.
+            switch probeAuthority {
+            case .users:
                 let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
                 return (admitProbe(at: now), change)
+            case .prober(let probe): return (refusal(retryIn: probe.timeout), nil)
+            case .fleetLease: return (refusal(retryIn: Self.leaseWait), nil)
             }
-            return (Admission(allowed: false, probe: false, retryIn: until - now), nil)
         case .halfOpen:
+            // Once half-open (however it got there), the sidecar's prober sends the probe if it has one.
             if let probe = activeProbe {
                 let retry = probeSilentSince.map { max(.zero, ($0 + probe.timeout) - now) } ?? probe.timeout
-                return (Admission(allowed: false, probe: false, retryIn: retry), nil)
+                return (refusal(retryIn: retry), nil)
             }
             return (admitProbe(at: now), nil)
         }
@@ -101,10 +102,26 @@ struct Breaker: Sendable {
     /// The probe policy when the sidecar probes itself (`mode: active`).
     private var activeProbe: ProbePolicy? { policy.probe.flatMap { $0.isActive ? $0 : nil } }
 
+    /// Who ends this breaker's open periods: fleet mode's gate, else its policy.
+    var probeAuthority: ProbeAuthority {
+        if probeGated { return .fleetLease }
+        return activeProbe.map { .prober($0) } ?? .users
+    }
+
+    /// Whether the breaker is open and its open period has run out. At the
+    /// transition cap the period is lengthened instead, and is not over.
+    private mutating func openPeriodOver(at now: Timestamp) -> Bool {
+        guard state == .open else { return false }
+        if let until = openUntil, now < until { return false }
+        return holdOpen(at: now) == nil
+    }
+
+    private func refusal(retryIn: Duration?) -> Admission { Admission(allowed: false, probe: false, retryIn: retryIn) }
+
     private mutating func admitProbe(at now: Timestamp) -> Admission {
         guard probesInFlight < policy.halfOpen.probes else {
             let retry = probeSilentSince.map { max(.zero, ($0 + policy.halfOpen.maxWait) - now) }
-            return Admission(allowed: false, probe: false, retryIn: retry)
+            return refusal(retryIn: retry)
         }
         probesInFlight += 1
         if probeSilentSince == nil { probeSilentSince = now }
@@ -190,7 +207,7 @@ struct Breaker: Sendable {
     mutating func tick(at now: Timestamp, random: inout SplitMix64) -> Transition? {
         switch state {
         case .open:
-            if let until = openUntil, now >= until, !probeGated, activeProbe == nil, holdOpen(at: now) == nil {
+            if probeAuthority == .users, openPeriodOver(at: now) {
                 return transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             }
         case .halfOpen:
@@ -232,7 +249,7 @@ struct Breaker: Sendable {
         guard let probe = policy.probe else { return nil }
         switch state {
         case .open:
-            guard probe.isActive, let until = openUntil, now >= until, !probeGated, holdOpen(at: now) == nil else { return nil }
+            guard case .prober = probeAuthority, openPeriodOver(at: now) else { return nil }
             let change = transition(to: .halfOpen, reason: .openElapsed, at: now, random: &random)
             takeProbeSlot(at: now)
             return (ProbeTicket(breaker: name, generation: generation, closedCheck: false, policy: probe), change)
@@ -287,9 +304,8 @@ struct Breaker: Sendable {
     static let leaseWait = Duration.milliseconds(250)
 
     /// Whether this breaker's open period has run out while gated: it may claim the fleet's probe.
-    func probeDue(at now: Timestamp) -> Bool {
-        guard probeGated, state == .open, let until = openUntil else { return false }
-        return now >= until
+    mutating func probeDue(at now: Timestamp) -> Bool {
+        probeAuthority == .fleetLease && openPeriodOver(at: now)
     }
 
     /// This sidecar won the fleet's probe lease: half-open, here only.

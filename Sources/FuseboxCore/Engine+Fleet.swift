@@ -23,46 +23,25 @@ extension Engine {
     /// the result; `false` hands them back to the local state machine (the
     /// fleet is unreachable). Breakers not configured are skipped.
     public func gateProbes(_ breakers: Set<String>, _ gated: Bool) {
-        decide { registry in
-            for index in registry.breakers.indices where breakers.contains(registry.breakers[index].name) {
-                registry.breakers[index].probeGated = gated
-            }
-            if !gated { registry.tick(at: clock.now()) }
-        }
+        decide { registry in registry.gateProbes(breakers, gated, at: clock.now()) }
     }
 
     /// Gated breakers whose open period has run out: they may claim the
     /// fleet's probe. Read by the fleet's own task, off the decision path.
     public func probeCandidates() -> [String] {
-        decide { registry in
-            let now = clock.now()
-            return registry.breakers.filter { $0.probeDue(at: now) }.map(\.name)
-        }
+        decide { registry in registry.probeCandidates(at: clock.now()) }
     }
 
     /// This sidecar holds the fleet's probe lease for `breaker`: it goes
     /// half-open here. False when it is no longer due (a peer's result came first).
     @discardableResult
     public func beginFleetProbe(_ breaker: String) -> Bool {
-        decide { registry in
-            guard let index = try? registry.index(of: breaker) else { return false }
-            let now = clock.now()
-            guard let change = registry.breakers[index].beginFleetProbe(at: now, random: &registry.random) else { return false }
-            registry.transitioned(change, index)
-            return true
-        }
+        decide { registry in registry.beginFleetProbe(breaker, at: clock.now()) }
     }
 
     /// Peers' failures in a row of a shared breaker: `resets` when a success came first.
     public func recordRemote(_ breaker: String, resets: Bool, failures: Int) {
-        decide { registry in
-            guard let index = try? registry.index(of: breaker) else { return }
-            let now = clock.now()
-            if let change = registry.breakers[index].recordRemote(resets: resets, failures: failures, at: now, random: &registry.random) {
-                registry.transitioned(change, index)
-                if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-            }
-        }
+        decide { registry in registry.recordRemote(breaker, resets: resets, failures: failures, at: clock.now()) }
     }
 
     /// Applies a peer's decision with reason `fleet`; `origin` names the peer
@@ -70,15 +49,7 @@ extension Engine {
     /// only takes a later `open_until`).
     @discardableResult
     public func applyFleet(_ breaker: String, _ state: FleetState, origin: String? = nil) -> Transition? {
-        decide { (registry: inout Registry) -> Transition? in
-            guard let index = try? registry.index(of: breaker) else { return nil }
-            let now = clock.now()
-            var change = registry.breakers[index].applyFleet(state, at: now, random: &registry.random)
-            change?.origin = origin
-            if let change { registry.transitioned(change, index) }
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-            return change
-        }
+        decide { registry in registry.applyFleet(breaker, state, origin: origin, at: clock.now()) }
     }
 }
 
@@ -92,32 +63,10 @@ public struct FleetBudgetLimit: Sendable, Equatable, Hashable {
 
 extension Engine {
     /// Every fleet-scoped limit configured now (a reload may change them).
-    public var fleetBudgetLimits: [FleetBudgetLimit] {
-        registry.withLock { registry in
-            registry.breakers.flatMap { breaker -> [FleetBudgetLimit] in
-                let budget = breaker.budget.policy
-                var limits: [FleetBudgetLimit] = []
-                if budget.fleetScoped.contains(.maxInFlight), let cap = budget.maxInFlight {
-                    limits.append(FleetBudgetLimit(breaker: breaker.name, kind: .maxInFlight, capacity: cap))
-                }
-                if budget.fleetScoped.contains(.rate), let rate = budget.rate {
-                    limits.append(FleetBudgetLimit(breaker: breaker.name, kind: .rate, capacity: rate.amount))
-                }
-                if budget.fleetScoped.contains(.tokens), let tokens = budget.tokens {
-                    limits.append(FleetBudgetLimit(breaker: breaker.name, kind: .tokens, capacity: tokens.amount))
-                }
-                return limits
-            }
-        }
-    }
+    public var fleetBudgetLimits: [FleetBudgetLimit] { registry.withLock { $0.fleetBudgetLimits } }
 
     /// Sets this sidecar's share of a fleet-scoped limit (what its lease grants).
     public func setBudgetShare(_ breaker: String, _ kind: FleetScopedBudgets, _ share: Double) {
-        decide { registry in
-            guard let index = try? registry.index(of: breaker) else { return }
-            let now = clock.now()
-            registry.breakers[index].budget.setShare(kind, share, at: now)
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-        }
+        decide { registry in registry.setBudgetShare(breaker, kind, share, at: clock.now()) }
     }
 }

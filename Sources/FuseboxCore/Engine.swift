@@ -97,15 +97,7 @@ public final class Engine: Sendable {
     @discardableResult
     public func record(_ breaker: String, _ report: CallReport, generation: UInt64? = nil) throws(EngineError) -> BreakerState {
         try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
-            let index = try registry.index(of: breaker)
-            let outcome = registry.breakers[index].policy.classify.outcome(of: report)
-            let now = clock.now()
-            registry.record(
-                index, outcome, report, generation: generation ?? registry.breakers[index].generation, probe: false,
-                expired: false, at: now
-            )
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-            return registry.breakers[index].state
+            try registry.record(registry.index(of: breaker), report, generation: generation, at: clock.now())
         }
     }
 
@@ -188,27 +180,18 @@ public final class Engine: Sendable {
     /// `local` keeps a fleet-shared breaker's change on this sidecar (`ctl force --local`).
     @discardableResult
     public func force(_ breaker: String, _ mode: ForcedMode, local: Bool = false) throws(EngineError) -> BreakerState {
-        try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
-            let index = try registry.index(of: breaker)
-            let now = clock.now()
-            let change = registry.breakers[index].force(mode, at: now, random: &registry.random)
-            if let change { registry.transitioned(change, index) }
-            registry.events.append(.operated(breaker: breaker, action: .force(mode), local: local, at: now))
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-            return registry.breakers[index].state
-        }
+        try operate(breaker, .force(mode), local: local)
     }
 
+    /// Closes `breaker` and forgets its statistics, backoff and budget pauses.
     @discardableResult
     public func reset(_ breaker: String, local: Bool = false) throws(EngineError) -> BreakerState {
+        try operate(breaker, .reset, local: local)
+    }
+
+    private func operate(_ breaker: String, _ action: OperatorAction, local: Bool) throws(EngineError) -> BreakerState {
         try decide { (registry: inout Registry) throws(EngineError) -> BreakerState in
-            let index = try registry.index(of: breaker)
-            let now = clock.now()
-            let change = registry.breakers[index].reset(at: now, random: &registry.random)
-            if let change { registry.transitioned(change, index) }
-            registry.events.append(.operated(breaker: breaker, action: .reset, local: local, at: now))
-            if registry.breakers[index].waiting > 0 { registry.serveWaiters(index, at: now) }
-            return registry.breakers[index].state
+            try registry.operate(registry.index(of: breaker), action, local: local, at: clock.now())
         }
     }
 
@@ -267,19 +250,7 @@ public final class Engine: Sendable {
             let now = clock.now()
             let indices = try breaker.map { name throws(EngineError) in [try registry.index(of: name)] }
                 ?? Array(registry.breakers.indices)
-            return indices.map { index in
-                let rateAvailable = registry.breakers[index].budget.rateAvailable(at: now)
-                let tokensAvailable = registry.breakers[index].budget.tokensAvailable(at: now)
-                let b = registry.breakers[index]
-                return BreakerSnapshot(
-                    name: b.name, state: b.state, generation: b.generation, stateSince: b.stateSince,
-                    openUntil: b.openUntil, consecutiveFailures: b.consecutiveFailures,
-                    window: registry.breakers[index].window(at: now), failedProbes: b.failedProbes,
-                    probesInFlight: b.probesInFlight, permitsInFlight: b.permitsInFlight,
-                    lastError: b.lastError, lastStatus: b.lastStatus, policy: b.policy,
-                    queued: b.waiting, rateAvailable: rateAvailable, tokensAvailable: tokensAvailable
-                )
-            }
+            return indices.map { registry.snapshot($0, at: now) }
         }
     }
 }

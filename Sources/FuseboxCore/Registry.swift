@@ -124,11 +124,11 @@ struct Registry: Sendable {
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
             events.append(.permitEnded(breaker: breakers[index].name, how: .cancelled, at: now))
         }
-        record(
+        let change = record(
             index, outcome, report, generation: held.generation, probe: held.probe, expired: false,
             cost: Int(held.cost), at: now
         )
-        if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
+        settle(index, change, at: now)
         return breakers[index].state
     }
 
@@ -156,15 +156,16 @@ struct Registry: Sendable {
         retire(slot)
         breakers[index].release(generation: held.generation, probe: held.probe, at: now)
         events.append(.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled, at: now))
-        if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
+        settle(index, nil, at: now)
     }
 
     /// Counts one result and lets the breaker and its budgets act on it.
-    /// `cost` is what the permit charged to the token budget.
+    /// `cost` is what the permit charged to the token budget. Returns the
+    /// transition it made, for the caller to settle.
     mutating func record(
         _ index: Int, _ outcome: Outcome, _ report: CallReport, generation: UInt64, probe: Bool, expired: Bool,
         cost: Int = 0, at now: Timestamp
-    ) {
+    ) -> Transition? {
         if let used = report.tokensUsed { breakers[index].budget.settle(cost: cost, used: used, at: now) }
         // A 429 speaks for the whole host: every worker stops until Retry-After.
         // Capped like the open period, so a forged Retry-After cannot pause the budget for days.
@@ -187,11 +188,10 @@ struct Registry: Sendable {
             call.timeToFirstByte = report.timeToFirstByte
             events.append(.recorded(call))
         }
-        let change = breakers[index].record(
+        return breakers[index].record(
             outcome, report: report, slow: slow, generation: generation, probe: probe, expired: expired, at: now,
             random: &random
         )
-        if let change { transitioned(change, index) }
     }
 
     /// Expires the leases that ran out, oldest first, and moves timers on.
@@ -204,10 +204,11 @@ struct Registry: Sendable {
                 retire(slot)
                 events.append(.permitEnded(breaker: breakers[index].name, how: .expired, at: now))
                 let ttl = breakers[index].policy.permitTTL
-                record(
+                let change = record(
                     index, .timeout, CallReport(outcome: .timeout, latency: ttl, error: "permit expired unreported"),
                     generation: held.generation, probe: held.probe, expired: true, at: now
                 )
+                if let change { transitioned(change, index) }
             }
             if let change = breakers[index].tick(at: now, random: &random) { transitioned(change, index) }
             if let until = breakers[index].takeHoldNotice(at: now) {
@@ -240,7 +241,7 @@ struct Registry: Sendable {
             retire(slot)
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
             events.append(.permitEnded(breaker: breakers[index].name, how: .abandoned, at: now))
-            if breakers[index].waiting > 0 { serveWaiters(index, at: now) }
+            settle(index, nil, at: now)
             released += 1
         }
         guard owners[entry].head < 0 else { return false }

@@ -8,7 +8,8 @@ import Darwin
 #endif
 
 /// Writes lines to a file descriptor on its own queue, so whoever logs (the
-/// engine, under its lock) never waits for a slow terminal, pipe or disk.
+/// thread delivering a decision's events, which the decision's caller waits
+/// on) never waits for a slow terminal, pipe or disk.
 /// At most `capacity` lines wait; beyond that new lines are dropped and
 /// counted rather than held in unbounded memory.
 public final class LineSink: Sendable {

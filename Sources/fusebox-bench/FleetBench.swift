@@ -158,7 +158,7 @@ enum FleetBench {
         defer { pclose(pipe) }
         var out = ""
         var buffer = [CChar](repeating: 0, count: 4_096)
-        while fgets(&buffer, Int32(buffer.count), pipe) != nil { out += String(cString: buffer) }
+        while fgets(&buffer, Int32(buffer.count), pipe) != nil { out += String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self) }
         while let last = out.last, last.isWhitespace { out.removeLast() }
         return out
     }

@@ -47,6 +47,22 @@ struct FleetEngineTests {
         #expect(!engine.beginFleetProbe("openai"), "no longer due")
     }
 
+    @Test func aGatedBreakerAtTheTransitionCapClaimsNoProbeUntilTheCapFrees() throws {
+        // The cap holds an open breaker open whoever would probe it: users, the prober, or the fleet's lease.
+        let engine = try engine(BreakerPolicy(trip: TripPolicy(consecutiveFailures: 3), maxTransitionsPerMinute: 2))
+        engine.gateProbes(["openai"], true)
+        let start = clock.now()
+        engine.applyFleet("openai", .open(until: start + .seconds(5), probesFailed: 0))
+        engine.applyFleet("openai", .closed)
+        engine.applyFleet("openai", .open(until: start + .seconds(5), probesFailed: 0))
+        clock.advance(by: .seconds(6))
+        #expect(engine.probeCandidates() == [])
+        #expect(!engine.beginFleetProbe("openai"))
+        #expect(try engine.snapshot("openai")[0].openUntil == start + .seconds(60), "held until the cap frees")
+        clock.advance(by: .seconds(55))
+        #expect(engine.probeCandidates() == ["openai"])
+    }
+
     @Test func ungatingHandsAnOverdueBreakerBackToTheLocalStateMachine() throws {
         let engine = try engine()
         engine.gateProbes(["openai"], true)
