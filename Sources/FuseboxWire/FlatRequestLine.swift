@@ -55,6 +55,14 @@ struct FlatRequestLine {
         return nil
     }
 
+    /// The number member `key` when it is plain digits (`Fields.wholeNumber`), read in place
+    /// without making a `String`; nil when absent or written any other way.
+    func wholeNumber(_ key: StaticString) -> Int? {
+        guard let member = member(key), member.kind == .number else { return nil }
+        let digits = UnsafeRawBufferPointer(rebasing: bytes[member.valueStart..<member.valueEnd])
+        return Fields.wholeNumber(digits.assumingMemoryBound(to: UInt8.self))
+    }
+
     /// Where the string member `key`'s text is, to compare with `is` without making a `String`.
     func stringRange(_ key: StaticString) -> Range<Int>? {
         guard let member = member(key), member.kind == .string else { return nil }

@@ -112,6 +112,10 @@ struct Fields {
 
     /// A non-negative number of milliseconds (fractions allowed), at most 30 days.
     func milliseconds(_ key: StaticString) throws(WireError) -> Duration? {
+        // Whole milliseconds on a flat line (what clients write) skip the String and the Double.
+        if case .flat(let line) = source, let whole = line.wholeNumber(key), whole >= 0, whole <= 2_592_000_000 {
+            return .nanoseconds(Int64(whole) * 1_000_000)
+        }
         switch self[key] {
         case nil, .null?: return nil
         case .number(let text)?:
@@ -130,7 +134,7 @@ struct Fields {
         return text.withUTF8(wholeNumber)
     }
 
-    private static func wholeNumber(_ text: UnsafeBufferPointer<UInt8>) -> Int? {
+    static func wholeNumber(_ text: UnsafeBufferPointer<UInt8>) -> Int? {
         var value = 0
         var digits = 0
         var negative = false

@@ -16,6 +16,9 @@ struct RequestDecoderDifferentialTests {
         #"{"op":"report","permit":"1a","status":503,"latency_ms":1.5e3,"error":"boom","retry_after_ms":2000,"ttfb_ms":0}"#,
         #"{"op":"record","breaker":"openai","generation":4,"outcome":"success","latency_ms":0.250,"reply":false}"#,
         #"{"op":"record","breaker":"b","outcome":"timeout","error_kind":"timeout","tokens_used":null}"#,
+        // Whole milliseconds are read in place on a flat line: the limits and a negative must agree.
+        #"{"op":"report","permit":"2b","latency_ms":2592000000,"retry_after_ms":2592000001,"ttfb_ms":-3}"#,
+        #"{"op":"report","permit":"2c","latency_ms":999999999999999,"ttfb_ms":1000000000000000}"#,
         #"{"op":"renew","permit":"9f"}"#,
         #"{"op":"status","breaker":"b"}"#,
         #"{"op":"force","breaker":"b","state":"metrics_only","reason":"drill","local":true}"#,
