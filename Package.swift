@@ -66,16 +66,21 @@ let package = Package(
         // statfs(2), which Glibc's Swift module leaves out (the fast path's file must be on a memory filesystem).
         .target(name: "CFuseboxStatfs"),
 
-        // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, HTTP, reload.
+        // The fast path's shared-memory state file: its layout, writer and board.
+        .target(name: "FuseboxStateFile", dependencies: [
+            "CFuseboxStatfs", "FuseboxCore",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // The Unix-socket sidecar: NIO pipeline, admin socket, subscriptions, HTTP.
         .target(name: "FuseboxServer", dependencies: [
-            "CFuseboxStatfs",
+            "FuseboxStateFile",
             "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxSocket", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            .product(name: "UnixSignals", package: "swift-service-lifecycle"),
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
             // Imported directly by the HTTP endpoints and the connection registry: declared, not borrowed.
@@ -110,6 +115,7 @@ let package = Package(
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "UnixSignals", package: "swift-service-lifecycle"),  // the reloader's SIGHUP
         ]),
         .executableTarget(name: "fusebox", dependencies: [
             "FuseboxApp",
@@ -139,12 +145,12 @@ let package = Package(
         ]),
         // libFuzzer targets (scripts/fuzz); built normally it replays a corpus.
         .executableTarget(name: "fusebox-fuzz", dependencies: [
-            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxServer",
+            "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxServer", "FuseboxStateFile",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "FuseboxCoreTests", dependencies: ["FuseboxCore"]),
         .testTarget(name: "FuseboxServerTests", dependencies: [
-            "FuseboxServer", "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxTelemetry",
+            "FuseboxServer", "FuseboxStateFile", "FuseboxCore", "FuseboxWire", "FuseboxJSON", "FuseboxConfig", "FuseboxTelemetry",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
         ]),
@@ -167,7 +173,7 @@ let package = Package(
         // Runs the real binaries; depending on them makes `swift test` build them first.
         .testTarget(name: "EndToEndTests", dependencies: [
             "fusebox", "fusebox-fuzz", "FuseboxWire", "FuseboxJSON", "FuseboxSocket",
-            "FuseboxServer",  // to read the state file back as clients do
+            "FuseboxStateFile",  // to read the state file back as clients do
             .product(name: "Yams", package: "Yams"),  // to read the Kubernetes manifests
         ]),
     ],

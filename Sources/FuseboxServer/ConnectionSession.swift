@@ -1,4 +1,5 @@
 import FuseboxCore
+import FuseboxStateFile
 import FuseboxWire
 import FuseboxTelemetry
 import Logging

@@ -1,15 +1,9 @@
 import FuseboxCore
 import FuseboxWire
-import Logging
 import NIOCore
 
-#if os(Linux)
-import Glibc
-#else
-#error("Fusebox runs on Linux only: it reads peer credentials with SO_PEERCRED and uses Glibc directly")
-#endif
-
-/// The decision path: each framed line is served synchronously on the event
+/// The decision path, behind `AdmissionHandler` (which has let the peer in):
+/// each framed line is served synchronously on the event
 /// loop, so pipelined requests are answered in order; answers are flushed once
 /// per read burst. A client that stops reading stops being read (no unbounded
 /// buffering), and a disconnect releases its permits.
@@ -25,13 +19,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
 
     private let session: ConnectionSession
     private let hub: SubscriberHub
-    private let limiter: ConnectionLimiter
     private let observer: any ServerObserver
-    private let allowed: AllowedUsers
-    private let registry: ConnectionRegistry
-    private let refusedLog: LogRateLimit
-    private let logger: Logger
-    private var admitted = false
     private var subscribed = false
     private var readDeferred = false
     private var closing = false
@@ -44,73 +32,14 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     /// Times the pending wait out exactly at its deadline (the engine's tick is the backstop).
     private var waitTimer: Scheduled<Void>?
 
-    public init(
-        session: ConnectionSession, hub: SubscriberHub, limiter: ConnectionLimiter, observer: any ServerObserver,
-        allowed: AllowedUsers = AllowedUsers(nil), registry: ConnectionRegistry = ConnectionRegistry(),
-        refusedLog: LogRateLimit = LogRateLimit(), logger: Logger = Logger(label: "fusebox")
-    ) {
+    public init(session: ConnectionSession, hub: SubscriberHub, observer: any ServerObserver) {
         self.session = session
         self.hub = hub
-        self.limiter = limiter
         self.observer = observer
-        self.allowed = allowed
-        self.registry = registry
-        self.refusedLog = refusedLog
-        self.logger = logger
     }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         session.waiter = ConnectionWaiter(handler: self, context: context)
-    }
-
-    public func channelActive(context: ChannelHandlerContext) {
-        // On the event loop the option is read at once, so this decides before any read.
-        // The uid is kept even when anyone may connect: a reload may set allowed_uids later.
-        Self.peerCredentials(context.channel).whenComplete { result in
-            let peer = try? result.get()
-            if self.allowed.allows(peer?.uid) { return self.admit(context: context, uid: peer?.uid) }
-            if let suppressed = self.refusedLog.admit() {
-                self.logger.warning("connection_refused", metadata: [
-                    "reason": .string("peer uid not in allowed_uids"),
-                    "peer_uid": peer.map { .stringConvertible(Int($0.uid)) } ?? .string("unknown"),
-                    "peer_pid": peer.map { .stringConvertible(Int($0.pid)) } ?? .string("unknown"),
-                    "not_logged_since_last": .stringConvertible(suppressed),
-                ])
-            }
-            self.observer.served(op: nil, error: .forbidden)
-            let error = WireError(.forbidden, "this user may not use the sidecar (allowed_uids)")
-            self.closeAfterWriting(context: context, ResponseEncoder.error(error))
-        }
-    }
-
-    private func admit(context: ChannelHandlerContext, uid: UInt32?) {
-        guard limiter.enter() else {
-            let error = WireError(.overloaded, "the socket is at its limit of \(limiter.limit) connections (\(limiter.setting)); retry later")
-            observer.served(op: nil, error: .overloaded)
-            closeAfterWriting(context: context, ResponseEncoder.error(error))
-            return
-        }
-        admitted = true
-        registry.add(context.channel, uid: uid)
-        observer.connectionOpened()
-        context.fireChannelActive()
-    }
-
-    /// What SO_PEERCRED returns (Linux's `struct ucred`).
-    struct PeerCredentials: Sendable {
-        var pid: Int32 = 0
-        var uid: UInt32 = 0
-        var gid: UInt32 = 0
-    }
-
-    /// The connecting process's pid and uid; fails where the channel is not a
-    /// Unix socket (an embedded channel in tests).
-    static func peerCredentials(_ channel: Channel) -> EventLoopFuture<PeerCredentials> {
-        guard let provider = channel as? SocketOptionProvider else {
-            return channel.eventLoop.makeFailedFuture(ChannelError.operationUnsupported)
-        }
-        let soPeerCred: Int32 = 17  // SO_PEERCRED on Linux; glibc hides the name behind _GNU_SOURCE
-        return provider.unsafeGetSocketOption(level: SocketOptionLevel(SOL_SOCKET), name: SocketOptionName(soPeerCred))
     }
 
     public func channelInactive(context: ChannelHandlerContext) {
@@ -118,11 +47,6 @@ public final class ProtocolHandler: ChannelDuplexHandler {
         waitTimer?.cancel()
         Self.releasePermits(NIOLoopBound(session, eventLoop: context.eventLoop), on: context.eventLoop)
         if subscribed { hub.remove(context.channel) }
-        if admitted {
-            registry.remove(context.channel)
-            limiter.leave()
-            observer.connectionClosed()
-        }
         context.fireChannelInactive()
     }
 
@@ -134,7 +58,7 @@ public final class ProtocolHandler: ChannelDuplexHandler {
     }
 
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        guard admitted, !closing else { return }
+        guard !closing else { return }
         let frame = unwrapInboundIn(data)
         if waiting {
             backlog.append(frame)

@@ -1,5 +1,6 @@
 import FuseboxConfig
 import FuseboxCore
+import FuseboxStateFile
 import FuseboxWire
 import Logging
 import NIOCore
@@ -202,6 +203,12 @@ public final class SocketServer: Service, Sendable {
                         maxPermits: settings.maxPermitsPerConnection, redactErrors: settings.redactErrors, stateFile: stateFile,
                         logger: logger
                     )
+                    try channel.pipeline.syncOperations.addHandler(
+                        AdmissionHandler(
+                            limiter: limiter, observer: observer, allowed: allowed, registry: connections,
+                            refusedLog: refusedLog, logger: logger
+                        )
+                    )
                     if let idle = settings.idleTimeout {
                         try channel.pipeline.syncOperations.addHandler(
                             IdleStateHandler(readTimeout: .nanoseconds(idle.nanosecondsClamped))
@@ -209,10 +216,7 @@ public final class SocketServer: Service, Sendable {
                     }
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder()))
                     try channel.pipeline.syncOperations.addHandler(
-                        ProtocolHandler(
-                            session: session, hub: hub, limiter: limiter, observer: observer,
-                            allowed: allowed, registry: connections, refusedLog: refusedLog, logger: logger
-                        )
+                        ProtocolHandler(session: session, hub: hub, observer: observer)
                     )
                 }
             }

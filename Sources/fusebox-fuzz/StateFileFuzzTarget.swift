@@ -3,6 +3,7 @@ import Glibc
 #endif
 import FuseboxCore
 import FuseboxServer
+import FuseboxStateFile
 import Logging
 
 /// The fast path's state file, from both sides. The input's first byte says

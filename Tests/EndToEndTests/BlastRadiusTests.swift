@@ -1,6 +1,6 @@
 import Foundation
 import FuseboxJSON
-import FuseboxServer
+import FuseboxStateFile
 import FuseboxSocket
 import Testing
 

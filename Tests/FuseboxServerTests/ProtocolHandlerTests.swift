@@ -25,9 +25,10 @@ struct ProtocolHandlerTests {
             )
             limiter = ConnectionLimiter(limit: limit)
             let session = ConnectionSession(engine: engine, isAdmin: admin, serverName: "fusebox test")
+            try channel.pipeline.syncOperations.addHandler(AdmissionHandler(limiter: limiter, observer: NoServerObserver()))
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1_024)))
             try channel.pipeline.syncOperations.addHandler(
-                ProtocolHandler(session: session, hub: hub, limiter: limiter, observer: NoServerObserver())
+                ProtocolHandler(session: session, hub: hub, observer: NoServerObserver())
             )
             // Connecting makes the embedded channel active, which fires channelActive.
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()

@@ -15,10 +15,12 @@ struct QueuedAcquireTests {
 
         init(_ engine: Engine) throws {
             let session = ConnectionSession(engine: engine, isAdmin: false, serverName: "fusebox test")
+            try channel.pipeline.syncOperations.addHandler(
+                AdmissionHandler(limiter: ConnectionLimiter(limit: 10), observer: NoServerObserver())
+            )
             try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(LineFrameDecoder(maxLength: 1_024)))
             try channel.pipeline.syncOperations.addHandler(ProtocolHandler(
-                session: session, hub: SubscriberHub(instance: "test"), limiter: ConnectionLimiter(limit: 10),
-                observer: NoServerObserver()
+                session: session, hub: SubscriberHub(instance: "test"), observer: NoServerObserver()
             ))
             try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         }

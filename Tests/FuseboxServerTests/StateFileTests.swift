@@ -1,6 +1,6 @@
 import Foundation
 import FuseboxCore
-@testable import FuseboxServer
+@testable import FuseboxStateFile
 import Synchronization
 import Testing
 
