@@ -39,81 +39,133 @@ state_expr = " + ".join(
 state_mappings = {str(code): {"text": name.replace("_", " "), "color": color} for name, code, color in STATES}
 
 
-def timeseries(pid, title, exprs, x, y, unit, w=12, h=8, extra=None):
-    return panel(pid, title, "timeseries", exprs, x, y, w=w, h=h, unit=unit, extra=extra)
+# Rows, each a list of (panel maker, width, height); positions are laid out below, left to right.
+STATE_COLORS = {"fieldConfig": {"defaults": {
+    "mappings": [{"type": "value", "options": state_mappings}],
+    "color": {"mode": "thresholds"},
+    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}
+UP_COLORS = {"fieldConfig": {"defaults": {
+    "mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}],
+    "color": {"mode": "thresholds"},
+    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}
+RATIO_LIMITS = {"fieldConfig": {"defaults": {
+    "unit": "percentunit", "min": -1, "max": 1, "custom": {"thresholdsStyle": {"mode": "line"}},
+    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.5}]}}}}
 
 
-panels = [
-    panel(1, "Breaker state per host", "state-timeline", [(state_expr, "{{instance}} {{breaker}}")], 0, 0, w=24, h=8, extra={
-        "fieldConfig": {"defaults": {
-            "mappings": [{"type": "value", "options": state_mappings}],
-            "color": {"mode": "thresholds"},
-            "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}),
-    panel(2, "Sidecars up", "state-timeline", [(f'up{{{S}}}', "{{instance}}")], 0, 8, w=12, h=6, extra={
-        "fieldConfig": {"defaults": {
-            "mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}],
-            "color": {"mode": "thresholds"},
-            "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}),
-    timeseries(3, "Calls clients let through without a breaker (fail-open)",
-               [(f'sum by (instance) (increase(fusebox_client_fail_open_total{{{S}}}[{R}]))', "{{instance}}")], 12, 8, "short", h=6),
-    timeseries(4, "Calls by outcome", [(f'sum by (breaker, outcome) (rate(fusebox_calls_total{{{B}}}[{R}]))', "{{breaker}} {{outcome}}")],
-               0, 14, "reqps"),
-    timeseries(5, "Failure and slow-call ratio (-1: fewer calls than minimum_calls)",
-               [(f'max by (instance, breaker) (fusebox_failure_ratio{{{B}}})', "{{instance}} {{breaker}} failure"),
-                (f'max by (instance, breaker) (fusebox_slow_call_ratio{{{B}}})', "{{instance}} {{breaker}} slow")],
-               12, 14, "percentunit", extra={"fieldConfig": {"defaults": {
-                   "unit": "percentunit", "min": -1, "max": 1, "custom": {"thresholdsStyle": {"mode": "line"}},
-                   "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.5}]}}}}),
-    timeseries(6, "Refused acquires by reason", [(f'sum by (breaker, reason) (rate(fusebox_not_permitted_total{{{B}}}[{R}]))', "{{breaker}} {{reason}}")],
-               0, 22, "reqps"),
-    timeseries(7, "Routes: fallbacks and nowhere to go", [
-        (f'sum by (chain, from, to) (rate(fusebox_fallbacks_total{{{S}}}[{R}]))', "{{chain}}: {{from}} → {{to}}"),
-        (f'sum by (chain, reason) (rate(fusebox_route_exhausted_total{{{S}}}[{R}]))', "{{chain}}: exhausted ({{reason}})")], 12, 22, "reqps"),
-    timeseries(8, "Permits in flight against max_in_flight", [
-        (f'sum by (instance, breaker) (fusebox_permits_in_flight{{{B}}})', "{{instance}} {{breaker}} in flight"),
-        (f'max by (instance, breaker) (fusebox_max_in_flight{{{B}}})', "{{instance}} {{breaker}} cap")], 0, 30, "short"),
-    timeseries(9, "Permits expired and abandoned", [
-        (f'sum by (breaker) (rate(fusebox_permits_expired_total{{{B}}}[{R}]))', "{{breaker}} expired"),
-        (f'sum by (breaker) (rate(fusebox_permits_abandoned_total{{{B}}}[{R}]))', "{{breaker}} abandoned")], 12, 30, "reqps"),
-    timeseries(10, "Call duration p99 by outcome", [
-        (f'histogram_quantile(0.99, sum by (le, breaker, outcome) (rate(fusebox_call_duration_seconds_bucket{{{B}}}[{R}])))',
-         "{{breaker}} {{outcome}}")], 0, 38, "s"),
-    timeseries(11, "Sidecar request latency p99 by op", [
-        (f'histogram_quantile(0.99, sum by (le, op) (rate(fusebox_request_duration_seconds_bucket{{{S}}}[{R}])))', "{{op}}")],
-               12, 38, "s"),
-    timeseries(12, "Budget rejections by reason", [
-        (f'sum by (breaker, reason) (rate(fusebox_budget_rejections_total{{{B}}}[{R}]))', "{{breaker}} {{reason}}")], 0, 46, "reqps"),
-    timeseries(13, "Queue: waiting against its max", [
-        (f'sum by (instance, breaker) (fusebox_queue_depth{{{B}}})', "{{instance}} {{breaker}} waiting"),
-        (f'max by (instance, breaker) (fusebox_queue_max{{{B}}})', "{{instance}} {{breaker}} max")], 12, 46, "short"),
-    timeseries(14, "Queue wait p99", [
-        (f'histogram_quantile(0.99, sum by (le, breaker) (rate(fusebox_queue_wait_seconds_bucket{{{B}}}[{R}])))', "{{breaker}}")],
-               0, 54, "s"),
-    timeseries(15, "Rate budget: requests available against capacity", [
-        (f'max by (instance, breaker) (fusebox_rate_tokens_available{{{B}}})', "{{instance}} {{breaker}} available"),
-        (f'max by (instance, breaker) (fusebox_rate_capacity{{{B}}})', "{{instance}} {{breaker}} capacity")], 12, 54, "short"),
-    timeseries(16, "Token budget: tokens available against capacity", [
-        (f'max by (instance, breaker) (fusebox_token_budget_available{{{B}}})', "{{instance}} {{breaker}} available"),
-        (f'max by (instance, breaker) (fusebox_token_capacity{{{B}}})', "{{instance}} {{breaker}} capacity")], 0, 62, "short"),
-    timeseries(17, "Store healthy (1) or failing (0)", [(f'fusebox_store_healthy{{{S}}}', "{{instance}}")], 12, 62, "short"),
-    timeseries(18, "Store rows queued", [(f'fusebox_store_queue_depth{{{S}}}', "{{instance}}")], 0, 70, "short"),
-    timeseries(19, "Store errors and dropped rows", [
-        (f'sum by (instance) (rate(fusebox_store_errors_total{{{S}}}[{R}]))', "{{instance}} errors"),
-        (f'sum by (instance) (rate(fusebox_store_dropped_total{{{S}}}[{R}]))', "{{instance}} dropped rows")], 12, 70, "ops"),
-    timeseries(20, "Clients connected", [(f'fusebox_clients_connected{{{S}}}', "{{instance}}")], 0, 78, "short"),
-    timeseries(21, "Protocol errors", [(f'sum by (code) (rate(fusebox_protocol_errors_total{{{S}}}[{R}]))', "{{code}}")], 12, 78, "reqps"),
-    timeseries(22, "Process: resident memory", [(f'process_resident_memory_bytes{{{S}}}', "{{instance}}")], 0, 86, "bytes", w=8),
-    timeseries(23, "Process: CPU", [(f'rate(process_cpu_seconds_total{{{S}}}[{R}])', "{{instance}}")], 8, 86, "percentunit", w=8),
-    timeseries(24, "Process: open file descriptors against the limit", [
-        (f'process_open_fds{{{S}}}', "{{instance}} open"), (f'process_max_fds{{{S}}}', "{{instance}} limit")], 16, 86, "short", w=8),
-    timeseries(25, "Health probes by outcome (breakers with probe:)", [
-        (f'sum by (breaker, outcome) (increase(fusebox_probes_total{{{B}}}[{R}]))', "{{breaker}} {{outcome}}")], 0, 94, "short", w=8),
-    timeseries(26, "Health probe duration p99", [
-        (f'histogram_quantile(0.99, sum by (le, breaker) (rate(fusebox_probe_duration_seconds_bucket{{{B}}}[{R}])))', "{{breaker}}")],
-               8, 94, "s", w=8),
-    timeseries(27, "Fastest chains: traffic switches", [
-        (f'sum by (chain) (increase(fusebox_route_switches_total{{{S}}}[{R}]))', "{{chain}}")], 16, 94, "short", w=8),
+def p99(metric, by, selector=B):
+    return f'histogram_quantile(0.99, sum by (le, {by}) (rate({metric}_bucket{{{selector}}}[{R}])))'
+
+
+ROWS = [
+    ("Overview", [
+        ("state-timeline", "Breaker state per host", [(state_expr, "{{instance}} {{breaker}}")], None, 24, 8, STATE_COLORS),
+        ("state-timeline", "Sidecars up", [(f'up{{{S}}}', "{{instance}}")], None, 12, 6, UP_COLORS),
+        ("timeseries", "Calls clients let through without a breaker (fail-open)",
+         [(f'sum by (instance) (increase(fusebox_client_fail_open_total{{{S}}}[{R}]))', "{{instance}}")], "short", 12, 6, None),
+        ("timeseries", "Configuration reloads by result, and whether the last one applied", [
+            (f'sum by (instance, result) (increase(fusebox_config_reloads_total{{{S}}}[{R}]))', "{{instance}} {{result}}"),
+            (f'min by (instance) (fusebox_config_last_reload_successful{{{S}}})', "{{instance}} last applied (1) or refused (0)")],
+         "short", 12, 6, None),
+        ("timeseries", "Clients connected", [(f'fusebox_clients_connected{{{S}}}', "{{instance}}")], "short", 12, 6, None),
+    ]),
+    ("Breakers", [
+        ("timeseries", "Calls by outcome", [(f'sum by (breaker, outcome) (rate(fusebox_calls_total{{{B}}}[{R}]))', "{{breaker}} {{outcome}}")],
+         "reqps", 12, 8, None),
+        ("timeseries", "Failure and slow-call ratio (-1: fewer calls than minimum_calls)", [
+            (f'max by (instance, breaker) (fusebox_failure_ratio{{{B}}})', "{{instance}} {{breaker}} failure"),
+            (f'max by (instance, breaker) (fusebox_slow_call_ratio{{{B}}})', "{{instance}} {{breaker}} slow")],
+         "percentunit", 12, 8, RATIO_LIMITS),
+        ("timeseries", "Refused acquires by reason",
+         [(f'sum by (breaker, reason) (rate(fusebox_not_permitted_total{{{B}}}[{R}]))', "{{breaker}} {{reason}}")], "reqps", 12, 8, None),
+        ("timeseries", "Routes: fallbacks and nowhere to go", [
+            (f'sum by (chain, from, to) (rate(fusebox_fallbacks_total{{{S}}}[{R}]))', "{{chain}}: {{from}} → {{to}}"),
+            (f'sum by (chain, reason) (rate(fusebox_route_exhausted_total{{{S}}}[{R}]))', "{{chain}}: exhausted ({{reason}})")],
+         "reqps", 12, 8, None),
+        ("timeseries", "Permits in flight against max_in_flight", [
+            (f'sum by (instance, breaker) (fusebox_permits_in_flight{{{B}}})', "{{instance}} {{breaker}} in flight"),
+            (f'max by (instance, breaker) (fusebox_max_in_flight{{{B}}})', "{{instance}} {{breaker}} cap")], "short", 12, 8, None),
+        ("timeseries", "Permits expired and abandoned", [
+            (f'sum by (breaker) (rate(fusebox_permits_expired_total{{{B}}}[{R}]))', "{{breaker}} expired"),
+            (f'sum by (breaker) (rate(fusebox_permits_abandoned_total{{{B}}}[{R}]))', "{{breaker}} abandoned")], "reqps", 12, 8, None),
+        ("timeseries", "Call duration p99 by outcome",
+         [(p99("fusebox_call_duration_seconds", "breaker, outcome"), "{{breaker}} {{outcome}}")], "s", 8, 8, None),
+        ("timeseries", "Time to first byte p99 (streamed answers)",
+         [(p99("fusebox_time_to_first_byte_seconds", "breaker"), "{{breaker}}")], "s", 8, 8, None),
+        ("timeseries", "Sidecar request latency p99 by op",
+         [(p99("fusebox_request_duration_seconds", "op", S), "{{op}}")], "s", 8, 8, None),
+        ("timeseries", "Fastest chains: traffic switches",
+         [(f'sum by (chain) (increase(fusebox_route_switches_total{{{S}}}[{R}]))', "{{chain}}")], "short", 12, 8, None),
+        ("timeseries", "Protocol errors", [(f'sum by (code) (rate(fusebox_protocol_errors_total{{{S}}}[{R}]))', "{{code}}")],
+         "reqps", 12, 8, None),
+    ]),
+    ("Budgets and queues", [
+        ("timeseries", "Budget rejections by reason",
+         [(f'sum by (breaker, reason) (rate(fusebox_budget_rejections_total{{{B}}}[{R}]))', "{{breaker}} {{reason}}")], "reqps", 12, 8, None),
+        ("timeseries", "Queue: waiting against its max", [
+            (f'sum by (instance, breaker) (fusebox_queue_depth{{{B}}})', "{{instance}} {{breaker}} waiting"),
+            (f'max by (instance, breaker) (fusebox_queue_max{{{B}}})', "{{instance}} {{breaker}} max")], "short", 12, 8, None),
+        ("timeseries", "Queue wait p99", [(p99("fusebox_queue_wait_seconds", "breaker"), "{{breaker}}")], "s", 8, 8, None),
+        ("timeseries", "Rate budget: requests available against capacity", [
+            (f'max by (instance, breaker) (fusebox_rate_tokens_available{{{B}}})', "{{instance}} {{breaker}} available"),
+            (f'max by (instance, breaker) (fusebox_rate_capacity{{{B}}})', "{{instance}} {{breaker}} capacity")], "short", 8, 8, None),
+        ("timeseries", "Token budget: tokens available against capacity", [
+            (f'max by (instance, breaker) (fusebox_token_budget_available{{{B}}})', "{{instance}} {{breaker}} available"),
+            (f'max by (instance, breaker) (fusebox_token_capacity{{{B}}})', "{{instance}} {{breaker}} capacity")], "short", 8, 8, None),
+    ]),
+    ("Fleet", [
+        ("state-timeline", "Fleet link per host", [(f'fusebox_fleet_connected{{{S}}}', "{{instance}}")], None, 12, 6, UP_COLORS),
+        ("timeseries", "Fleet messages: published, applied, refused by reason", [
+            (f'sum by (instance) (rate(fusebox_fleet_published_total{{{S}}}[{R}]))', "{{instance}} published"),
+            (f'sum by (instance) (rate(fusebox_fleet_applied_total{{{S}}}[{R}]))', "{{instance}} applied"),
+            (f'sum by (instance, reason) (rate(fusebox_fleet_messages_refused_total{{{S}}}[{R}]))', "{{instance}} refused ({{reason}})")],
+         "ops", 12, 6, None),
+        ("timeseries", "Fleet propagation p99 (peer publishes → this sidecar applies)",
+         [(p99("fusebox_fleet_propagation_seconds", "instance", S), "{{instance}}")], "s", 8, 8, None),
+        ("timeseries", "Fleet budget share per host",
+         [(f'max by (instance, breaker, budget) (fusebox_fleet_budget_share{{{B}}})', "{{instance}} {{breaker}} {{budget}}")],
+         "short", 8, 8, None),
+        ("timeseries", "History shipping: lag and rows shipped", [
+            (f'max by (instance) (fusebox_fleet_ship_lag_seconds{{{S}}})', "{{instance}} lag (s)"),
+            (f'sum by (instance) (rate(fusebox_fleet_shipped_rows_total{{{S}}}[{R}]))', "{{instance}} rows/s")], "short", 8, 8, None),
+    ]),
+    ("Probes", [
+        ("timeseries", "Health probes by outcome (breakers with probe:)",
+         [(f'sum by (breaker, outcome) (increase(fusebox_probes_total{{{B}}}[{R}]))', "{{breaker}} {{outcome}}")], "short", 12, 8, None),
+        ("timeseries", "Health probe duration p99", [(p99("fusebox_probe_duration_seconds", "breaker"), "{{breaker}}")], "s", 12, 8, None),
+    ]),
+    ("Process and store", [
+        ("timeseries", "Process: resident memory", [(f'process_resident_memory_bytes{{{S}}}', "{{instance}}")], "bytes", 8, 8, None),
+        ("timeseries", "Process: CPU", [(f'rate(process_cpu_seconds_total{{{S}}}[{R}])', "{{instance}}")], "percentunit", 8, 8, None),
+        ("timeseries", "Process: open file descriptors against the limit", [
+            (f'process_open_fds{{{S}}}', "{{instance}} open"), (f'process_max_fds{{{S}}}', "{{instance}} limit")], "short", 8, 8, None),
+        ("timeseries", "Store healthy (1) or failing (0)", [(f'fusebox_store_healthy{{{S}}}', "{{instance}}")], "short", 8, 8, None),
+        ("timeseries", "Store rows queued", [(f'fusebox_store_queue_depth{{{S}}}', "{{instance}}")], "short", 8, 8, None),
+        ("timeseries", "Store errors and dropped rows", [
+            (f'sum by (instance) (rate(fusebox_store_errors_total{{{S}}}[{R}]))', "{{instance}} errors"),
+            (f'sum by (instance) (rate(fusebox_store_dropped_total{{{S}}}[{R}]))', "{{instance}} dropped rows")], "ops", 8, 8, None),
+    ]),
 ]
+
+
+def layout(rows):
+    """Row headers and their panels, placed left to right and wrapped at Grafana's 24 columns."""
+    out, y, pid = [], 0, 1
+    for title, specs in rows:
+        out.append({"id": pid, "type": "row", "title": title, "collapsed": False, "panels": [],
+                    "gridPos": {"x": 0, "y": y, "w": 24, "h": 1}})
+        pid, y = pid + 1, y + 1
+        x, line_height = 0, 0
+        for kind, name, exprs, unit, w, h, extra in specs:
+            if x + w > 24:
+                x, y, line_height = 0, y + line_height, 0
+            out.append(panel(pid, name, kind, exprs, x, y, w=w, h=h, unit=unit, extra=extra))
+            pid, x, line_height = pid + 1, x + w, max(line_height, h)
+        y += line_height
+    return out
+
+
+panels = layout(ROWS)
 
 def variable(name, label, definition):
     return {"name": name, "type": "query", "label": label,
@@ -126,7 +178,7 @@ dashboard = {
     "title": "Fusebox circuit breakers",
     "uid": "fusebox-breakers",
     "schemaVersion": 39,
-    "version": 2,
+    "version": 3,
     "editable": True,
     "time": {"from": "now-6h", "to": "now"},
     "refresh": "30s",
