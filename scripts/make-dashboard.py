@@ -40,14 +40,16 @@ state_mappings = {str(code): {"text": name.replace("_", " "), "color": color} fo
 
 
 # Rows, each a list of (panel maker, width, height); positions are laid out below, left to right.
-STATE_COLORS = {"fieldConfig": {"defaults": {
-    "mappings": [{"type": "value", "options": state_mappings}],
-    "color": {"mode": "thresholds"},
-    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}
-UP_COLORS = {"fieldConfig": {"defaults": {
-    "mappings": [{"type": "value", "options": {"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}}}],
-    "color": {"mode": "thresholds"},
-    "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}
+def value_colors(options):
+    """A state timeline's text and colour for each value."""
+    return {"fieldConfig": {"defaults": {
+        "mappings": [{"type": "value", "options": options}],
+        "color": {"mode": "thresholds"},
+        "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}]}}}}
+
+
+STATE_COLORS = value_colors(state_mappings)
+UP_COLORS = value_colors({"0": {"text": "down", "color": "red"}, "1": {"text": "up", "color": "green"}})
 RATIO_LIMITS = {"fieldConfig": {"defaults": {
     "unit": "percentunit", "min": -1, "max": 1, "custom": {"thresholdsStyle": {"mode": "line"}},
     "thresholds": {"mode": "absolute", "steps": [{"color": "green", "value": None}, {"color": "red", "value": 0.5}]}}}}

@@ -13,6 +13,4 @@ extension Engine {
         decide { registry in registry.finishProbe(ticket, result, at: clock.now()) }
     }
 
-    /// Whether any breaker has a `probe:` section (the prober runs only then).
-    public var probesConfigured: Bool { registry.withLock { $0.breakers.contains { $0.policy.probe != nil } } }
 }

@@ -32,6 +32,8 @@ extension Registry {
         case .force(let mode): change = breakers[index].force(mode, at: now, random: &random)
         case .reset: change = breakers[index].reset(at: now, random: &random)
         }
+        // The transition is told before `operated` (peers apply the operator's act after its effect),
+        // so settle is left only the queue.
         if let change { transitioned(change, index) }
         events.append(.operated(breaker: breakers[index].name, action: action, local: local, at: now))
         settle(index, nil, at: now)
