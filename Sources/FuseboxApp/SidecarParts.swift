@@ -72,14 +72,18 @@ struct SidecarParts {
             // First in the list, so the group stops it last and its final flush sees every event.
             services.append(.init(service: StoreService(writer: store), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))
         }
+        // Before the sockets, so it stops after them: leases still expire while clients drain.
+        var offer: (@Sendable ([String]) -> Void)?
+        if let fleet { offer = { candidates in fleet.offer(candidates) } }
+        let scheduler = DeadlineScheduler(engine: engine, prober: ProbeRunner(engine: engine, logger: logger), offerCandidates: offer)
         services += [
+            .init(service: scheduler, successTerminationBehavior: .ignore, serviceName: "scheduler"),
             .init(service: server, successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "sockets"),
             .init(
-                service: Self.reloader(configuration, source: source, engine: engine, server: server, metrics: metrics, logSink: logSink, clock: clock, logger: logger),
+                service: Self.reloader(configuration, source: source, engine: engine, server: server, metrics: metrics, fleet: fleet,
+                                       logSink: logSink, clock: clock, logger: logger),
                 successTerminationBehavior: .ignore, serviceName: "reload"
             ),
-            // Always there, as a reload may add a probe; with none configured a tick is one pass over the breakers under the lock.
-            .init(service: ProbeRunner(engine: engine, logger: logger), successTerminationBehavior: .ignore, serviceName: "probes"),
         ]
         if let endpoint = configuration.http {
             let http = Self.http(endpoint, configuration, engine: engine, metrics: metrics, readiness: readiness, store: store,
@@ -113,11 +117,15 @@ struct SidecarParts {
     /// series and the sockets' allowed uids; SIGHUP also reopens a log file.
     static func reloader(
         _ configuration: Configuration, source: ConfigSource, engine: Engine, server: SocketServer, metrics: FuseboxMetrics,
-        logSink: LineSink, clock: some BreakerClock, logger: Logger
+        fleet: FleetService?, logSink: LineSink, clock: some BreakerClock, logger: Logger
     ) -> ConfigReloader {
         ConfigReloader(
             source: source, engine: engine, running: configuration, logger: logger,
-            finished: { ok in metrics.reloaded(ok: ok, at: clock.now()) },
+            finished: { ok in
+                metrics.reloaded(ok: ok, at: clock.now())
+                // The fleet follows a new shared set at once rather than at its next lease or refresh.
+                if ok { fleet?.configurationChanged() }
+            },
             hangup: {
                 do { try logSink.reopen() } catch {
                     logger.error("log_reopen_failed", metadata: ["error": .string("\(error)"), "kept": .string("the open log file")])

@@ -33,7 +33,7 @@ struct Breaker: Sendable {
     private(set) var probesInFlight = 0
     private var probeSuccesses = 0
     /// Since when a probe has been outstanding without an answer.
-    private var probeSilentSince: Timestamp?
+    private(set) var probeSilentSince: Timestamp?
 
     private(set) var lastError: String?
     private(set) var lastStatus: Int?
@@ -48,12 +48,16 @@ struct Breaker: Sendable {
     /// Acquires in the engine's `WaitQueue` for this breaker.
     var waiting = 0
     /// At `max_transitions_per_minute`, an open breaker stays open.
-    private var rateLimit: TransitionRateLimit
+    private(set) var rateLimit: TransitionRateLimit
     /// Recent latency, for `fastest` chains.
     var latency = LatencyAverage()
     /// A `closed_interval` check is out, and when the last one went.
     private(set) var closedCheckOut = false
     private(set) var lastClosedCheck: Timestamp?
+    /// Fleet mode: when a due breaker may next be offered for the fleet's probe (see `offerCandidacy`).
+    var nextCandidacy: Timestamp?
+    /// No later than the earliest timeout among this breaker's queued acquires (see `timerDeadline`).
+    var waitDeadline: Timestamp?
 
     init(name: String, policy: BreakerPolicy, now: Timestamp) {
         self.name = name
@@ -100,7 +104,7 @@ struct Breaker: Sendable {
     }
 
     /// The probe policy when the sidecar probes itself (`mode: active`).
-    private var activeProbe: ProbePolicy? { policy.probe.flatMap { $0.isActive ? $0 : nil } }
+    var activeProbe: ProbePolicy? { policy.probe.flatMap { $0.isActive ? $0 : nil } }
 
     /// Who ends this breaker's open periods: fleet mode's gate, else its policy.
     var probeAuthority: ProbeAuthority {
@@ -110,7 +114,7 @@ struct Breaker: Sendable {
 
     /// Whether the breaker is open and its open period has run out. At the
     /// transition cap the period is lengthened instead, and is not over.
-    private mutating func openPeriodOver(at now: Timestamp) -> Bool {
+    mutating func openPeriodOver(at now: Timestamp) -> Bool {
         guard state == .open else { return false }
         if let until = openUntil, now < until { return false }
         return holdOpen(at: now) == nil
@@ -463,6 +467,7 @@ struct Breaker: Sendable {
         stateSince = now
         rateLimit.note(now)
         openUntil = nil
+        nextCandidacy = nil
         probesInFlight = 0
         probeSuccesses = 0
         probeSilentSince = nil

@@ -41,10 +41,12 @@ extension Breaker {
 }
 
 extension Registry {
-    /// Records `change` of breaker `index` as an event and posts the breaker's new state.
+    /// Records `change` of breaker `index` as an event, posts the breaker's
+    /// new state and notes its new deadline.
     mutating func transitioned(_ change: Transition, _ index: Int) {
         events.append(.transitioned(change))
         board?.post(breakers[index].posted, slot: index)
+        noteDeadline(index, at: change.at)
     }
 
     /// Posts every breaker (a new board, or a reload that moved them).

@@ -26,12 +26,6 @@ extension Engine {
         decide { registry in registry.gateProbes(breakers, gated, at: clock.now()) }
     }
 
-    /// Gated breakers whose open period has run out: they may claim the
-    /// fleet's probe. Read by the fleet's own task, off the decision path.
-    public func probeCandidates() -> [String] {
-        decide { registry in registry.probeCandidates(at: clock.now()) }
-    }
-
     /// This sidecar holds the fleet's probe lease for `breaker`: it goes
     /// half-open here. False when it is no longer due (a peer's result came first).
     @discardableResult

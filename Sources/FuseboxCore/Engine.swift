@@ -8,6 +8,9 @@ public final class Engine: Sendable {
     let clock: any BreakerClock
     private let sink: any EngineEventSink
     let registry: Mutex<Registry>
+    /// Rung when a decision brings the next deadline closer than the
+    /// scheduler's sleep (rarely: a first lease, a probe slot, a transition).
+    public let deadlineMoved = Doorbell()
     /// Configurations applied since start: background services that cache
     /// what the configuration says (fleet mode's shared set) look at it
     /// without taking the lock.
@@ -131,13 +134,6 @@ public final class Engine: Sendable {
         decide { registry in registry.releaseOwned(by: owner, atMost: atMost, at: clock.now()) }
     }
 
-    /// Expires overdue leases and moves time-driven transitions along (open →
-    /// half-open, a silent probe past `max_wait`). The server calls it from a
-    /// timer so transitions are seen even without traffic.
-    public func tick() {
-        decide { registry in registry.tick(at: clock.now()) }
-    }
-
     /// Runs one decision under the lock, then, outside it, hands queued
     /// acquires it answered to their waiters and delivers pending events.
     /// Only one thread delivers events at a time, taking them in decision
@@ -152,6 +148,7 @@ public final class Engine: Sendable {
         var batch: [EngineEvent] = []
         var ready: [WaitDelivery]?
         var delivering = false
+        var wake = false
         let result = try registry.withLock { (registry: inout Registry) throws(Failure) -> Result in
             // A request that throws leaves any events it made queued: the next decision delivers them.
             let result = try body(&registry)
@@ -159,9 +156,14 @@ public final class Engine: Sendable {
                 ready = registry.ready
                 registry.ready = []
             }
+            if registry.wakeMoved {
+                registry.wakeMoved = false
+                wake = true
+            }
             delivering = registry.takeEventsToDeliver(into: &batch)
             return result
         }
+        if wake { deadlineMoved.ring() }
         if let ready { for delivery in ready { delivery.waiter.answer(delivery.decision) } }
         if delivering { deliver(&batch) }
         return result

@@ -7,15 +7,11 @@ extension Registry {
     mutating func gateProbes(_ names: Set<String>, _ gated: Bool, at now: Timestamp) {
         for index in breakers.indices where names.contains(breakers[index].name) {
             breakers[index].probeGated = gated
+            breakers[index].nextCandidacy = nil
         }
+        // Who ends an open period changed: a candidate, or a half-open breaker, may be due now.
         if !gated { tick(at: now) }
-    }
-
-    /// Gated breakers whose open period has run out.
-    mutating func probeCandidates(at now: Timestamp) -> [String] {
-        var due: [String] = []
-        for index in breakers.indices where breakers[index].probeDue(at: now) { due.append(breakers[index].name) }
-        return due
+        noteWake(now)
     }
 
     /// This sidecar won the fleet's probe lease for `name`; false when it is no longer due.

@@ -2,8 +2,9 @@
 /// operator's force or reset, and the snapshot `status` reads.
 extension Registry {
     /// The end of every decision about one breaker: its transition, if it
-    /// made one, is told and posted, and its queue is served (a slot may
-    /// have freed, or the breaker may now refuse everyone waiting).
+    /// made one, is told and posted (and its new deadline noted), and its
+    /// queue is served (a slot may have freed, or the breaker may now refuse
+    /// everyone waiting).
     mutating func settle(_ index: Int, _ change: Transition?, at now: Timestamp) {
         if let change { transitioned(change, index) }
         if breakers[index].waiting > 0 { serveWaiters(index, at: now) }

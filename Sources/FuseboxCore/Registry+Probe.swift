@@ -1,22 +1,13 @@
 /// The sidecar's own probes, and the state taken up after a restart.
 extension Registry {
-    /// Starts every probe that is due, at most one per breaker.
-    mutating func startDueProbes(at now: Timestamp) -> [ProbeTicket] {
-        var tickets: [ProbeTicket] = []
-        for index in breakers.indices where breakers[index].policy.probe != nil {
-            guard let (ticket, change) = breakers[index].startProbe(at: now, random: &random) else { continue }
-            settle(index, change, at: now)
-            tickets.append(ticket)
-        }
-        return tickets
-    }
-
     /// A started probe's result; a breaker removed meanwhile (reload) is passed over.
     mutating func finishProbe(_ ticket: ProbeTicket, _ result: ProbeResult, at now: Timestamp) {
         guard let index = byName[ticket.breaker] else { return }
         let change = breakers[index].finishProbe(ticket, result, at: now, random: &random)
         events.append(.probed(breaker: ticket.breaker, result: result, closedCheck: ticket.closedCheck, at: now))
         settle(index, change, at: now)
+        // The next closed check, or the next probe of a half-open breaker that needs more successes, may be due.
+        noteDeadline(index, at: now)
     }
 
     /// Takes up the saved states of the breakers still configured; returns

@@ -26,6 +26,8 @@ extension Registry {
             breaker: breaker.name, cost: cost, owner: owner, enqueuedAt: now, deadline: now + wait, waiter: waiter
         ))
         breakers[index].waiting += 1
+        breakers[index].waitDeadline = min(breakers[index].waitDeadline ?? ticket.deadline, ticket.deadline)
+        noteWake(ticket.deadline)
         return .queued(ticket)
     }
 

@@ -20,9 +20,16 @@ struct Registry: Sendable {
     var deliveringEvents = false
     /// Where states are posted for the clients' fast path, if anywhere.
     var board: (any BreakerStateBoard)?
+    /// No later than the earliest deadline of any breaker (see `runDue`);
+    /// nil when nothing is due until a decision. Starts at once: a closed
+    /// check is due at start.
+    var nextWake: Timestamp?
+    /// A decision moved `nextWake` earlier: the scheduler is woken to sleep less.
+    var wakeMoved = false
 
     init(configuration: EngineConfiguration, now: Timestamp, seed: UInt64) {
         random = SplitMix64(seed: seed)
+        nextWake = now
         for definition in configuration.breakers {
             byName[definition.name] = breakers.count
             breakers.append(Breaker(name: definition.name, policy: definition.policy, now: now))
@@ -94,6 +101,8 @@ struct Registry: Sendable {
         permits[slot].deadline = deadline
         linkLease(slot, to: index)
         if owner >= 0 { linkOwner(slot, to: owner) }
+        // Only a first lease or a probe slot can bring the breaker's deadline closer.
+        if admission.probe { noteDeadline(index, at: now) } else if breakers[index].leaseHead == slot { noteWake(deadline) }
         let permit = Permit(
             id: id, breaker: breakers[index].name, generation: generation, probe: admission.probe, deadline: deadline,
             ttl: breakers[index].policy.permitTTL
@@ -129,6 +138,7 @@ struct Registry: Sendable {
             cost: Int(held.cost), at: now
         )
         settle(index, change, at: now)
+        if held.probe { probeSlotFreed(index, at: now) }
         return breakers[index].state
     }
 
@@ -157,6 +167,7 @@ struct Registry: Sendable {
         breakers[index].release(generation: held.generation, probe: held.probe, at: now)
         events.append(.permitEnded(breaker: breakers[index].name, how: reason == .abandoned ? .abandoned : .cancelled, at: now))
         settle(index, nil, at: now)
+        if held.probe { probeSlotFreed(index, at: now) }
     }
 
     /// Counts one result and lets the breaker and its budgets act on it.
@@ -194,30 +205,6 @@ struct Registry: Sendable {
         )
     }
 
-    /// Expires the leases that ran out, oldest first, and moves timers on.
-    mutating func tick(at now: Timestamp) {
-        for index in breakers.indices {
-            while breakers[index].leaseHead >= 0 {
-                let slot = breakers[index].leaseHead
-                let held = permits[slot]
-                guard held.deadline <= now else { break }
-                retire(slot)
-                events.append(.permitEnded(breaker: breakers[index].name, how: .expired, at: now))
-                let ttl = breakers[index].policy.permitTTL
-                let change = record(
-                    index, .timeout, CallReport(outcome: .timeout, latency: ttl, error: "permit expired unreported"),
-                    generation: held.generation, probe: held.probe, expired: true, at: now
-                )
-                if let change { transitioned(change, index) }
-            }
-            if let change = breakers[index].tick(at: now, random: &random) { transitioned(change, index) }
-            if let until = breakers[index].takeHoldNotice(at: now) {
-                events.append(.heldOpen(breaker: breakers[index].name, until: until, at: now))
-            }
-            if breakers[index].waiting > 0 { expireWaiters(index, at: now) }
-        }
-    }
-
     // MARK: Owners
 
     /// The owner's entry, checked to be open and under its cap.
@@ -242,6 +229,7 @@ struct Registry: Sendable {
             breakers[index].release(generation: held.generation, probe: held.probe, at: now)
             events.append(.permitEnded(breaker: breakers[index].name, how: .abandoned, at: now))
             settle(index, nil, at: now)
+            if held.probe { probeSlotFreed(index, at: now) }
             released += 1
         }
         guard owners[entry].head < 0 else { return false }
@@ -252,7 +240,7 @@ struct Registry: Sendable {
     // MARK: Lease lists
 
     /// Ends a permit's life in the table: out of its breaker's and owner's lists, slot freed.
-    private mutating func retire(_ slot: Int32) {
+    mutating func retire(_ slot: Int32) {
         unlinkLease(slot)
         unlinkOwner(slot)
         permits.free(slot)
@@ -343,6 +331,8 @@ struct Registry: Sendable {
         byName = nextByName
         setChains(configuration.chains)
         for index in breakers.indices where breakers[index].waiting > 0 { serveWaiters(index, at: now) }
+        // New policies move deadlines every which way (a closed check added, a shorter `max_wait`).
+        noteWake(now)
         return summary
     }
 }

@@ -91,6 +91,12 @@ struct WaitQueue: Sendable {
         return expired
     }
 
+    /// The earliest timeout among `breaker`'s waiters (nil: none waits).
+    func earliestDeadline(of breaker: String) -> Timestamp? {
+        guard let line = lines[breaker] else { return nil }
+        return line.tickets[line.head...].compactMap { waiters[$0]?.deadline }.min()
+    }
+
     /// Takes out every waiter of `breaker` (the breaker was removed).
     mutating func removeAll(of breaker: String) -> [Waiter] {
         var all: [Waiter] = []

@@ -40,6 +40,8 @@ final class FleetOpenings: Sendable {
     private let lost = Mutex<[String: (epoch: Int64, until: Timestamp)]>([:])
     /// Probe leases held here, per breaker.
     private let held = Mutex<[String: HeldLease]>([:])
+    /// Breakers the engine's scheduler offered for the fleet's probe, not yet claimed.
+    private let offered = Mutex<Set<String>>([])
     /// Wakes the publisher of the current connection (a stream ends with the task that reads it, so one per connection).
     private let wake = Mutex<AsyncStream<Void>.Continuation?>(nil)
 
@@ -282,7 +284,13 @@ final class FleetOpenings: Sendable {
     /// had no call to let through frees the fleet within about this long.
     static let leaseTerm = Duration.seconds(3)
 
-    /// For each shared breaker whose open period ran out here: claims the probe
+    /// Shared breakers whose open period ran out here (the engine's
+    /// scheduler offers each again every half second until it leaves open).
+    func offer(_ breakers: [String]) {
+        offered.withLock { $0.formUnion(breakers) }
+    }
+
+    /// For each breaker offered since the last call: claims the probe
     /// lease for its epoch. The winner goes half-open; the others wait for its result.
     /// A lease is free once lapsed, or for a newer epoch, or to its own holder
     /// (due again here, so its last probe is over: a result peers never saw
@@ -290,7 +298,11 @@ final class FleetOpenings: Sendable {
     func claimProbes(_ store: some FleetStore) async throws {
         try await renewLeases(store)
         let now = clock.now()
-        for breaker in engine.probeCandidates() {
+        let candidates = offered.withLock { offered in
+            defer { offered.removeAll() }
+            return offered.sorted()
+        }
+        for breaker in candidates {
             let epoch = epochs.withLock { $0[breaker] ?? 0 }
             if let lastLost = lost.withLock({ $0[breaker] }), lastLost.epoch == epoch, now < lastLost.until { continue }
             let expires = now + Self.leaseTerm
@@ -306,8 +318,8 @@ final class FleetOpenings: Sendable {
         }
     }
 
-    /// Renews the leases whose probe is still out here (half-open, a probe in
-    /// flight within the last term), once half their term is gone; forgets
+    /// Renews the leases whose probe is still out here (half-open, a probe
+    /// in flight at a renewal within the last term), once half their term is gone; forgets
     /// the others: a finished probe's result is published, and a newer epoch
     /// frees the lease anyway. An idle holder's lease lapses, so a peer with
     /// calls to make probes instead.
@@ -321,12 +333,17 @@ final class FleetOpenings: Sendable {
             }
             var renewed = lease
             if breakerNow.probesInFlight > 0 { renewed.busy = now }
-            if lease.expires - now < Self.leaseTerm / 2, now - renewed.busy < Self.leaseTerm {
+            if lease.expires - now <= Self.leaseTerm / 2, now - renewed.busy < Self.leaseTerm {
                 renewed.expires = now + Self.leaseTerm
                 try await store.renewProbe(breaker: breaker, epoch: lease.epoch, term: Self.leaseTerm)
             }
             held.withLock { $0[breaker] = renewed }
         }
+    }
+
+    /// When `claimProbes` next has a lease to renew (half its term before it lapses); nil: none held.
+    var nextRenewal: Timestamp? {
+        held.withLock { $0.values.map { $0.expires - Self.leaseTerm / 2 }.min() }
     }
 }
 

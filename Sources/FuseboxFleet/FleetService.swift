@@ -25,9 +25,10 @@ public final class FleetService: Service, EngineEventSink {
     private let budgets: BudgetLeases
     private let shipper: HistoryShipper?
     private let link: FleetLinkLog
+    /// Wakes the claim loop: a probe candidate offered, or a reload.
+    private let bell = Doorbell()
 
-    /// How often gated breakers are checked for a due probe, and the longest any fleet query may take.
-    static let claimInterval = Duration.milliseconds(50)
+    /// The longest any fleet query may take.
     static let queryTimeout = Duration.seconds(5)
     /// The longest one ship pass (up to 200 batches) may take.
     static let shipTimeout = Duration.seconds(60)
@@ -46,6 +47,15 @@ public final class FleetService: Service, EngineEventSink {
         shipper = storePath.map { HistoryShipper(storePath: $0, fleet: settings.name, logger: logger) }
         link = FleetLinkLog(url: settings.postgres, fleet: settings.name, series: series, logger: logger)
     }
+
+    /// Shared breakers due for the fleet's probe (from the engine's scheduler): claimed at once.
+    public func offer(_ candidates: [String]) {
+        openings.offer(candidates)
+        bell.ring()
+    }
+
+    /// A reload was applied: the shared set is followed now rather than at the next lease renewal or refresh.
+    public func configurationChanged() { bell.ring() }
 
     public func receive(_ events: [EngineEvent]) {
         for event in events {
@@ -142,7 +152,8 @@ public final class FleetService: Service, EngineEventSink {
                     }
                 }
             }
-            // Probe claims every claim interval, lease renewals every refresh.
+            // Probe claims when the scheduler offers a breaker, lease renewals at half their term,
+            // budget leases every refresh; in between it sleeps.
             group.addTask {
                 var nextRefresh = self.clock.now()
                 var nextClockCheck = self.clock.now() + .seconds(30)
@@ -160,7 +171,8 @@ public final class FleetService: Service, EngineEventSink {
                         }
                         nextClockCheck = self.clock.now() + .seconds(30)
                     }
-                    try await Task.sleep(for: Self.claimInterval)
+                    let until = min(nextRefresh, nextClockCheck, self.openings.nextRenewal ?? nextClockCheck)
+                    await self.bell.wait(atMost: until - self.clock.now())
                 }
             }
             try await group.next()
@@ -170,9 +182,9 @@ public final class FleetService: Service, EngineEventSink {
 
     /// A reload changed which breakers the fleet shares (one added, `fleet:`
     /// flipped): newly shared ones are gated and caught up with the table,
-    /// no longer shared ones go back to the local state machine. Checked
-    /// each claim interval by a counter, so an unchanged configuration costs
-    /// no lock. Budgets need nothing here: each lease refresh reads them anew.
+    /// no longer shared ones go back to the local state machine. Checked at
+    /// each wake (a reload rings) by a counter, so an unchanged configuration
+    /// costs no lock. Budgets need nothing here: each lease refresh reads them anew.
     private func followReload(_ store: PostgresFleetStore, shared: SharedSet) async throws {
         let reloads = engine.reloadCount
         guard reloads != shared.reloads else { return }

@@ -1,43 +1,28 @@
-import AsyncHTTPClient
 import FuseboxCore
 import Logging
-import NIOCore
-import NIOHTTP1
-import ServiceLifecycle
 
-/// Sends the breakers' active probes. Every `tick` it asks the engine which
-/// probes are due (the engine marks them started under its lock, one per
-/// breaker), sends each from its own task and hands the result back. Nothing
-/// here runs on the decision path: a user's acquire only ever reads the state
-/// a finished probe left.
-public final class ProbeRunner: Service, Sendable {
+/// Sends the probes the engine started and hands each result back. The
+/// scheduler (`DeadlineScheduler`) calls `probe` from a task of its own per
+/// ticket; nothing here runs on the decision path: a user's acquire only ever
+/// reads the state a finished probe left.
+public final class ProbeRunner: Sendable {
     private let engine: Engine
-    private let sender: ProbeSender
-    private let tick: Duration
+    private let sender = ProbeSender()
     private let logger: Logger
 
-    public init(engine: Engine, logger: Logger, tick: Duration = .milliseconds(50)) {
+    public init(engine: Engine, logger: Logger) {
         self.engine = engine
-        self.sender = ProbeSender()
-        self.tick = tick
         self.logger = logger
     }
 
-    public func run() async throws {
-        await withDiscardingTaskGroup { group in
-            while !Task.isCancelled && !Task.isShuttingDownGracefully {
-                for ticket in engine.startDueProbes() {
-                    group.addTask { [engine, sender] in
-                        let result = await sender.send(ticket)
-                        engine.finishProbe(ticket, result)
-                    }
-                }
-                try? await Task.sleep(for: tick)
-            }
-            // Probes still out are cut off: their breakers keep the probe's
-            // slot only until `half_open.max_wait`, like a silent user probe.
-            group.cancelAll()
-        }
+    /// Sends one started probe and gives the engine its result; cut off
+    /// (at its timeout, or cancelled at shutdown) it counts as a timeout.
+    public func probe(_ ticket: ProbeTicket) async {
+        engine.finishProbe(ticket, await sender.send(ticket))
+    }
+
+    /// Closes the probes' HTTP clients; call once no probe is out.
+    public func shutdown() async {
         await sender.shutdown(logger: logger)
     }
 }

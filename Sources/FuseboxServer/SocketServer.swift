@@ -33,8 +33,10 @@ public final class SocketServer: Service, Sendable {
         public var serverName: String
         /// Post breaker states in `<socket>.state` for the clients' fast path.
         public var fastPath: Bool
-        /// How often the engine's timers run (open → half-open, leases, max_wait).
-        public var tickInterval: TimeAmount = .milliseconds(100)
+        /// How often the fast path's state file says the sidecar is alive;
+        /// clients read it as stale after ten beats. (The engine's own timers
+        /// are the scheduler's, not this.)
+        public var heartbeat: TimeAmount = .milliseconds(100)
 
         public init(configuration: Configuration, serverName: String) {
             socket = configuration.socket
@@ -127,21 +129,20 @@ public final class SocketServer: Service, Sendable {
             throw error
         }
         bound.succeed()
-        let engine = self.engine
-        let stateFile = madeStateFile  // fixed from here on: the ticker captures it
-        let ticker = group.next().scheduleRepeatedTask(initialDelay: settings.tickInterval, delay: settings.tickInterval) { _ in
-            engine.tick()
-            stateFile?.beat()
+        let stateFile = madeStateFile  // fixed from here on: the heartbeat captures it
+        // A beat is one store to the mapped file under the board's own lock; it never takes the engine's.
+        let heartbeat = stateFile.map { file in
+            group.next().scheduleRepeatedTask(initialDelay: settings.heartbeat, delay: settings.heartbeat) { _ in file.beat() }
         }
 
         try? await gracefulShutdown()
 
-        let tickerStopped = group.next().makePromise(of: Void.self)
-        ticker.cancel(promise: tickerStopped)
-        if let stateFile {
+        if let stateFile, let heartbeat {
+            let stopped = group.next().makePromise(of: Void.self)
+            heartbeat.cancel(promise: stopped)
             // Clients fall back to the socket from here on; nothing posts or beats after this.
             engine.postStates(to: nil)
-            try? await tickerStopped.futureResult.get()
+            try? await stopped.futureResult.get()
             stateFile.remove()
         }
         let loop = group.next()
@@ -163,7 +164,7 @@ public final class SocketServer: Service, Sendable {
         do {
             let board = try StateFileBoard(
                 socket: settings.socket, breakers: engine.breakerNames.count, socketMode: settings.mode,
-                staleAfter: .nanoseconds(settings.tickInterval.nanoseconds * 10), logger: logger
+                staleAfter: .nanoseconds(settings.heartbeat.nanoseconds * 10), logger: logger
             )
             engine.postStates(to: board)
             logger.info("fast_path_state_file", metadata: ["path": .string(board.path), "file": .string(board.dataPath)])

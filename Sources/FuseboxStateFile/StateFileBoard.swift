@@ -75,7 +75,7 @@ public final class StateFileBoard: BreakerStateBoard, Sendable {
         }
     }
 
-    /// Tells clients the sidecar is alive (the socket server's tick calls it).
+    /// Tells clients the sidecar is alive (the socket server's heartbeat calls it).
     public func beat() {
         current.withLock { $0.beat() }
     }

@@ -38,7 +38,10 @@ struct FleetEngineTests {
         let refused = try engine.acquire("openai")
         #expect(!refused.allowed)
         #expect(try state(engine) == .open)
-        #expect(engine.probeCandidates() == ["openai"])
+        #expect(engine.runDue().fleetCandidates == ["openai"])
+        #expect(engine.runDue().fleetCandidates == [], "offered once per retry interval")
+        clock.advance(by: Breaker.candidacyRetry)
+        #expect(engine.runDue().fleetCandidates == ["openai"], "offered again while no probe has begun here")
 
         #expect(engine.beginFleetProbe("openai"))
         #expect(try state(engine) == .halfOpen)
@@ -56,11 +59,12 @@ struct FleetEngineTests {
         engine.applyFleet("openai", .closed)
         engine.applyFleet("openai", .open(until: start + .seconds(5), probesFailed: 0))
         clock.advance(by: .seconds(6))
-        #expect(engine.probeCandidates() == [])
+        #expect(engine.runDue().fleetCandidates == [])
         #expect(!engine.beginFleetProbe("openai"))
         #expect(try engine.snapshot("openai")[0].openUntil == start + .seconds(60), "held until the cap frees")
+        #expect(engine.nextDeadline == start + .seconds(60), "the scheduler sleeps until the cap frees")
         clock.advance(by: .seconds(55))
-        #expect(engine.probeCandidates() == ["openai"])
+        #expect(engine.runDue().fleetCandidates == ["openai"])
     }
 
     @Test func ungatingHandsAnOverdueBreakerBackToTheLocalStateMachine() throws {

@@ -56,11 +56,13 @@ final class FleetHost: Sendable {
         engine.gateProbes(shared, true)
     }
 
-    /// Publishes what was decided here, applies what peers sent, claims a due probe.
+    /// Publishes what was decided here, applies what peers sent, and claims
+    /// a probe the engine's scheduler found due (its pass, then the offer).
     func sync() async throws {
         try await openings.publishPending(store, shared: shared)
         try await openings.publishStreaks(store, shared: shared)
         deliver()
+        openings.offer(engine.runDue().fleetCandidates)
         try await openings.claimProbes(store)
     }
 

@@ -24,7 +24,7 @@ import pytest
 from conftest import Fleet
 
 PERIOD = 2.0
-SLACK = 0.15  # the sidecars' claim interval (50 ms) and this test's own polling (20 ms), with room
+SLACK = 0.15  # the sidecars' timer slack, the claim round trip and this test's own polling (20 ms), with room
 BODY = f"""
 defaults:
   trip: {{ consecutive_failures: 2, window: off }}
