@@ -108,9 +108,19 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
+        // OTLP/HTTP export (JSON encoding): the metrics /metrics serves and the transitions, pushed to a collector.
+        .target(name: "FuseboxOTLP", dependencies: [
+            "FuseboxCore", "FuseboxConfig", "FuseboxJSON", "FuseboxTelemetry",
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+        ]),
         // `fusebox serve`'s wiring: the engine, its outputs, the store and the services, started and stopped together.
         .target(name: "FuseboxApp", dependencies: [
             "FuseboxCore", "FuseboxConfig", "FuseboxServer", "FuseboxStore", "FuseboxTelemetry", "FuseboxFleet", "FuseboxProbe",
+            "FuseboxOTLP",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
@@ -165,6 +175,7 @@ let package = Package(
         .testTarget(name: "FuseboxSimulateTests", dependencies: ["FuseboxSimulate", "FuseboxCore", "FuseboxJSON"]),
         .testTarget(name: "FuseboxWireTests", dependencies: ["FuseboxWire", "FuseboxJSON", "FuseboxCore"]),
         .testTarget(name: "FuseboxConfigTests", dependencies: ["FuseboxConfig", "FuseboxCore"]),
+        .testTarget(name: "FuseboxOTLPTests", dependencies: ["FuseboxOTLP", "FuseboxCore", "FuseboxJSON"]),
         .testTarget(name: "FuseboxFleetTests", dependencies: [
             "FuseboxFleet", "FuseboxConfig", "FuseboxCore", "FuseboxJSON", "FuseboxTelemetry",
             .product(name: "Logging", package: "swift-log"),

@@ -1,6 +1,7 @@
 import FuseboxConfig
 import FuseboxCore
 import FuseboxFleet
+import FuseboxOTLP
 import FuseboxProbe
 import FuseboxServer
 import FuseboxStore
@@ -37,11 +38,11 @@ struct SidecarParts {
         store = try Self.openStore(configuration, instance: instance, clock: clock, logger: logger)
         // The fleet needs the engine and the engine its sinks: the slot is filled once both exist.
         let fleetSlot = configuration.fleet == nil ? nil : SinkSlot()
+        let otlp = configuration.otlp.map { OTLPExporter(settings: $0, instance: instance, version: version, clock: clock, logger: logger) }
         do {
-            engine = try Engine(
-                configuration: configuration.engine, clock: clock,
-                sink: EventFanout([TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? []) + (fleetSlot.map { [$0] } ?? []))
-            )
+            let sinks: [any EngineEventSink] = [TransitionLog(logger: logger), hub, metrics] + (store.map { [$0] } ?? [])
+                + (fleetSlot.map { [$0] } ?? []) + (otlp.map { [$0] } ?? [])
+            engine = try Engine(configuration: configuration.engine, clock: clock, sink: EventFanout(sinks))
         } catch {
             throw Sidecar.StartError(description: "\(error)")
         }
@@ -71,6 +72,12 @@ struct SidecarParts {
         if let store {
             // First in the list, so the group stops it last and its final flush sees every event.
             services.append(.init(service: StoreService(writer: store), successTerminationBehavior: .gracefullyShutdownGroup, serviceName: "store"))
+        }
+        if let otlp {
+            let engine = self.engine
+            otlp.export { metrics.render((try? engine.snapshot()) ?? []) }
+            // Before the scheduler and the sockets, so it stops after them and exports what the drain decided.
+            services.append(.init(service: otlp, successTerminationBehavior: .ignore, serviceName: "otlp"))
         }
         // Before the sockets, so it stops after them: leases still expire while clients drain.
         var offer: (@Sendable ([String]) -> Void)?

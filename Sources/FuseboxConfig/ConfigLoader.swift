@@ -13,7 +13,7 @@ public enum ConfigLoader {
         "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
         "idle_timeout", "shutdown_timeout", "watch_config", "redact_errors", "fast_path", "allowed_uids", "http", "http_max_connections",
         "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
-        "chains", "fleet",
+        "chains", "fleet", "otlp",
     ]
 
     /// The embedded default.
@@ -147,6 +147,7 @@ public enum ConfigLoader {
         case "instance": config.instance = try name(value, what: "an instance name")
         case "log": config.log = try log(value)
         case "fleet": config.fleet = value.isOff ? nil : try FleetReader.settings(value)
+        case "otlp": config.otlp = value.isOff ? nil : try OTLPReader.settings(value)
         default: break
         }
     }

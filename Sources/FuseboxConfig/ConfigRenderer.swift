@@ -45,6 +45,17 @@ public enum ConfigRenderer {
         } else {
             lines.append("fleet: off")
         }
+        if let otlp = config.otlp {
+            lines.append("otlp:")
+            lines.append("  endpoint: \(quoted(otlp.endpoint))")
+            lines.append("  interval: \(DurationText.format(otlp.interval))")
+            lines.append("  timeout: \(DurationText.format(otlp.timeout))")
+            // Templates only: a header's value may hold a token.
+            let headers = otlp.headers.map { "\(quoted($0.name)): \(quoted($0.template))" }.joined(separator: ", ")
+            lines.append("  headers: {\(headers.isEmpty ? "" : " \(headers) ")}")
+        } else {
+            lines.append("otlp: off")
+        }
         lines.append("defaults:")
         lines += policy(config.defaults).map { "  " + $0 }
         lines.append(config.engine.breakers.isEmpty ? "breakers: {}" : "breakers:")

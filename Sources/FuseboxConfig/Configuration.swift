@@ -73,6 +73,8 @@ public struct Configuration: Sendable, Equatable {
     public var log: LogDestination = .stdout
     /// `nil` without a `fleet:` section: one host, no PostgreSQL.
     public var fleet: FleetSettings?
+    /// Metrics and transition logs pushed to an OpenTelemetry collector; off by default.
+    public var otlp: OTLPSettings?
     /// The policy every breaker starts from before its own overrides.
     public var defaults: BreakerPolicy = .default
     public var engine: EngineConfiguration

@@ -45,15 +45,7 @@ enum ProbeReader {
                 let method = try value.string().uppercased()
                 guard methods.contains(method) else { throw value.error("must be one of \(methods.joined(separator: ", ")), got \"\(method.prefix(20))\"") }
                 probe.method = method
-            case "headers":
-                probe.headers = []
-                for (name, item) in try value.mapping() {
-                    guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
-                        throw item.error("a header name is printable ASCII without spaces or colons")
-                    }
-                    let template = try item.string()
-                    probe.headers.append(ProbeHeader(name: name, template: template, value: try expand(template, at: item, header: name)))
-                }
+            case "headers": probe.headers = try headers(value)
             case "body": probe.body = value.isNull ? nil : try value.string()
             case "expect_status":
                 probe.expectStatus = try value.sequence().map { (item: ConfigNode) throws(ConfigError) -> StatusRule in
@@ -71,6 +63,19 @@ enum ProbeReader {
     private static func atLeast(_ least: Duration, _ value: Duration, _ node: ConfigNode) throws(ConfigError) -> Duration {
         guard value >= least else { throw node.error("expected at least \(DurationText.format(least)), or off") }
         return value
+    }
+
+    /// `name: template` pairs, each template's `${NAME}`s taken from the environment now.
+    static func headers(_ node: ConfigNode) throws(ConfigError) -> [ProbeHeader] {
+        var headers: [ProbeHeader] = []
+        for (name, item) in try node.mapping() {
+            guard !name.isEmpty, name.utf8.allSatisfy({ $0 > 32 && $0 < 127 && $0 != UInt8(ascii: ":") }) else {
+                throw item.error("a header name is printable ASCII without spaces or colons")
+            }
+            let template = try item.string()
+            headers.append(ProbeHeader(name: name, template: template, value: try expand(template, at: item, header: name)))
+        }
+        return headers
     }
 
     /// `${NAME}` replaced by the variable's value. A variable that is not set
