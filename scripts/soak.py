@@ -116,7 +116,7 @@ class Subscriber(threading.Thread):
                     for line in reader:
                         event = json.loads(line)
                         if event.get("event") == "transition":
-                            self.seen.append((event["breaker_name"], event["generation"], event["timestamp"], time.time()))
+                            self.seen.append((event["breaker"], event["generation"], event["timestamp"], time.time()))
             except (OSError, ValueError):
                 time.sleep(0.1)
 
@@ -207,8 +207,8 @@ def main():
     with open(f"{work}/fusebox.log") as f:
         for line in f:
             event = json.loads(line)  # every log line must be JSON
-            if event.get("event") == "circuit_breaker_transition":
-                logged.add((event["breaker_name"], event["generation"], event["timestamp"]))
+            if event.get("event") == "transition":
+                logged.add((event["breaker"], event["generation"], event["timestamp"]))
     crash_window = 1.0  # seconds before the SIGKILL in which the last flush may be lost
     missing_store = [s for s in subscriber.seen if (s[0], s[1], s[2]) not in stored
                      and not (killed_at - crash_window <= s[3] <= killed_at + 0.5)]

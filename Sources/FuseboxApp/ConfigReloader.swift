@@ -136,7 +136,7 @@ public struct ConfigReloader: Service {
             RestartOnly("watch_config", \.watchConfig), RestartOnly("fast_path", \.fastPath),
             RestartOnly("http", \.http), RestartOnly("http_max_connections", \.httpMaxConnections),
             RestartOnly("http_header_timeout", \.httpHeaderTimeout), RestartOnly("http_idle_timeout", \.httpIdleTimeout),
-            RestartOnly("http_json", \.httpJSON), RestartOnly("store", \.store), RestartOnly("log", \.log), RestartOnly("otlp", \.otlp),
+            RestartOnly("http_json", \.httpJSON), RestartOnly("store", \.store), RestartOnly("log", \.log), RestartOnly("log_level", \.logLevel), RestartOnly("otlp", \.otlp),
             RestartOnly("instance", \.instance), RestartOnly("fleet", \.fleet),
         ]
     }

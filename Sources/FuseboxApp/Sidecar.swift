@@ -53,11 +53,22 @@ public enum Sidecar {
             do { sink = try LineSink(appendingTo: path) } catch { throw StartError(description: "\(error)") }
         }
         let instance = configuration.resolvedInstance
+        let level: Logger.Level
+        switch configuration.logLevel {
+        case .trace: level = .trace
+        case .debug: level = .debug
+        case .info: level = .info
+        case .warn: level = .warning
+        case .error: level = .error
+        }
         LoggingSystem.bootstrap { _ in
+            var handler: LineLogHandler
             switch format {
-            case .json: return LineLogHandler(sink: sink, format: .json(instance: instance), clock: clock)
-            case .text: return LineLogHandler(sink: sink, format: .text, clock: clock)
+            case .json: handler = LineLogHandler(sink: sink, format: .json(instance: instance), clock: clock)
+            case .text: handler = LineLogHandler(sink: sink, format: .text, clock: clock)
             }
+            handler.logLevel = level
+            return handler
         }
         return sink
     }

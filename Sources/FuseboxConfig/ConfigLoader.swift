@@ -12,7 +12,7 @@ public enum ConfigLoader {
     static let topLevelKeys = [
         "socket", "admin_socket", "socket_mode", "max_connections", "max_admin_connections", "max_permits_per_connection",
         "idle_timeout", "shutdown_timeout", "watch_config", "redact_errors", "fast_path", "allowed_uids", "http", "http_max_connections",
-        "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "defaults", "breakers",
+        "http_header_timeout", "http_idle_timeout", "http_json", "store", "retention", "instance", "log", "log_level", "defaults", "breakers",
         "chains", "fleet", "otlp",
     ]
 
@@ -146,6 +146,12 @@ public enum ConfigLoader {
         case "retention": config.retention = value.isOff ? nil : try value.duration(maximum: DurationText.maximumRetention)
         case "instance": config.instance = try name(value, what: "an instance name")
         case "log": config.log = try log(value)
+        case "log_level":
+            let text = try value.string()
+            guard let level = LogLevel(rawValue: text) else {
+                throw value.error("must be one of \(LogLevel.allCases.map(\.rawValue).joined(separator: ", ")), got \"\(text.prefix(20))\"")
+            }
+            config.logLevel = level
         case "fleet": config.fleet = value.isOff ? nil : try FleetReader.settings(value)
         case "otlp": config.otlp = value.isOff ? nil : try OTLPReader.settings(value)
         default: break

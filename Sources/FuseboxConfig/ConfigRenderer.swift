@@ -27,6 +27,7 @@ public enum ConfigRenderer {
         lines.append("retention: \(config.retention.map(DurationText.format) ?? "off")")
         lines.append("instance: \(quoted(config.instance))")
         lines.append("log: \(quoted(config.log.description))")
+        lines.append("log_level: \(config.logLevel.rawValue)")
         if let fleet = config.fleet {
             lines.append("fleet:")
             lines.append("  postgres: \(quoted(fleet.postgres.description))")

@@ -71,6 +71,8 @@ public struct Configuration: Sendable, Equatable {
     /// Written into every log line and stored row; `hostname` means this host's name.
     public var instance: String = "hostname"
     public var log: LogDestination = .stdout
+    /// The least severe log line written (docs/logs.md).
+    public var logLevel: LogLevel = .info
     /// `nil` without a `fleet:` section: one host, no PostgreSQL.
     public var fleet: FleetSettings?
     /// Metrics and transition logs pushed to an OpenTelemetry collector; off by default.
@@ -86,5 +88,14 @@ public struct Configuration: Sendable, Equatable {
     /// `instance`, with the word `hostname` replaced by this host's name.
     public var resolvedInstance: String {
         instance == "hostname" ? HostName.current : instance
+    }
+}
+
+/// `log_level`: the standard names, least severe first.
+public enum LogLevel: String, Sendable, CaseIterable, Comparable {
+    case trace, debug, info, warn, error
+
+    public static func < (a: LogLevel, b: LogLevel) -> Bool {
+        allCases.firstIndex(of: a)! < allCases.firstIndex(of: b)!
     }
 }

@@ -1,10 +1,11 @@
 /// The fields of a transition, in the order every output writes them: the
-/// one schema behind the log line, the `subscribe` line and the store's
-/// `transitions` row (metrics take `old_state` and `new_state` as their
-/// `from` and `to` labels). Adding a field here adds it everywhere.
+/// one schema behind the log line, the `subscribe` line, the store's
+/// `transitions` row and the OTLP log record (metrics take `old_state` and
+/// `new_state` as their `from` and `to` labels, and `breaker` as this does).
+/// Adding a field here adds it everywhere.
 public enum TransitionField: String, CaseIterable, Sendable {
     case timestamp
-    case breakerName = "breaker_name"
+    case breaker
     case oldState = "old_state"
     case newState = "new_state"
     case reason
@@ -23,9 +24,6 @@ public enum TransitionField: String, CaseIterable, Sendable {
     case probeStatus = "probe_status"
     /// The fleet member whose decision this sidecar applied (reason `fleet`); empty otherwise.
     case origin
-
-    /// The store's column: as the field, but for `breaker` (named so before this schema).
-    public var storeColumn: String { self == .breakerName ? "breaker" : rawValue }
 }
 
 /// One field's value, typed as outputs need it.
@@ -39,7 +37,7 @@ extension Transition {
     public func value(_ field: TransitionField) -> TransitionFieldValue {
         switch field {
         case .timestamp: return .text(at.rfc3339)
-        case .breakerName: return .text(breaker)
+        case .breaker: return .text(breaker)
         case .oldState: return .text(from.rawValue)
         case .newState: return .text(to.rawValue)
         case .reason: return .text(reason.rawValue)

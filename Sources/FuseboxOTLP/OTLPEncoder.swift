@@ -1,5 +1,6 @@
 import FuseboxCore
 import FuseboxJSON
+import FuseboxTelemetry
 
 /// Metrics and transition logs in OTLP/HTTP's JSON encoding (the protobuf
 /// JSON mapping: lowerCamelCase keys, 64-bit integers as strings, enums as
@@ -111,8 +112,9 @@ struct OTLPEncoder: Sendable {
         let warning = t.to == .open || t.to == .forcedOpen
         out.int("severityNumber", warning ? 13 : 9)
         out.string("severityText", warning ? "WARN" : "INFO")
-        out.object("body") { $0.string("stringValue", "\(t.breaker): \(t.from.rawValue) -> \(t.to.rawValue) (\(t.reason.rawValue))") }
-        out.objects("attributes", [("event.name", TransitionFieldValue.text("circuit_breaker_transition"))] + TransitionField.allCases.map { ($0.rawValue, t.value($0)) }) { attribute, pair in
+        out.object("body") { $0.string("stringValue", TransitionLog.message(t)) }
+        let fields = [("event.name", TransitionFieldValue.text(TransitionLog.event))] + TransitionField.allCases.map { ($0.rawValue, t.value($0)) }
+        out.objects("attributes", fields) { attribute, pair in
             attribute.string("key", pair.0)
             attribute.object("value") { value in
                 switch pair.1 {

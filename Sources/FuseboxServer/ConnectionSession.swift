@@ -129,13 +129,13 @@ public final class ConnectionSession {
         case .force(let breaker, let mode, let reason, let local):
             let state = try engine.force(breaker, mode, local: local)
             logger.notice("operator_force", metadata: [
-                "breaker_name": .string(breaker), "forced": .string(mode.rawValue), "operator_reason": .text(reason),
+                "breaker": .string(breaker), "forced": .string(mode.rawValue), "operator_reason": .text(reason),
                 "new_state": .string(state.rawValue),
             ])
             return Reply(bytes: ResponseEncoder.state(id, state))
         case .reset(let breaker, let local):
             let state = try engine.reset(breaker, local: local)
-            logger.notice("operator_reset", metadata: ["breaker_name": .string(breaker), "new_state": .string(state.rawValue)])
+            logger.notice("operator_reset", metadata: ["breaker": .string(breaker), "new_state": .string(state.rawValue)])
             return Reply(bytes: ResponseEncoder.state(id, state))
         case .subscribe:
             return Reply(bytes: ResponseEncoder.ok(id), subscribe: true)

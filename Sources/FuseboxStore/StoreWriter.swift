@@ -272,7 +272,7 @@ public final class StoreWriter: EngineEventSink, @unchecked Sendable {
     }
 
     static let transitionInsert: String = {
-        let columns = ["instance", "at_ms", "open_until_ms"] + TransitionField.allCases.map(\.storeColumn)
+        let columns = ["instance", "at_ms", "open_until_ms"] + TransitionField.allCases.map(\.rawValue)
         return "INSERT INTO transitions (\(columns.joined(separator: ", "))) VALUES (\(columns.map { _ in "?" }.joined(separator: ", ")))"
     }()
 

@@ -2,11 +2,15 @@ import FuseboxCore
 import FuseboxJSON
 import Logging
 
-/// The JSON log line: the log message is the `event`; metadata become
-/// top-level fields, numbers and booleans as JSON numbers and booleans. A
-/// `timestamp` in the metadata (the engine's time of a transition) replaces
-/// the time of logging.
+/// The JSON log line (docs/logs.md): the log message is the `event`;
+/// `message` says it for people; `service.name` and `instance` say who; the
+/// metadata become top-level fields, numbers and booleans as JSON numbers
+/// and booleans. A `timestamp` in the metadata (the engine's time of a
+/// transition) replaces the time of logging.
 public enum JSONLogLine {
+    /// The fields every line has, in this order, before its own.
+    public static let common = ["event", "timestamp", "level", "message", "service.name", "instance"]
+
     static func line(event: String, level: Logger.Level, instance: String, at: Timestamp, fields: Logger.Metadata) -> [UInt8] {
         var writer = JSONWriter(capacity: 512)
         writer.string("event", event)
@@ -15,9 +19,15 @@ public enum JSONLogLine {
         } else {
             writer.string("timestamp", at.rfc3339)
         }
-        writer.string("level", level.rawValue)
+        writer.string("level", level.standardName)
+        if case .string(let message)? = fields["message"] {
+            writer.string("message", message)
+        } else {
+            writer.string("message", event.split(separator: "_").joined(separator: " "))
+        }
+        writer.string("service.name", "fusebox")
         writer.string("instance", instance)
-        for key in fields.keys.sorted() where key != "timestamp" && key != "instance" && key != "event" && key != "level" {
+        for key in fields.keys.sorted() where !common.contains(key) {
             writer.value(key, Self.json(fields[key]!))
         }
         return writer.finish()
@@ -42,6 +52,22 @@ public enum JSONLogLine {
             return .array(items.map(json))
         case .dictionary(let members):
             return .object(members.keys.sorted().map { ($0, json(members[$0]!)) })
+        }
+    }
+}
+
+extension Logger.Level {
+    /// The level as log pipelines name it (OpenTelemetry's severity texts,
+    /// lower case): swift-log's `notice` is `info`, `warning` is `warn`,
+    /// `critical` is `fatal`.
+    public var standardName: String {
+        switch self {
+        case .trace: return "trace"
+        case .debug: return "debug"
+        case .info, .notice: return "info"
+        case .warning: return "warn"
+        case .error: return "error"
+        case .critical: return "fatal"
         }
     }
 }

@@ -6,7 +6,7 @@ import Logging
 /// clock's stamp) is here once.
 public struct LineLogHandler: LogHandler {
     public enum Format: Sendable {
-        /// `{"event":…,"timestamp":…,"level":…,"instance":…, …metadata}` (`JSONLogLine`).
+        /// `{"event":…,"timestamp":…,"level":…,"message":…,"service.name":"fusebox","instance":…, …metadata}` (`JSONLogLine`).
         case json(instance: String)
         /// `2026-11-30T15:41:59.123Z info  event key=value …` (`TextLogLine`).
         case text

@@ -2,16 +2,17 @@ import FuseboxCore
 import Logging
 
 /// The human-readable alternative (`--log-format text`): one line per event,
-/// `2026-11-30T15:41:59.123Z info  circuit_breaker_transition breaker_name=openai …`.
+/// `2026-11-30T15:41:59.123Z warn     transition breaker=openai …`.
 /// Values are quoted when they hold spaces and escaped so a hostile text
 /// cannot start a new line.
 public enum TextLogLine {
     static func line(event: String, level: Logger.Level, at: Timestamp, fields: Logger.Metadata) -> [UInt8] {
         var stamp = at.rfc3339
         if case .string(let given)? = fields["timestamp"] { stamp = given }
-        let levelText = level.rawValue + String(repeating: " ", count: max(0, 8 - level.rawValue.count))
+        let name = level.standardName
+        let levelText = name + String(repeating: " ", count: max(0, 8 - name.count))
         var line = "\(stamp) \(levelText) \(event)"
-        for key in fields.keys.sorted() where key != "timestamp" {
+        for key in fields.keys.sorted() where key != "timestamp" && key != "message" {
             line += " \(key)=\(render(fields[key]!))"
         }
         return Array((line + "\n").utf8)

@@ -1,11 +1,10 @@
 import FuseboxCore
 import FuseboxJSON
 
-/// The `subscribe` stream's line for a transition (`event: transition`):
-/// the fields of `TransitionField`, the schema the log line and the store
-/// row are written from too.
+/// The `subscribe` stream's line for a transition (`event: transition`,
+/// the log line's event too): the fields of `TransitionField`, the schema
+/// the log line and the store row are written from too.
 public enum TransitionEvent {
-    public static let logEvent = "circuit_breaker_transition"
     public static let streamEvent = "transition"
 
     public static func line(_ t: Transition, event: String, instance: String) -> [UInt8] {
@@ -19,6 +18,8 @@ public enum TransitionEvent {
             }
         }
         writer.string("instance", instance)
+        // Deprecated (0.x): subscribers written before `breaker` read this; removed at 1.0.
+        writer.string("breaker_name", t.breaker)
         return writer.finish()
     }
 

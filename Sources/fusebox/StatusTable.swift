@@ -29,7 +29,7 @@ enum StatusTable {
     /// `15:41:59.123  openai  closed → open  (consecutive_failures)  failures=5  last: 503 upstream down`
     static func describe(_ event: JSONValue) -> String {
         guard event["event"] == .string("transition") else { return JSONWriter.text(event) }
-        var line = "\(time(event["timestamp"]))  \(text(event["breaker_name"]))  \(text(event["old_state"])) → \(text(event["new_state"]))  (\(text(event["reason"])))"
+        var line = "\(time(event["timestamp"]))  \(text(event["breaker"] ?? event["breaker_name"]))  \(text(event["old_state"])) → \(text(event["new_state"]))  (\(text(event["reason"])))"
         line += "  failures=\(text(event["failure_count"])) rate=\(percent(event["failure_rate"]))"
         if event["open_until"] != .null, event["open_until"] != nil { line += " until \(time(event["open_until"]))" }
         let last = [text(event["last_status"]), text(event["last_error"])].filter { $0 != "-" }

@@ -34,7 +34,7 @@ struct ActiveProbeTests {
         }
     }
 
-    static func transitions(_ sidecar: SidecarProcess) -> [JSONValue] { sidecar.logEvents("circuit_breaker_transition") }
+    static func transitions(_ sidecar: SidecarProcess) -> [JSONValue] { sidecar.logEvents("transition") }
 
     static func milliseconds(_ line: JSONValue) throws -> Double {
         guard case .string(let text)? = line["timestamp"] else { throw Timeout(description: "no timestamp in \(line)") }

@@ -155,15 +155,15 @@ struct BlastRadiusTests {
         }
         let sidecar = try SidecarProcess(config: yaml)
         try waitUntil("both hanging endpoints were found dead", timeout: 10) {
-            sidecar.logEvents("circuit_breaker_transition").filter { $0["breaker_name"] == .string("hang1") || $0["breaker_name"] == .string("hang2") }
+            sidecar.logEvents("transition").filter { $0["breaker"] == .string("hang1") || $0["breaker"] == .string("hang2") }
                 .count >= 2
         }
         // Six more rounds of probing while both hang (healthy checks every second, hanging ones every open
         // period): waited for by the stub's count, not by the clock.
         let before = try stub.requests()
         try waitUntil("six more rounds of healthy probes", timeout: 30) { try stub.requests() >= before + 4 * 6 }
-        let opened = sidecar.logEvents("circuit_breaker_transition").compactMap { line -> String? in
-            guard case .string(let name)? = line["breaker_name"], healthy.contains(name) else { return nil }
+        let opened = sidecar.logEvents("transition").compactMap { line -> String? in
+            guard case .string(let name)? = line["breaker"], healthy.contains(name) else { return nil }
             return name
         }
         #expect(opened.isEmpty, "healthy breakers opened: \(opened)")

@@ -56,7 +56,7 @@ struct HostileClientMediumTests {
             }
             cycles += 1
         }
-        let transitions = sidecar.logEvents("circuit_breaker_transition").count
+        let transitions = sidecar.logEvents("transition").count
         #expect(cycles > 500)
         #expect(transitions <= 20 + 2, "\(transitions) transitions in 3 s of flapping (cap 20 a minute)")
         try waitUntil("the hold is logged") { sidecar.logEvents("transitions_rate_limited").count == 1 }

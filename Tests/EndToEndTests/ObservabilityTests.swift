@@ -29,12 +29,12 @@ struct ObservabilityTests {
         #expect(try JSONParser.parse(try #require(try client.readLine()))["error"]?["code"] == .string("bad_json"))
 
         try waitUntil("every trip is logged") {
-            sidecar.logEvents("circuit_breaker_transition").filter { $0["new_state"] == .string("open") }.count == Self.hostile.count
+            sidecar.logEvents("transition").filter { $0["new_state"] == .string("open") }.count == Self.hostile.count
         }
         for line in sidecar.logLines {
             #expect((try? JSONParser.parse(line)) != nil, "not one JSON object: \(line.prefix(200))")
         }
-        let trips = sidecar.logEvents("circuit_breaker_transition").filter { $0["new_state"] == .string("open") }
+        let trips = sidecar.logEvents("transition").filter { $0["new_state"] == .string("open") }
         for (trip, text) in zip(trips, Self.hostile) {
             guard case .string(let logged)? = trip["last_error"] else { Issue.record("no last_error"); continue }
             if text.utf8.count <= WireLimits.maxErrorBytes {
@@ -43,7 +43,7 @@ struct ObservabilityTests {
                 #expect(logged.utf8.count <= WireLimits.maxErrorBytes)
                 #expect(logged.hasSuffix("…") && text.hasPrefix(String(logged.dropLast())))
             }
-            for field in ["event", "breaker_name", "old_state", "new_state", "failure_count", "timestamp", "reason",
+            for field in ["event", "breaker", "old_state", "new_state", "failure_count", "timestamp", "reason",
                           "failure_rate", "calls_in_window", "last_status", "open_until", "generation", "instance"] {
                 #expect(trip[field] != nil, "missing \(field)")
             }
@@ -55,9 +55,9 @@ struct ObservabilityTests {
         try waitUntil("the socket appears") { FileManager.default.fileExists(atPath: sidecar.socket) }
         let client = try sidecar.connect()
         for _ in 0..<3 { _ = try client.ok(#"{"op":"record","breaker":"openai","status":503,"error":"two\nlines"}"#) }
-        try waitUntil("the transition is logged") { sidecar.logLines.contains { $0.contains("circuit_breaker_transition") } }
-        let line = try #require(sidecar.logLines.first { $0.contains("circuit_breaker_transition") })
-        #expect(line.contains("breaker_name=openai"))
+        try waitUntil("the transition is logged") { sidecar.logLines.contains { $0.contains("transition") } }
+        let line = try #require(sidecar.logLines.first { $0.contains("transition") })
+        #expect(line.contains("breaker=openai") && line.contains(" warn "))
         #expect(line.contains(#"last_error="two\nlines""#))
         #expect(line.contains("new_state=open"))
     }

@@ -40,7 +40,7 @@ struct RestartTests {
         #expect(Int(after) == Int(before)! + 1, "the generation continues")
         #expect(try again.state("openai") == "closed")
         #expect(!(try again.ok(#"{"op":"acquire","breaker":"ollama"}"#)["allowed"] == .bool(true)))
-        let restored = try #require(second.logEvents("circuit_breaker_transition").first { $0["breaker_name"] == .string("ollama") })
+        let restored = try #require(second.logEvents("transition").first { $0["breaker"] == .string("ollama") })
         #expect(restored["reason"] == .string("restored"))
         #expect(restored["new_state"] == .string("open"))
         // The restored transition belongs to the new run: stored after the run's start, as its counters count it.

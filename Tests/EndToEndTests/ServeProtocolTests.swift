@@ -40,8 +40,8 @@ struct ServeProtocolTests {
         guard case .string(let permit)? = probe["permit"] else { Issue.record("no probe permit"); return }
         let closed = try client.ok(#"{"op":"report","permit":"\#(permit)","outcome":"success"}"#)
         #expect(closed["state"] == .string("closed"))
-        try waitUntil("three transitions are logged") { sidecar.logEvents("circuit_breaker_transition").count >= 3 }
-        let logged = sidecar.logEvents("circuit_breaker_transition")
+        try waitUntil("three transitions are logged") { sidecar.logEvents("transition").count >= 3 }
+        let logged = sidecar.logEvents("transition")
         #expect(logged.map { $0["new_state"] } == [.string("open"), .string("half_open"), .string("closed")])
         #expect(logged.first?["failure_count"] == .number("3"))
         #expect(logged.first?["last_error"] == .string("upstream down"))
@@ -126,7 +126,7 @@ struct ServeProtocolTests {
         #expect(try client.ok(#"{"op":"acquire","breaker":"shortlease"}"#)["allowed"] == .bool(false))
         // The lease (300 ms) runs out: a timeout, the breaker reopens, and its next half-open has a free slot.
         try waitUntil("the expired probe reopens it") {
-            sidecar.logEvents("circuit_breaker_transition").contains { $0["reason"] == .string("probe_timeout") }
+            sidecar.logEvents("transition").contains { $0["reason"] == .string("probe_timeout") }
         }
         try waitUntil("a new probe is admitted") {
             try client.request(#"{"op":"acquire","breaker":"shortlease"}"#)["probe"] == .bool(true)
@@ -141,7 +141,7 @@ struct ServeProtocolTests {
         for _ in 0..<3 { _ = try client.ok(#"{"op":"record","breaker":"anthropic","status":429}"#) }
         let event = try JSONParser.parse(try #require(try subscriber.readLine()))
         #expect(event["event"] == .string("transition"))
-        #expect(event["breaker_name"] == .string("anthropic"))
+        #expect(event["breaker"] == .string("anthropic"))
         #expect(event["old_state"] == .string("closed"))
         #expect(event["new_state"] == .string("open"))
         #expect(event["reason"] == .string("consecutive_failures"))

@@ -119,6 +119,8 @@ export interface BreakerStatus {
 export interface TransitionEvent {
   event: 'transition';
   timestamp: string;
+  breaker: string;
+  /** @deprecated the same as `breaker`; sent until 1.0 for subscribers written before it. */
   breaker_name: string;
   old_state: BreakerState;
   new_state: BreakerState;

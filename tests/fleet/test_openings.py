@@ -34,7 +34,7 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
                 origin.ask('{"op":"record","breaker":"openai","outcome":"failure","status":503}')
             opened = subscriptions[0].wait_for(lambda e: e.get("new_state") == "open")
             for peer in subscriptions[1:]:
-                seen = peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")
+                seen = peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker") == "openai")
                 delays.append(millis(seen["timestamp"]) - millis(opened["timestamp"]))
                 # The peer follows the opening: it does not trip again on the failures behind it,
                 # and says which member it followed.
@@ -55,7 +55,7 @@ def test_a_trip_on_one_sidecar_opens_every_peer_within_a_second():
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"openai","outcome":"failure"}')
         for peer in subscriptions[1:]:
-            assert peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker_name") == "openai")["reason"] == "fleet"
+            assert peer.wait_for(lambda e: e.get("new_state") == "open" and e.get("breaker") == "openai")["reason"] == "fleet"
         origin.ask('{"op":"reset","breaker":"openai","local":true}', admin=True)
         time.sleep(1)  # pacing: a negative check: a local reset would have reached peers within milliseconds
         assert origin.state("openai") == "closed"

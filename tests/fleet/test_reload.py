@@ -40,7 +40,7 @@ def test_a_reload_adding_a_breaker_or_flipping_fleet_is_followed_without_reconne
         # A breaker the reload added is shared: the peer follows its opening.
         for _ in range(2):
             origin.ask('{"op":"record","breaker":"mistral","status":503}')
-        opened = watcher.wait_for(lambda e: e.get("breaker_name") == "mistral" and e.get("new_state") == "open", timeout=5)
+        opened = watcher.wait_for(lambda e: e.get("breaker") == "mistral" and e.get("new_state") == "open", timeout=5)
         assert opened["reason"] == "fleet"
         # A breaker the reload made `fleet: false` on the peer is its own.
         for _ in range(2):

@@ -120,8 +120,8 @@ def test_metrics_and_a_transition_arrive_over_otlp_http() -> None:
         assert resource["service.name"] == "fusebox" and resource["service.instance.id"] == "otlp-test"
         record = logs.resource_logs[0].scope_logs[0].log_records[0]
         fields = attributes(record.attributes)
-        assert fields["event.name"] == "circuit_breaker_transition"
-        assert (fields["breaker_name"], fields["old_state"], fields["new_state"]) == ("openai", "closed", "open")
+        assert fields["event.name"] == "transition"
+        assert (fields["breaker"], fields["old_state"], fields["new_state"]) == ("openai", "closed", "open")
         assert fields["reason"] == "consecutive_failures" and fields["failure_count"] == 2
         assert record.severity_text == "WARN" and record.severity_number == 13 and record.time_unix_nano > 0
 

@@ -211,8 +211,8 @@ test('watch() emits transitions, and failOpen goes to listeners and the logger',
   const seen = [];
   const watching = once(fb, 'watching');
   fb.watch();
-  fb.on('open', (event) => seen.push(['open', event.breaker_name, event.reason]));
-  fb.on('close', (event) => seen.push(['close', event.breaker_name, event.reason]));
+  fb.on('open', (event) => seen.push(['open', event.breaker, event.reason]));
+  fb.on('close', (event) => seen.push(['close', event.breaker, event.reason]));
   await watching;
   for (let i = 0; i < 3; i++) await fb.request({ op: 'record', breaker: 'anthropic', status: 500 });
   await admin(sidecar, '{"op":"reset","breaker":"anthropic"}');

@@ -16,7 +16,7 @@ Event = Dict[str, Any]
 
 class Listener:
     """Calls ``callback(event)`` for every transition (the fields of the
-    sidecar's transition log line: ``breaker_name``, ``old_state``,
+    sidecar's transition log line: ``breaker``, ``old_state``,
     ``new_state``, ``reason``, …) until ``stop()``. Reconnects every
     ``reconnect_interval`` seconds while the sidecar is away; a callback that
     raises is logged and does not stop the listener."""

@@ -77,7 +77,7 @@ def test_listeners_hear_every_transition_and_survive_their_own_errors(metered):
     got_three = threading.Event()
 
     def hear(event):
-        heard.append((event["breaker_name"], event["old_state"], event["new_state"], event["reason"]))
+        heard.append((event["breaker"], event["old_state"], event["new_state"], event["reason"]))
         if len(heard) == 1:
             raise RuntimeError("a listener's own bug")
         if len(heard) >= 2:
@@ -109,7 +109,7 @@ def test_async_transitions_arrive_as_an_async_iterator(metered):
         return event
 
     event = asyncio.run(main())
-    assert (event["breaker_name"], event["new_state"]) == ("anthropic", "open")
+    assert (event["breaker"], event["new_state"]) == ("anthropic", "open")
 
 
 def test_tenacity_never_retries_a_refusal_and_waits_what_was_said(metered):
