@@ -113,6 +113,7 @@ let package = Package(
             "FuseboxCore", "FuseboxConfig", "FuseboxJSON", "FuseboxTelemetry",
             .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "NIOCore", package: "swift-nio"),
+            .product(name: "NIOPosix", package: "swift-nio"),  // the blocking pool the metrics are encoded on
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

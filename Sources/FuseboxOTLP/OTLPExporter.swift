@@ -4,6 +4,7 @@ import FuseboxCore
 import Logging
 import NIOCore
 import NIOHTTP1
+import NIOPosix
 import ServiceLifecycle
 import Synchronization
 
@@ -60,23 +61,47 @@ public final class OTLPExporter: Service, EngineEventSink {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow, timeout: .init(connect: .seconds(10)))
         configuration.decompression = .disabled
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-        while !Task.isCancelled {
-            let stopping = Task.isShuttingDownGracefully
-            if !stopping { try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.interval) } }
-            // At shutdown one more round: what was decided since the last export goes out too.
-            await exportOnce(client)
-            if stopping || Task.isShuttingDownGracefully { break }
+        while !Task.isCancelled, !Task.isShuttingDownGracefully {
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: self.settings.interval) }
+            // A stop abandons a metrics export under way (it may take seconds with thousands of breakers).
+            _ = try? await cancelWhenGracefulShutdown { await self.exportMetrics(client) }
+            await exportLogs(client)
         }
+        // Stopping: what was decided since the last export goes out too (the logs; the metrics' last values
+        // are the collector's already, to within an interval).
+        await exportLogs(client)
         try? await client.shutdown()
     }
 
-    /// One round: the metrics, then the transitions waiting (kept for the next round if the collector refuses them).
-    func exportOnce(_ client: HTTPClient) async {
-        let now = clock.now()
-        if let render = exposition.withLock({ $0 }) {
-            let body = encoder.metrics(ExpositionReader.families(render()), start: started, now: now)
-            await post(body, to: "/v1/metrics", client)
+    /// The metrics, rendered, read back and encoded on a thread of NIO's
+    /// blocking pool: with 10,000 breakers that takes seconds, which must
+    /// hold up neither the cooperative pool (the scheduler, the fleet) nor a
+    /// stop (cancelled, this returns at once and the thread's work is dropped).
+    private func exportMetrics(_ client: HTTPClient) async {
+        guard let render = exposition.withLock({ $0 }) else { return }
+        let encoder = self.encoder, started = self.started, now = clock.now()
+        let waiting = Mutex<CheckedContinuation<[UInt8]?, Never>?>(nil)
+        let body = await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<[UInt8]?, Never>) in
+                waiting.withLock { $0 = continuation }
+                if Task.isCancelled {
+                    waiting.withLock { $0.take() }?.resume(returning: nil)
+                    return
+                }
+                NIOThreadPool.singleton.submit { state in
+                    let body = state == .active ? encoder.metrics(ExpositionReader.families(render()), start: started, now: now) : nil
+                    waiting.withLock { $0.take() }?.resume(returning: body)
+                }
+            }
+        } onCancel: {
+            waiting.withLock { $0.take() }?.resume(returning: nil)
         }
+        if let body { await post(body, to: "/v1/metrics", client) }
+    }
+
+    /// The transitions waiting, kept for the next round if the collector refuses them.
+    private func exportLogs(_ client: HTTPClient) async {
+        let now = clock.now()
         let dropped = pending.withLock { pending in
             defer { pending.dropped = 0 }
             return pending.dropped
