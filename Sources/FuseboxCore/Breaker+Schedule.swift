@@ -19,7 +19,7 @@ extension Breaker {
                 due = now  // held open by the transition cap and not yet told (`takeHoldNotice`)
             } else if let until = openUntil {
                 // At the cap `openPeriodOver` moves `openUntil` on, and this with it.
-                due = max(until, probeGated ? nextCandidacy ?? until : until)
+                due = probeGated ? max(until, nextCandidacy ?? until) : until
             }
         case .halfOpen:
             if activeProbe != nil, probesInFlight == 0 {
